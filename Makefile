@@ -1,0 +1,46 @@
+# Recur build and test targets. The fast math path uses OpenBLAS through cgo
+# (build tag "openblas", Debian's libopenblas-dev); a plain `go build` stays
+# pure Go and works anywhere.
+GO       ?= go
+TAGS     ?= openblas
+GOFLAGS_TAGS := -tags '$(TAGS)'
+RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/...
+BENCH    ?= .
+BENCHTIME ?= 3x
+
+.PHONY: setup build test test-race test-purego bench lint proto proto-check quickstart
+
+## setup: install system packages and Go tools (Debian; run as root)
+setup:
+	bash scripts/setup.sh
+
+## build: build the binaries into ./bin
+build:
+	$(GO) build $(GOFLAGS_TAGS) -o bin/ ./cmd/...
+
+## test: the default suite (what CI and the README run)
+test: lint
+	$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 20m ./...
+	$(MAKE) test-purego
+	$(MAKE) test-race
+
+## test-purego: the suite without cgo/OpenBLAS (the fallback path)
+test-purego:
+	CGO_ENABLED=0 $(GO) test -count=1 -timeout 20m ./pkg/rnn/...
+
+## test-race: race detector on the concurrent packages
+test-race:
+	$(GO) test $(GOFLAGS_TAGS) -race -count=1 -timeout 20m $(RACE_PKGS)
+
+## bench: the speed benchmarks (set RECUR_DATA for data-backed ones)
+bench:
+	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
+
+## lint: gofmt and go vet
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(GOFLAGS_TAGS) ./...
+
+## quickstart: train a char LM on the fortunes corpus (Debian's fortunes package)
+quickstart: build
+	./bin/recur train --text /usr/share/games/fortunes --minutes 2

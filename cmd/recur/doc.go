@@ -1,0 +1,2 @@
+// Command recur is the user's CLI: train (local mode), sample, eval, export.
+package main
