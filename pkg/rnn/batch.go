@@ -1,0 +1,416 @@
+package rnn
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+)
+
+// Batch is one minibatch, time-major. Which fields are used depends on the
+// model's shape:
+//
+//	SeqToSeq:       Tokens or X over T steps; Targets [T*B] or Y [T*B*Outputs]
+//	SeqToVec:       Tokens or X over T steps; Targets [B] or Y [B*Outputs]
+//	VecToSeq:       X [B*Input]; DecIn and Targets [TD*B]
+//	EncoderDecoder: Tokens or X over T steps; DecIn and Targets [TD*B]
+//
+// Lengths and DecLengths give the valid steps per sequence (nil: all);
+// targets at padded steps are ignored whatever their value.
+type Batch[F Float] struct {
+	T, B       int
+	Tokens     []int32 // [T*B] input token ids (models with Vocab > 0)
+	X          []F     // [T*B*Input] dense inputs, or [B*Input] for VecToSeq
+	Lengths    []int   // valid input steps per sequence
+	Targets    []int32 // class targets; Ignore skips one
+	Y          []F     // regression targets
+	TD         int     // decoder steps
+	DecIn      []int32 // [TD*B] decoder inputs (BOS, then the targets shifted)
+	DecLengths []int   // valid decoder steps per sequence
+}
+
+// Result is the outcome of a forward pass.
+type Result[F Float] struct {
+	Loss  float64  // summed loss over the counted targets
+	Count int      // number of targets counted (values, for MSE)
+	Final State[F] // final state of the (encoder) stack; view of tape memory
+}
+
+// Mean returns the mean loss per counted target.
+func (r Result[F]) Mean() float64 {
+	if r.Count == 0 {
+		return 0
+	}
+	return r.Loss / float64(r.Count)
+}
+
+// ErrNonFinite is returned when a loss is NaN or infinite.
+var ErrNonFinite = errors.New("rnn: loss is not finite")
+
+// Tape holds one forward pass of a Model and the scratch of its backward
+// pass. It belongs to one goroutine; reuse it for every step.
+type Tape[F Float] struct {
+	m        *Model[F]
+	b        *Batch[F]
+	enc, dec *StackTape[F]
+	x, decX  []F
+	out      []F // stack output read by the head
+	rows     int // head rows
+	feat     []F // SeqToVec head input [B*Hd]
+	logits   []F
+	dLogits  []F
+	dHead    []F
+	tgt      []int32
+	rowMask  []bool
+	bridge   []F // VecToSeq tanh(bridge) [B*L*H]
+	decInit  State[F]
+	dFinal   State[F]
+	rng      *rand.Rand
+	train    bool
+}
+
+// NewTape returns a tape for m. seed drives dropout masks.
+func (m *Model[F]) NewTape(seed uint64) *Tape[F] {
+	tp := &Tape[F]{m: m, rng: rand.New(rand.NewPCG(seed, 0xd209))}
+	if m.rnn != nil {
+		tp.enc = m.rnn.NewTape()
+	}
+	if m.dec != nil {
+		tp.dec = m.dec.NewTape()
+	}
+	return tp
+}
+
+// Forward runs the model on b from the initial state init (zero fields mean
+// zeros; it applies to the stack that reads the input) and returns the
+// summed loss. train enables dropout.
+func (tp *Tape[F]) Forward(b *Batch[F], init State[F], train bool) (Result[F], error) {
+	m := tp.m
+	tp.b, tp.train = b, train
+	if err := m.checkBatch(b); err != nil {
+		return Result[F]{}, err
+	}
+	var res Result[F]
+	switch m.cfg.Shape {
+	case SeqToSeq, SeqToVec, EncoderDecoder:
+		x, err := tp.input(b)
+		if err != nil {
+			return res, err
+		}
+		out, fin, err := m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, init, train, tp.rng)
+		if err != nil {
+			return res, err
+		}
+		res.Final = fin
+		switch m.cfg.Shape {
+		case SeqToSeq:
+			tp.out, tp.rows = out, b.T*b.B
+			tp.maskSteps(b.T, b.B, b.Lengths, b.Targets)
+		case SeqToVec:
+			tp.feat = grow(tp.feat, b.B*m.rnn.OutputSize())
+			topStates(tp.feat, fin.H, m.rnn, b.B)
+			tp.out, tp.rows = tp.feat, b.B
+			tp.tgt, tp.rowMask = b.Targets, nil
+		case EncoderDecoder:
+			tp.encToDec(fin, b.B)
+			if err := tp.decode(b); err != nil {
+				return res, err
+			}
+		}
+	case VecToSeq:
+		tp.vecToState(b)
+		if err := tp.decode(b); err != nil {
+			return res, err
+		}
+	}
+	loss, count, err := tp.head()
+	if err != nil {
+		return res, err
+	}
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return res, fmt.Errorf("%w (sum %v over %d targets)", ErrNonFinite, loss, count)
+	}
+	res.Loss, res.Count = loss, count
+	return res, nil
+}
+
+// input embeds or returns the encoder input.
+func (tp *Tape[F]) input(b *Batch[F]) ([]F, error) {
+	m := tp.m
+	if m.emb == nil {
+		return b.X, nil
+	}
+	if err := m.emb.checkTokens(b.Tokens); err != nil {
+		return nil, err
+	}
+	tp.x = grow(tp.x, len(b.Tokens)*m.emb.dim)
+	embedForward(m.emb, m.Params.Value, b.Tokens, tp.x)
+	return tp.x, nil
+}
+
+// maskSteps sets the head targets to tgt with padded steps ignored.
+func (tp *Tape[F]) maskSteps(T, B int, lengths []int, tgt []int32) {
+	tp.rowMask = nil
+	if lengths == nil {
+		tp.tgt = tgt
+		if tp.m.cfg.Loss == MSE {
+			tp.rowMask = nil
+		}
+		return
+	}
+	if tp.m.cfg.Loss == MSE {
+		tp.rowMask = grow(tp.rowMask, T*B)
+		for t := 0; t < T; t++ {
+			for b := 0; b < B; b++ {
+				tp.rowMask[t*B+b] = t < lengths[b]
+			}
+		}
+		return
+	}
+	tp.tgt = grow(tp.tgt, T*B)
+	for t := 0; t < T; t++ {
+		for b := 0; b < B; b++ {
+			if t < lengths[b] {
+				tp.tgt[t*B+b] = tgt[t*B+b]
+			} else {
+				tp.tgt[t*B+b] = Ignore
+			}
+		}
+	}
+}
+
+// topStates gathers the final hidden state of the top layer, both
+// directions concatenated, into feat [B, H*Dirs].
+func topStates[F Float](feat, h []F, s *Stack[F], B int) {
+	H, D, L := s.cfg.Hidden, s.dirs, s.cfg.Layers
+	for d := 0; d < D; d++ {
+		src := h[((L-1)*D+d)*B*H:]
+		for b := 0; b < B; b++ {
+			copy(feat[b*D*H+d*H:b*D*H+(d+1)*H], src[b*H:(b+1)*H])
+		}
+	}
+}
+
+// encToDec sets the decoder's initial state from the encoder's final state,
+// summing the two directions of a bidirectional encoder.
+func (tp *Tape[F]) encToDec(fin State[F], B int) {
+	s := tp.m.rnn
+	H, D, L := s.cfg.Hidden, s.dirs, s.cfg.Layers
+	n := L * B * H
+	tp.decInit.H = grow(tp.decInit.H, n)
+	sum := func(dst, src []F) {
+		for l := 0; l < L; l++ {
+			o := dst[l*B*H : (l+1)*B*H]
+			copy(o, src[l*D*B*H:(l*D+1)*B*H])
+			if D == 2 {
+				addTo(o, src[(l*D+1)*B*H:(l*D+2)*B*H])
+			}
+		}
+	}
+	sum(tp.decInit.H, fin.H)
+	tp.decInit.C = nil
+	if fin.C != nil {
+		tp.decInit.C = grow(tp.decInit.C, n)
+		sum(tp.decInit.C, fin.C)
+	}
+}
+
+// vecToState computes the decoder's initial state tanh(bridge(x)).
+func (tp *Tape[F]) vecToState(b *Batch[F]) {
+	m := tp.m
+	L, H := m.cfg.Layers, m.cfg.Hidden
+	tp.bridge = grow(tp.bridge, b.B*L*H)
+	linearForward(m.bridge, m.Params.Value, b.X, b.B, tp.bridge)
+	for i, v := range tp.bridge {
+		tp.bridge[i] = tanh(v)
+	}
+	// [B, L*H] -> [L, B, H]
+	tp.decInit.H = grow(tp.decInit.H, L*b.B*H)
+	for bb := 0; bb < b.B; bb++ {
+		for l := 0; l < L; l++ {
+			copy(tp.decInit.H[(l*b.B+bb)*H:(l*b.B+bb+1)*H], tp.bridge[bb*L*H+l*H:bb*L*H+(l+1)*H])
+		}
+	}
+	tp.decInit.C = nil
+}
+
+// decode runs the decoder with teacher forcing over b.DecIn.
+func (tp *Tape[F]) decode(b *Batch[F]) error {
+	m := tp.m
+	if err := m.decEmb.checkTokens(b.DecIn); err != nil {
+		return fmt.Errorf("decoder input: %w", err)
+	}
+	tp.decX = grow(tp.decX, len(b.DecIn)*m.decEmb.dim)
+	embedForward(m.decEmb, m.Params.Value, b.DecIn, tp.decX)
+	out, _, err := m.dec.Forward(tp.dec, tp.decX, b.TD, b.B, b.DecLengths, tp.decInit, tp.train, tp.rng)
+	if err != nil {
+		return fmt.Errorf("decoder: %w", err)
+	}
+	tp.out, tp.rows = out, b.TD*b.B
+	tp.maskSteps(b.TD, b.B, b.DecLengths, b.Targets)
+	return nil
+}
+
+// head applies the linear head and the loss to tp.out.
+func (tp *Tape[F]) head() (float64, int, error) {
+	m := tp.m
+	O := m.cfg.Outputs
+	tp.logits = grow(tp.logits, tp.rows*O)
+	tp.dLogits = grow(tp.dLogits, tp.rows*O)
+	linearForward(m.head, m.Params.Value, tp.out, tp.rows, tp.logits)
+	if m.cfg.Loss == MSE {
+		s, c := squaredError(tp.logits, tp.b.Y, tp.rows, O, tp.rowMask, tp.dLogits)
+		return s, c, nil
+	}
+	return softmaxCrossEntropy(tp.logits, tp.rows, O, tp.tgt, tp.dLogits)
+}
+
+// Backward adds the gradient of the summed loss of the last Forward into
+// grads (a vector laid out like m.Params.Grad; pass m.Params.Grad itself
+// for a single-threaded step). It returns the gradient of the initial
+// state, which truncated BPTT discards.
+func (tp *Tape[F]) Backward(grads []F) State[F] {
+	m, b := tp.m, tp.b
+	vals := m.Params.Value
+	tp.dHead = grow(tp.dHead, tp.rows*m.head.in)
+	linearBackward(m.head, vals, grads, tp.out, tp.dLogits, tp.rows, tp.dHead)
+	switch m.cfg.Shape {
+	case SeqToSeq:
+		dx, dInit := m.rnn.Backward(tp.enc, grads, tp.dHead, State[F]{}, m.emb != nil)
+		tp.embedBack(grads, dx)
+		return dInit
+	case SeqToVec:
+		s := m.rnn
+		tp.dFinal.H = grow(tp.dFinal.H, s.StateSize(b.B))
+		clear(tp.dFinal.H)
+		scatterTop(tp.dFinal.H, tp.dHead, s, b.B)
+		dx, dInit := s.Backward(tp.enc, grads, nil, State[F]{H: tp.dFinal.H}, m.emb != nil)
+		tp.embedBack(grads, dx)
+		return dInit
+	case EncoderDecoder:
+		dDec := tp.decBack(grads)
+		s := m.rnn
+		tp.decToEnc(dDec, b.B)
+		dx, dInit := s.Backward(tp.enc, grads, nil, tp.dFinal, m.emb != nil)
+		tp.embedBack(grads, dx)
+		return dInit
+	case VecToSeq:
+		dDec := tp.decBack(grads)
+		L, H := m.cfg.Layers, m.cfg.Hidden
+		// d bridge pre-activation = dh0 * (1 - tanh^2), [L,B,H] -> [B, L*H]
+		d := grow(tp.dHead, b.B*L*H)
+		for bb := 0; bb < b.B; bb++ {
+			for l := 0; l < L; l++ {
+				for j := 0; j < H; j++ {
+					y := tp.bridge[bb*L*H+l*H+j]
+					d[bb*L*H+l*H+j] = dDec.H[(l*b.B+bb)*H+j] * (1 - y*y)
+				}
+			}
+		}
+		linearBackward(m.bridge, vals, grads, b.X, d, b.B, nil)
+		return State[F]{}
+	}
+	return State[F]{}
+}
+
+func (tp *Tape[F]) embedBack(grads, dx []F) {
+	if tp.m.emb != nil {
+		embedBackward(tp.m.emb, grads, tp.b.Tokens, dx)
+	}
+}
+
+// decBack runs the decoder's backward pass and returns its initial-state
+// gradient.
+func (tp *Tape[F]) decBack(grads []F) State[F] {
+	m := tp.m
+	dx, dInit := m.dec.Backward(tp.dec, grads, tp.dHead, State[F]{}, true)
+	embedBackward(m.decEmb, grads, tp.b.DecIn, dx)
+	return dInit
+}
+
+// decToEnc maps the decoder's initial-state gradient to the encoder's final
+// state (both directions receive it, the adjoint of the sum).
+func (tp *Tape[F]) decToEnc(d State[F], B int) {
+	s := tp.m.rnn
+	H, D, L := s.cfg.Hidden, s.dirs, s.cfg.Layers
+	n := s.StateSize(B)
+	spread := func(dst, src []F) {
+		for l := 0; l < L; l++ {
+			for k := 0; k < D; k++ {
+				copy(dst[(l*D+k)*B*H:(l*D+k+1)*B*H], src[l*B*H:(l+1)*B*H])
+			}
+		}
+	}
+	tp.dFinal.H = grow(tp.dFinal.H, n)
+	spread(tp.dFinal.H, d.H)
+	tp.dFinal.C = nil
+	if d.C != nil {
+		tp.dFinal.C = grow(tp.dFinal.C, n)
+		spread(tp.dFinal.C, d.C)
+	}
+}
+
+// scatterTop is the adjoint of topStates.
+func scatterTop[F Float](h, feat []F, s *Stack[F], B int) {
+	H, D, L := s.cfg.Hidden, s.dirs, s.cfg.Layers
+	for d := 0; d < D; d++ {
+		dst := h[((L-1)*D+d)*B*H:]
+		for b := 0; b < B; b++ {
+			copy(dst[b*H:(b+1)*H], feat[b*D*H+d*H:b*D*H+(d+1)*H])
+		}
+	}
+}
+
+// checkBatch validates the batch's fields against the model.
+func (m *Model[F]) checkBatch(b *Batch[F]) error {
+	c := m.cfg
+	if b.B <= 0 {
+		return fmt.Errorf("rnn: empty batch (B=%d)", b.B)
+	}
+	need := func(what string, got, want int) error {
+		if got != want {
+			return fmt.Errorf("rnn: batch %s has %d values, want %d", what, got, want)
+		}
+		return nil
+	}
+	if c.Shape != VecToSeq {
+		if b.T <= 0 {
+			return fmt.Errorf("rnn: empty batch (T=%d)", b.T)
+		}
+		if c.Vocab > 0 {
+			if err := need("Tokens", len(b.Tokens), b.T*b.B); err != nil {
+				return err
+			}
+		} else if err := need("X", len(b.X), b.T*b.B*c.Input); err != nil {
+			return err
+		}
+	} else if err := need("X", len(b.X), b.B*c.Input); err != nil {
+		return err
+	}
+	switch c.Shape {
+	case SeqToSeq, SeqToVec:
+		rows := b.B
+		if c.Shape == SeqToSeq {
+			rows = b.T * b.B
+		}
+		if c.Loss == MSE {
+			return need("Y", len(b.Y), rows*c.Outputs)
+		}
+		if c.Shape == SeqToVec && b.Lengths != nil {
+			for i, L := range b.Lengths {
+				if L < 1 {
+					return fmt.Errorf("rnn: sequence %d is empty; a classifier needs at least one step", i)
+				}
+			}
+		}
+		return need("Targets", len(b.Targets), rows)
+	default:
+		if b.TD <= 0 {
+			return fmt.Errorf("rnn: empty decoder window (TD=%d)", b.TD)
+		}
+		if err := need("DecIn", len(b.DecIn), b.TD*b.B); err != nil {
+			return err
+		}
+		return need("Targets", len(b.Targets), b.TD*b.B)
+	}
+}
