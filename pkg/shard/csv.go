@@ -197,18 +197,19 @@ func FitNormalizer(s *Series, rows int) (*Normalizer, error) {
 	}
 	n := &Normalizer{Mean: make([]float64, s.Cols), Std: make([]float64, s.Cols)}
 	for c := 0; c < s.Cols; c++ {
-		var sum float64
+		// Welford's update: no overflowing sum, stable for large offsets.
+		var mean, m2 float64
 		for r := 0; r < rows; r++ {
-			sum += s.At(r, c)
+			x := s.At(r, c)
+			d := x - mean
+			mean += d / float64(r+1)
+			m2 += d * (x - mean)
 		}
-		mean := sum / float64(rows)
-		var ss float64
-		for r := 0; r < rows; r++ {
-			d := s.At(r, c) - mean
-			ss += d * d
+		std := math.Sqrt(m2 / float64(rows))
+		if math.IsInf(mean, 0) || math.IsNaN(mean) || math.IsInf(std, 0) || math.IsNaN(std) {
+			return nil, fmt.Errorf("%w: column %q statistics overflow float64", ErrSyntax, s.Names[c])
 		}
-		std := math.Sqrt(ss / float64(rows))
-		if std == 0 || math.IsNaN(std) || math.IsInf(std, 0) {
+		if std == 0 {
 			std = 1
 		}
 		n.Mean[c], n.Std[c] = mean, std

@@ -44,7 +44,7 @@ func ReadIDX(r io.Reader, name string) (*IDX, error) {
 		if n == 0 && err == io.EOF {
 			return nil, inputErr(name, 0, ErrEmpty, "empty IDX file")
 		}
-		return nil, inputErr(name, 0, ErrSize, "IDX header truncated after %d bytes", n)
+		return nil, inputErr(name, 0, ErrSize, "IDX header truncated after %d bytes: %v", n, err)
 	}
 	if head[0] != 0 || head[1] != 0 {
 		return nil, inputErr(name, 0, ErrBadMagic, "IDX magic %02x%02x%02x%02x: first two bytes must be zero", head[0], head[1], head[2], head[3])
@@ -58,7 +58,7 @@ func ReadIDX(r io.Reader, name string) (*IDX, error) {
 	}
 	dimBytes := make([]byte, 4*nd)
 	if _, err := io.ReadFull(br, dimBytes); err != nil {
-		return nil, inputErr(name, 0, ErrSize, "IDX header truncated in %d dimensions", nd)
+		return nil, inputErr(name, 0, ErrSize, "IDX header truncated in %d dimensions: %v", nd, err)
 	}
 	x := &IDX{Dims: make([]int, nd)}
 	total := uint64(1)
