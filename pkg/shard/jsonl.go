@@ -157,6 +157,7 @@ type seqSpec struct {
 type jsonlParser struct {
 	cfg     JSONLConfig
 	in, out seqSpec
+	first   *Example // the first example, whose fields all others must have
 }
 
 // parseLine returns the example of one line; keep is false for blank lines
@@ -195,6 +196,11 @@ func (p *jsonlParser) parseLine(line []byte) (e Example, keep bool, err error) {
 			return e, false, err
 		}
 	}
+	if p.first == nil {
+		p.first = &e
+	} else if err := sameFields(p.first, &e); err != nil {
+		return e, false, err
+	}
 	if m := p.cfg.MaxLen; m > 0 && (e.Input.Len() > m || e.Output.Len() > m) {
 		if p.cfg.OverLong == ErrorLong {
 			return e, false, ferr(ErrTooLong, "sequence of %d input and %d output steps exceeds MaxLen %d", e.Input.Len(), e.Output.Len(), m)
@@ -202,6 +208,26 @@ func (p *jsonlParser) parseLine(line []byte) (e Example, keep bool, err error) {
 		return e, false, nil
 	}
 	return e, true, nil
+}
+
+// sameFields reports an error unless e has "target" and "output" exactly
+// when the first example had them, so that any batch collates.
+func sameFields(first, e *Example) error {
+	for _, f := range []struct {
+		name     string
+		had, has bool
+	}{
+		{"target", first.Label != NoLabel, e.Label != NoLabel},
+		{"output", first.Output.Len() > 0, e.Output.Len() > 0},
+	} {
+		if f.had && !f.has {
+			return ferr(ErrSyntax, "missing %q, which the first example has", f.name)
+		}
+		if !f.had && f.has {
+			return ferr(ErrSyntax, "unexpected %q: the first example has none", f.name)
+		}
+	}
+	return nil
 }
 
 func (p *jsonlParser) parseLabel(v any) (int, error) {
