@@ -414,3 +414,54 @@ func (m *Model[F]) checkBatch(b *Batch[F]) error {
 		return need("Targets", len(b.Targets), b.TD*b.B)
 	}
 }
+
+// sliceBatch makes dst the columns [b0, b1) of src, reusing dst's buffers.
+func sliceBatch[F Float](dst, src *Batch[F], b0, b1 int, cfg Config) {
+	B, w := src.B, b1-b0
+	dst.T, dst.B, dst.TD = src.T, w, src.TD
+	cols := func(d []int32, s []int32, steps int) []int32 {
+		if s == nil {
+			return nil
+		}
+		d = grow(d, steps*w)
+		for t := 0; t < steps; t++ {
+			copy(d[t*w:(t+1)*w], s[t*B+b0:t*B+b1])
+		}
+		return d
+	}
+	colsF := func(d []F, s []F, steps, n int) []F {
+		if s == nil {
+			return nil
+		}
+		d = grow(d, steps*w*n)
+		for t := 0; t < steps; t++ {
+			copy(d[t*w*n:(t+1)*w*n], s[(t*B+b0)*n:(t*B+b1)*n])
+		}
+		return d
+	}
+	sub := func(d, s []int) []int {
+		if s == nil {
+			return nil
+		}
+		return append(d[:0], s[b0:b1]...)
+	}
+	dst.Tokens = cols(dst.Tokens, src.Tokens, src.T)
+	dst.Lengths = sub(dst.Lengths, src.Lengths)
+	dst.DecLengths = sub(dst.DecLengths, src.DecLengths)
+	dst.DecIn = cols(dst.DecIn, src.DecIn, src.TD)
+	if cfg.Shape == VecToSeq {
+		dst.X = colsF(dst.X, src.X, 1, cfg.Input)
+	} else {
+		dst.X = colsF(dst.X, src.X, src.T, cfg.Input)
+	}
+	switch cfg.Shape {
+	case SeqToSeq:
+		dst.Targets = cols(dst.Targets, src.Targets, src.T)
+		dst.Y = colsF(dst.Y, src.Y, src.T, cfg.Outputs)
+	case SeqToVec:
+		dst.Targets = cols(dst.Targets, src.Targets, 1)
+		dst.Y = colsF(dst.Y, src.Y, 1, cfg.Outputs)
+	default:
+		dst.Targets = cols(dst.Targets, src.Targets, src.TD)
+	}
+}

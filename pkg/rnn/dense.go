@@ -94,10 +94,12 @@ func softmaxCrossEntropy[F Float](logits []F, n, V int, targets []int32, dLogits
 		for _, v := range row[1:] {
 			m = max(m, v)
 		}
-		var z F
 		for j, v := range row {
-			e := expF(v - m)
-			d[j] = e
+			d[j] = v - m
+		}
+		expSlice(d)
+		var z F
+		for _, e := range d {
 			z += e
 		}
 		inv := 1 / z
@@ -109,14 +111,6 @@ func softmaxCrossEntropy[F Float](logits []F, n, V int, targets []int32, dLogits
 		count++
 	}
 	return sum, count, nil
-}
-
-// expF returns e**x in the precision of F.
-func expF[F Float](x F) F {
-	if is32[F]() {
-		return F(exp32(float32(x)))
-	}
-	return F(math.Exp(float64(x)))
 }
 
 // squaredError computes sum((y-t)^2) over the rows whose mask is set (nil:

@@ -117,17 +117,17 @@ func lstmStep[F Float](tp *layerTape[F], a []F, t, B, H int) {
 		hn := tp.hs[((t+1)*B+b)*H : ((t+1)*B+b+1)*H]
 		tc := tp.tc[(t*B+b)*H : (t*B+b+1)*H]
 		out := tp.out[(t*B+b)*H : (t*B+b+1)*H]
+		sigmoidSlice(g[:2*H])
+		tanhSlice(g[2*H : 3*H])
+		sigmoidSlice(g[3*H:])
 		gi, gf, gg, go_ := g[0:H], g[H:2*H], g[2*H:3*H], g[3*H:4*H]
 		for j := 0; j < H; j++ {
-			i := sigmoid(gi[j])
-			f := sigmoid(gf[j])
-			gv := tanh(gg[j])
-			o := sigmoid(go_[j])
-			gi[j], gf[j], gg[j], go_[j] = i, f, gv, o
-			c := f*cp[j] + i*gv
-			th := tanh(c)
-			cn[j], tc[j] = c, th
-			h := o * th
+			c := gf[j]*cp[j] + gi[j]*gg[j]
+			cn[j], tc[j] = c, c
+		}
+		tanhSlice(tc)
+		for j := 0; j < H; j++ {
+			h := go_[j] * tc[j]
 			hn[j], out[j] = h, h
 		}
 	}
@@ -148,15 +148,19 @@ func gruStep[F Float](tp *layerTape[F], t, B, H int) {
 		hnew := tp.hs[((t+1)*B+b)*H : ((t+1)*B+b+1)*H]
 		hnSave := tp.hn[(t*B+b)*H : (t*B+b+1)*H]
 		out := tp.out[(t*B+b)*H : (t*B+b+1)*H]
-		gr, gz, gn := g[0:H], g[H:2*H], g[2*H:3*H]
-		hr, hz, hnn := gh[0:H], gh[H:2*H], gh[2*H:3*H]
+		for j := 0; j < 2*H; j++ {
+			g[j] += gh[j]
+		}
+		sigmoidSlice(g[:2*H])
+		r, z, n := g[0:H], g[H:2*H], g[2*H:3*H]
+		hnn := gh[2*H : 3*H]
+		copy(hnSave, hnn)
 		for j := 0; j < H; j++ {
-			r := sigmoid(gr[j] + hr[j])
-			z := sigmoid(gz[j] + hz[j])
-			n := tanh(gn[j] + r*hnn[j])
-			gr[j], gz[j], gn[j] = r, z, n
-			hnSave[j] = hnn[j]
-			h := (1-z)*n + z*hp[j]
+			n[j] += r[j] * hnn[j]
+		}
+		tanhSlice(n)
+		for j := 0; j < H; j++ {
+			h := (1-z[j])*n[j] + z[j]*hp[j]
 			hnew[j], out[j] = h, h
 		}
 	}
@@ -171,15 +175,15 @@ func rnnStep[F Float](tp *layerTape[F], a []F, t, B, H int, relu bool) {
 		g := a[b*H : (b+1)*H]
 		hn := tp.hs[((t+1)*B+b)*H : ((t+1)*B+b+1)*H]
 		out := tp.out[(t*B+b)*H : (t*B+b+1)*H]
-		for j := 0; j < H; j++ {
-			var h F
-			if relu {
-				h = max(g[j], 0)
-			} else {
-				h = tanh(g[j])
+		if relu {
+			for j, v := range g {
+				g[j] = max(v, 0)
 			}
-			g[j], hn[j], out[j] = h, h, h
+		} else {
+			tanhSlice(g)
 		}
+		copy(hn, g)
+		copy(out, g)
 	}
 }
 
