@@ -14,11 +14,17 @@ func TestReadJSONLKinds(t *testing.T) {
 		check      func(Examples) bool
 	}{
 		{"tokens and label", `{"input":[3,1,2],"target":1}` + "\n\n" + `{"input":[5],"target":0}`, JSONLConfig{Classes: 2},
-			func(e Examples) bool { return len(e) == 2 && slices.Equal(e[0].Input.Tokens, []int32{3, 1, 2}) && e[1].Label == 0 }},
+			func(e Examples) bool {
+				return len(e) == 2 && slices.Equal(e[0].Input.Tokens, []int32{3, 1, 2}) && e[1].Label == 0
+			}},
 		{"scalar floats", `{"input":[0.5,2]}`, JSONLConfig{},
-			func(e Examples) bool { return e[0].Input.Dim == 1 && e[0].Input.Values[1] == 2 && e[0].Label == NoLabel }},
+			func(e Examples) bool {
+				return e[0].Input.Dim == 1 && e[0].Input.Values[1] == 2 && e[0].Label == NoLabel
+			}},
 		{"vectors", `{"input":[[1,2],[3,4.5]]}`, JSONLConfig{},
-			func(e Examples) bool { return e[0].Input.Dim == 2 && e[0].Input.Len() == 2 && e[0].Input.Values[3] == 4.5 }},
+			func(e Examples) bool {
+				return e[0].Input.Dim == 2 && e[0].Input.Len() == 2 && e[0].Input.Values[3] == 4.5
+			}},
 		{"forced features", `{"input":[1,2]}`, JSONLConfig{Input: FeatureKind},
 			func(e Examples) bool { return e[0].Input.Dim == 1 }},
 		{"seq2seq with EOS", `{"input":[1,2],"output":[4,5]}`, JSONLConfig{AppendEOS: true, EOS: 9},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -228,6 +229,35 @@ type TextTokens struct {
 	n      int64   // tokens in the part
 	ascii  bool    // one byte per token: token offset = byte offset
 	index  []int64 // byte offset of rune i*checkpointRunes
+
+	// hints remembers the byte offset of runes where recent reads ended, so
+	// a stream reading window after window decodes only its window instead
+	// of walking from the previous checkpoint. Bounded by maxHints.
+	mu    sync.Mutex
+	hints map[int64]int64
+}
+
+const maxHints = 1 << 14
+
+// start returns a rune offset at or before off with its known byte offset.
+func (t *TextTokens) start(off int64) (rune0, byte0 int64) {
+	t.mu.Lock()
+	b, ok := t.hints[off]
+	t.mu.Unlock()
+	if ok {
+		return off, b
+	}
+	ck := off / checkpointRunes
+	return ck * checkpointRunes, t.index[ck]
+}
+
+func (t *TextTokens) hint(runeOff, byteOff int64) {
+	t.mu.Lock()
+	if t.hints == nil || len(t.hints) >= maxHints {
+		t.hints = make(map[int64]int64)
+	}
+	t.hints[runeOff] = byteOff
+	t.mu.Unlock()
 }
 
 // Len returns the number of tokens.
@@ -258,20 +288,25 @@ func (t *TextTokens) ReadTokens(dst []int32, off int64) error {
 	if v.Level() == ByteLevel { // unreachable: byte parts are always ascii
 		return fmt.Errorf("%w: byte-level part without byte offsets", ErrConfig)
 	}
-	ck := off / checkpointRunes
-	skip := int(off - ck*checkpointRunes)
-	start := t.index[ck]
+	r0, start := t.start(off)
+	skip := int(off - r0)
 	buf := make([]byte, min(int64(utf8.UTFMax*(skip+len(dst))), t.hi-start))
 	if err := t.readAt(buf, start); err != nil {
 		return err
 	}
+	pos := start
 	for i := -skip; i < len(dst); i++ {
+		if i == len(dst)-1 {
+			t.hint(off+int64(i), pos)
+		}
 		r, n := utf8.DecodeRune(buf)
 		buf = buf[n:]
+		pos += int64(n)
 		if i >= 0 {
 			dst[i] = v.ID(r)
 		}
 	}
+	t.hint(off+int64(len(dst)), pos)
 	return nil
 }
 

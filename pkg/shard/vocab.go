@@ -44,8 +44,12 @@ type Vocab struct {
 	level Level
 	runes []rune // sorted, char level only
 	ascii [utf8.RuneSelf]int32
+	dense []int32 // id of every rune below len(dense) (BMP vocabularies)
 	index map[rune]int32
 }
+
+// maxDense bounds the dense lookup table (256 KiB of int32).
+const maxDense = 1 << 16
 
 // NewCharVocab returns the char vocabulary of the distinct runes given (any
 // order, duplicates allowed). Invalid runes (utf8.RuneError from bad input,
@@ -66,6 +70,12 @@ func newCharVocab(sorted []rune) *Vocab {
 			v.ascii[r] = id
 		}
 		v.index[r] = id
+	}
+	if n := len(sorted); n > 0 && sorted[n-1] >= utf8.RuneSelf && sorted[n-1] < maxDense {
+		v.dense = make([]int32, sorted[n-1]+1)
+		for i, r := range sorted {
+			v.dense[r] = int32(i + 1)
+		}
 	}
 	return v
 }
@@ -98,6 +108,9 @@ func (v *Vocab) ID(r rune) int32 {
 	}
 	if r >= 0 && r < utf8.RuneSelf {
 		return v.ascii[r]
+	}
+	if r >= 0 && int(r) < len(v.dense) {
+		return v.dense[r]
 	}
 	return v.index[r] // zero value is Unk
 }
