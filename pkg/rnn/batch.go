@@ -85,44 +85,15 @@ func (m *Model[F]) NewTape(seed uint64) *Tape[F] {
 // zeros; it applies to the stack that reads the input) and returns the
 // summed loss. train enables dropout.
 func (tp *Tape[F]) Forward(b *Batch[F], init State[F], train bool) (Result[F], error) {
-	m := tp.m
-	tp.b, tp.train = b, train
-	if err := m.checkBatch(b); err != nil {
-		return Result[F]{}, err
-	}
 	var res Result[F]
-	switch m.cfg.Shape {
-	case SeqToSeq, SeqToVec, EncoderDecoder:
-		x, err := tp.input(b)
-		if err != nil {
-			return res, err
-		}
-		out, fin, err := m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, init, train, tp.rng)
-		if err != nil {
-			return res, err
-		}
-		res.Final = fin
-		switch m.cfg.Shape {
-		case SeqToSeq:
-			tp.out, tp.rows = out, b.T*b.B
-			tp.maskSteps(b.T, b.B, b.Lengths, b.Targets)
-		case SeqToVec:
-			tp.feat = grow(tp.feat, b.B*m.rnn.OutputSize())
-			topStates(tp.feat, fin.H, m.rnn, b.B)
-			tp.out, tp.rows = tp.feat, b.B
-			tp.tgt, tp.rowMask = b.Targets, nil
-		case EncoderDecoder:
-			tp.encToDec(fin, b.B)
-			if err := tp.decode(b); err != nil {
-				return res, err
-			}
-		}
-	case VecToSeq:
-		tp.vecToState(b)
-		if err := tp.decode(b); err != nil {
-			return res, err
-		}
+	if err := tp.m.checkBatch(b, true); err != nil {
+		return res, err
 	}
+	fin, err := tp.body(b, init, train)
+	if err != nil {
+		return res, err
+	}
+	res.Final = fin
 	loss, count, err := tp.head()
 	if err != nil {
 		return res, err
@@ -132,6 +103,61 @@ func (tp *Tape[F]) Forward(b *Batch[F], init State[F], train bool) (Result[F], e
 	}
 	res.Loss, res.Count = loss, count
 	return res, nil
+}
+
+// Predict runs the model on b without targets (in evaluation mode) and
+// returns the head's outputs: logits for CrossEntropy, values for MSE,
+// [T*B, Outputs] for SeqToSeq and the decoders, [B, Outputs] for SeqToVec;
+// and the final state of the stack that reads the input. Both are views of
+// tape memory.
+func (tp *Tape[F]) Predict(b *Batch[F], init State[F]) ([]F, State[F], error) {
+	if err := tp.m.checkBatch(b, false); err != nil {
+		return nil, State[F]{}, err
+	}
+	fin, err := tp.body(b, init, false)
+	if err != nil {
+		return nil, State[F]{}, err
+	}
+	m := tp.m
+	tp.logits = grow(tp.logits, tp.rows*m.cfg.Outputs)
+	linearForward(m.head, m.Params.Value, tp.out, tp.rows, tp.logits)
+	return tp.logits, fin, nil
+}
+
+// body runs everything before the head and leaves its input in tp.out.
+func (tp *Tape[F]) body(b *Batch[F], init State[F], train bool) (State[F], error) {
+	m := tp.m
+	tp.b, tp.train = b, train
+	var fin State[F]
+	switch m.cfg.Shape {
+	case SeqToSeq, SeqToVec, EncoderDecoder:
+		x, err := tp.input(b)
+		if err != nil {
+			return fin, err
+		}
+		out, f, err := m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, init, train, tp.rng)
+		if err != nil {
+			return fin, err
+		}
+		fin = f
+		switch m.cfg.Shape {
+		case SeqToSeq:
+			tp.out, tp.rows = out, b.T*b.B
+			tp.maskSteps(b.T, b.B, b.Lengths, b.Targets)
+		case SeqToVec:
+			tp.feat = grow(tp.feat, b.B*m.rnn.OutputSize())
+			topStates(tp.feat, f.H, m.rnn, b.B)
+			tp.out, tp.rows = tp.feat, b.B
+			tp.tgt, tp.rowMask = b.Targets, nil
+		case EncoderDecoder:
+			tp.encToDec(f, b.B)
+			return fin, tp.decode(b)
+		}
+	case VecToSeq:
+		tp.vecToState(b)
+		return fin, tp.decode(b)
+	}
+	return fin, nil
 }
 
 // input embeds or returns the encoder input.
@@ -362,30 +388,32 @@ func scatterTop[F Float](h, feat []F, s *Stack[F], B int) {
 }
 
 // checkBatch validates the batch's fields against the model.
-func (m *Model[F]) checkBatch(b *Batch[F]) error {
-	c := m.cfg
-	if b.B <= 0 {
-		return fmt.Errorf("rnn: empty batch (B=%d)", b.B)
+func (m *Model[F]) checkBatch(b *Batch[F], targets bool) error {
+	if err := m.checkInputs(b); err != nil {
+		return err
 	}
+	c := m.cfg
 	need := func(what string, got, want int) error {
 		if got != want {
 			return fmt.Errorf("rnn: batch %s has %d values, want %d", what, got, want)
 		}
 		return nil
 	}
-	if c.Shape != VecToSeq {
-		if b.T <= 0 {
-			return fmt.Errorf("rnn: empty batch (T=%d)", b.T)
-		}
-		if c.Vocab > 0 {
-			if err := need("Tokens", len(b.Tokens), b.T*b.B); err != nil {
-				return err
+	if c.Shape == SeqToVec && b.Lengths != nil {
+		for i, L := range b.Lengths {
+			if L < 1 {
+				return fmt.Errorf("rnn: sequence %d is empty; a sequence-to-vector model needs at least one step", i)
 			}
-		} else if err := need("X", len(b.X), b.T*b.B*c.Input); err != nil {
-			return err
 		}
-	} else if err := need("X", len(b.X), b.B*c.Input); err != nil {
-		return err
+	}
+	if !targets {
+		if c.Shape == VecToSeq || c.Shape == EncoderDecoder {
+			if b.TD <= 0 {
+				return fmt.Errorf("rnn: empty decoder window (TD=%d)", b.TD)
+			}
+			return need("DecIn", len(b.DecIn), b.TD*b.B)
+		}
+		return nil
 	}
 	switch c.Shape {
 	case SeqToSeq, SeqToVec:
@@ -395,13 +423,6 @@ func (m *Model[F]) checkBatch(b *Batch[F]) error {
 		}
 		if c.Loss == MSE {
 			return need("Y", len(b.Y), rows*c.Outputs)
-		}
-		if c.Shape == SeqToVec && b.Lengths != nil {
-			for i, L := range b.Lengths {
-				if L < 1 {
-					return fmt.Errorf("rnn: sequence %d is empty; a classifier needs at least one step", i)
-				}
-			}
 		}
 		return need("Targets", len(b.Targets), rows)
 	default:
@@ -464,4 +485,30 @@ func sliceBatch[F Float](dst, src *Batch[F], b0, b1 int, cfg Config) {
 	default:
 		dst.Targets = cols(dst.Targets, src.Targets, src.TD)
 	}
+}
+
+// checkInputs validates the batch's input fields (what the encoder or the
+// bridge reads).
+func (m *Model[F]) checkInputs(b *Batch[F]) error {
+	c := m.cfg
+	if b.B <= 0 {
+		return fmt.Errorf("rnn: empty batch (B=%d)", b.B)
+	}
+	if c.Shape == VecToSeq {
+		if len(b.X) != b.B*c.Input {
+			return fmt.Errorf("rnn: batch X has %d values, want B*Input = %d", len(b.X), b.B*c.Input)
+		}
+		return nil
+	}
+	if b.T <= 0 {
+		return fmt.Errorf("rnn: empty batch (T=%d)", b.T)
+	}
+	if c.Vocab > 0 {
+		if len(b.Tokens) != b.T*b.B {
+			return fmt.Errorf("rnn: batch Tokens has %d values, want T*B = %d", len(b.Tokens), b.T*b.B)
+		}
+	} else if len(b.X) != b.T*b.B*c.Input {
+		return fmt.Errorf("rnn: batch X has %d values, want T*B*Input = %d", len(b.X), b.T*b.B*c.Input)
+	}
+	return nil
 }
