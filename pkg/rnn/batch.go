@@ -67,6 +67,7 @@ type Tape[F Float] struct {
 	dFinal   State[F]
 	rng      *rand.Rand
 	train    bool
+	fused    bool // the last encode used the fused embedding path
 }
 
 // NewTape returns a tape for m. seed drives dropout masks.
@@ -131,11 +132,7 @@ func (tp *Tape[F]) body(b *Batch[F], init State[F], train bool) (State[F], error
 	var fin State[F]
 	switch m.cfg.Shape {
 	case SeqToSeq, SeqToVec, EncoderDecoder:
-		x, err := tp.input(b)
-		if err != nil {
-			return fin, err
-		}
-		out, f, err := m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, init, train, tp.rng)
+		out, f, err := tp.encode(b, init)
 		if err != nil {
 			return fin, err
 		}
@@ -158,6 +155,25 @@ func (tp *Tape[F]) body(b *Batch[F], init State[F], train bool) (State[F], error
 		return fin, tp.decode(b)
 	}
 	return fin, nil
+}
+
+// encode runs the input stack. Token inputs from a vocabulary no larger
+// than the batch go through the stack's fused embedding path (the table is
+// projected once instead of every row); larger vocabularies are gathered.
+func (tp *Tape[F]) encode(b *Batch[F], init State[F]) ([]F, State[F], error) {
+	m := tp.m
+	tp.fused = m.emb != nil && m.emb.vocab <= b.T*b.B
+	if tp.fused {
+		if err := m.emb.checkTokens(b.Tokens); err != nil {
+			return nil, State[F]{}, err
+		}
+		return m.rnn.forwardTokens(tp.enc, b.Tokens, m.emb.w, m.emb.vocab, b.T, b.B, b.Lengths, init, tp.train, tp.rng)
+	}
+	x, err := tp.input(b)
+	if err != nil {
+		return nil, State[F]{}, err
+	}
+	return m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, init, tp.train, tp.rng)
 }
 
 // input embeds or returns the encoder input.
@@ -340,7 +356,7 @@ func (tp *Tape[F]) Backward(grads []F) State[F] {
 }
 
 func (tp *Tape[F]) embedBack(grads, dx []F) {
-	if tp.m.emb != nil {
+	if tp.m.emb != nil && !tp.fused {
 		embedBackward(tp.m.emb, grads, tp.b.Tokens, dx)
 	}
 }

@@ -99,11 +99,7 @@ func (m *Model[F]) Decode(b *Batch[F], maxLen int) ([][]int32, error) {
 	tp := m.NewTape(0)
 	tp.b = b
 	if m.cfg.Shape == EncoderDecoder {
-		x, err := tp.input(b)
-		if err != nil {
-			return nil, err
-		}
-		_, fin, err := m.rnn.Forward(tp.enc, x, b.T, b.B, b.Lengths, State[F]{}, false, nil)
+		_, fin, err := tp.encode(b, State[F]{})
 		if err != nil {
 			return nil, err
 		}

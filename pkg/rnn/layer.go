@@ -32,6 +32,15 @@ type layerTape[F Float] struct {
 	dGh     []F   // GRU: gradient of the recurrent-side pre-activations
 	dh, dc  []F   // running state gradients [B*H]
 	dx      []F   // gradient of the input [T*B*in]
+
+	// Token input (first layer of a token model): the input of row r is
+	// row tok[r] of the embedding table at offset emb, V rows. The input
+	// projection is then a gather from the table projected once, and the
+	// weight and embedding gradients GEMMs run over V rows, not T*B.
+	tok  []int32
+	V    int
+	emb  int
+	proj []F // [V*G] projected table, or the scattered gradient S
 }
 
 // forward runs the layer over x [T, B, in] from the state (h0, c0), each
@@ -59,8 +68,18 @@ func forward[F Float](l *layer, vals []F, tp *layerTape[F], x []F, T, B int, len
 			tp.bias[j] += bhh[j]
 		}
 	}
-	fillRows(tp.act, T*B, tp.bias)
-	gemm(false, true, T*B, G, l.in, 1, x, l.in, wih, l.in, 1, tp.act, G)
+	if tp.tok != nil {
+		table := view(vals, tp.emb, tp.V*l.in)
+		tp.proj = grow(tp.proj, tp.V*G)
+		fillRows(tp.proj, tp.V, tp.bias)
+		gemm(false, true, tp.V, G, l.in, 1, table, l.in, wih, l.in, 1, tp.proj, G)
+		for r, tok := range tp.tok[:T*B] {
+			copy(tp.act[r*G:(r+1)*G], tp.proj[int(tok)*G:(int(tok)+1)*G])
+		}
+	} else {
+		fillRows(tp.act, T*B, tp.bias)
+		gemm(false, true, T*B, G, l.in, 1, x, l.in, wih, l.in, 1, tp.act, G)
+	}
 
 	switch l.cell {
 	case LSTM:
@@ -230,10 +249,27 @@ func backward[F Float](l *layer, vals, grads []F, tp *layerTape[F], dOut, dhT, d
 		}
 	}
 	// Weight gradients over all steps at once.
-	gemm(true, false, G, l.in, T*B, 1, tp.dG, G, tp.x, l.in, 1, view(grads, l.wih, G*l.in), l.in)
 	gemm(true, false, G, H, T*B, 1, dGh, G, tp.hs[:T*B*H], H, 1, view(grads, l.whh, G*H), H)
-	addColSums(view(grads, l.bih, G), tp.dG, T*B)
 	addColSums(view(grads, l.bhh, G), dGh, T*B)
+	if tp.tok != nil {
+		// S[v] = sum of dG over rows reading token v; then
+		// dW_ih += S^T Emb, db_ih += colsum S, dEmb += S W_ih.
+		S := grow(tp.proj, tp.V*G)
+		clear(S)
+		for r, tok := range tp.tok[:T*B] {
+			addTo(S[int(tok)*G:(int(tok)+1)*G], tp.dG[r*G:(r+1)*G])
+		}
+		table := view(vals, tp.emb, tp.V*l.in)
+		gemm(true, false, G, l.in, tp.V, 1, S, G, table, l.in, 1, view(grads, l.wih, G*l.in), l.in)
+		addColSums(view(grads, l.bih, G), S, tp.V)
+		if needInput {
+			gemm(false, false, tp.V, l.in, G, 1, S, G, view(vals, l.wih, G*l.in), l.in, 1, view(grads, tp.emb, tp.V*l.in), l.in)
+		}
+		needInput = false
+	} else {
+		gemm(true, false, G, l.in, T*B, 1, tp.dG, G, tp.x, l.in, 1, view(grads, l.wih, G*l.in), l.in)
+		addColSums(view(grads, l.bih, G), tp.dG, T*B)
+	}
 	if needInput {
 		tp.dx = grow(tp.dx, T*B*l.in)
 		gemm(false, false, T*B, l.in, G, 1, tp.dG, G, view(vals, l.wih, G*l.in), l.in, 0, tp.dx, l.in)

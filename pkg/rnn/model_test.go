@@ -28,6 +28,8 @@ func modelCases(rng *rand.Rand) []struct {
 	}{
 		{"seq2seq-tokens-ce", Config{Shape: SeqToSeq, Vocab: 5, Embed: 3, Cell: LSTM, Hidden: 4, Layers: 2},
 			&Batch[float64]{T: T, B: B, Tokens: randTokens(rng, T*B, 5), Targets: randTokens(rng, T*B, 5), Lengths: lens}},
+		{"seq2seq-tokens-gathered-bidir", Config{Shape: SeqToSeq, Vocab: 40, Embed: 3, Cell: GRU, Hidden: 3, Bidirectional: true},
+			&Batch[float64]{T: T, B: B, Tokens: randTokens(rng, T*B, 40), Targets: randTokens(rng, T*B, 40), Lengths: lens}},
 		{"seq2seq-dense-mse", Config{Shape: SeqToSeq, Input: 2, Outputs: 2, Loss: MSE, Cell: GRU, Hidden: 3},
 			&Batch[float64]{T: T, B: B, X: randVec(rng, T*B*2, 1), Y: randVec(rng, T*B*2, 1), Lengths: lens}},
 		{"seq2vec-dense-ce-bidir", Config{Shape: SeqToVec, Input: 2, Outputs: 3, Cell: LSTM, Hidden: 3, Bidirectional: true, Layers: 2},

@@ -176,6 +176,10 @@ type StackTape[F Float] struct {
 	dx      []F              // gradient of the stack input
 	final   State[F]
 	dInit   State[F]
+	tok     []int32 // token input of the first layer (forwardTokens)
+	revTok  []int32
+	emb     int // offset of the embedding table
+	vocab   int
 }
 
 // NewTape returns an empty tape for s.
@@ -223,6 +227,23 @@ func (s *Stack[F]) Forward(tp *StackTape[F], x []F, T, B int, lengths []int, ini
 	if err := checkBatch(T, B, len(x), s.cfg.Input, lengths); err != nil {
 		return nil, State[F]{}, err
 	}
+	tp.tok = nil
+	return s.forward(tp, x, T, B, lengths, init, train, rng)
+}
+
+// forwardTokens is Forward for a first layer that reads token ids through
+// the embedding table at offset emb of the parameter vector (vocab rows of
+// Input features). Backward with needInput then adds the table's gradient
+// into grads instead of returning an input gradient.
+func (s *Stack[F]) forwardTokens(tp *StackTape[F], tokens []int32, emb, vocab, T, B int, lengths []int, init State[F], train bool, rng *rand.Rand) ([]F, State[F], error) {
+	if err := checkBatch(T, B, len(tokens)*s.cfg.Input, s.cfg.Input, lengths); err != nil {
+		return nil, State[F]{}, err
+	}
+	tp.tok, tp.emb, tp.vocab = tokens, emb, vocab
+	return s.forward(tp, nil, T, B, lengths, init, train, rng)
+}
+
+func (s *Stack[F]) forward(tp *StackTape[F], x []F, T, B int, lengths []int, init State[F], train bool, rng *rand.Rand) ([]F, State[F], error) {
 	n := s.StateSize(B)
 	if init.H != nil && len(init.H) != n {
 		return nil, State[F]{}, fmt.Errorf("rnn: initial state h has %d values, want layers*dirs*B*H = %d", len(init.H), n)
@@ -259,7 +280,15 @@ func (s *Stack[F]) Forward(tp *StackTape[F], x []F, T, B int, lengths []int, ini
 				c0 = init.C[sl : sl+B*H]
 			}
 			xin := in
-			if d == 1 {
+			lt.tok = nil
+			if k == 0 && tp.tok != nil {
+				lt.tok, lt.emb, lt.V = tp.tok, tp.emb, tp.vocab
+				if d == 1 {
+					tp.revTok = grow(tp.revTok, len(tp.tok))
+					reverseTokens(tp.revTok, tp.tok, T, B, lengths)
+					lt.tok = tp.revTok
+				}
+			} else if d == 1 {
 				tp.rev[k] = grow(tp.rev[k], len(in))
 				reverseSeq(tp.rev[k], in, T, B, l.in, lengths)
 				xin = tp.rev[k]
@@ -305,9 +334,10 @@ func (s *Stack[F]) Backward(tp *StackTape[F], grads, dOut []F, dFinal State[F], 
 	for k := len(s.layers) - 1; k >= 0; k-- {
 		dirs := s.layers[k]
 		needIn := k > 0 || needInput
+		tokens := k == 0 && tp.tok != nil
 		inSize := dirs[0].in
 		var acc []F
-		if D == 2 && needIn {
+		if D == 2 && needIn && !tokens {
 			tp.dIn, tp.dOut = tp.dOut, tp.dIn // dcur may live in tp.dIn
 			tp.dIn = grow(tp.dIn, T*B*inSize)
 			clear(tp.dIn)
@@ -335,7 +365,7 @@ func (s *Stack[F]) Backward(tp *StackTape[F], grads, dOut []F, dFinal State[F], 
 			if dc0 != nil {
 				copy(tp.dInit.C[sl:sl+B*H], dc0)
 			}
-			if !needIn {
+			if !needIn || tokens {
 				continue
 			}
 			if D == 1 {
@@ -346,7 +376,7 @@ func (s *Stack[F]) Backward(tp *StackTape[F], grads, dOut []F, dFinal State[F], 
 				addReversed(acc, lt.dx, T, B, inSize, tp.lengths)
 			}
 		}
-		if !needIn {
+		if !needIn || tokens {
 			break
 		}
 		if k > 0 && len(tp.masks[k]) > 0 {
@@ -356,10 +386,24 @@ func (s *Stack[F]) Backward(tp *StackTape[F], grads, dOut []F, dFinal State[F], 
 		}
 		dcur = acc
 	}
-	if needInput {
+	if needInput && tp.tok == nil {
 		return dcur, tp.dInit
 	}
 	return nil, tp.dInit
+}
+
+// reverseTokens is reverseSeq for token ids (padding reads token 0).
+func reverseTokens(dst, src []int32, T, B int, lengths []int) {
+	for b := 0; b < B; b++ {
+		L := seqLen(lengths, T, b)
+		for t := 0; t < T; t++ {
+			if t >= L {
+				dst[t*B+b] = 0
+				continue
+			}
+			dst[t*B+b] = src[(L-1-t)*B+b]
+		}
+	}
 }
 
 // seqLen returns the valid length of sequence b.
