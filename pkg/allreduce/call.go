@@ -1,0 +1,392 @@
+package allreduce
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Op is the reduction.
+type Op uint8
+
+// Reductions.
+const (
+	Sum  Op = iota // element-wise sum
+	Mean           // element-wise sum divided by the number of ranks
+)
+
+// Options tune one AllReduce call. Every rank must pass the same Op and
+// Compression and a buffer of the same length; a mismatch fails the call
+// with ErrProtocol.
+type Options struct {
+	Op          Op
+	Compression Compression
+	// Bad marks this rank's contribution as unusable (NaN/Inf gradients).
+	// The flag is OR-reduced alongside the data: every rank's Result has
+	// AnyBad set from the same call, so all can skip the step together.
+	Bad bool
+}
+
+// Result is the outcome of a successful AllReduce.
+type Result struct {
+	AnyBad bool  // some rank passed Options.Bad
+	Stats  Stats // timing and volume of this rank's part
+}
+
+// call is the state of one AllReduce on one rank. Its mutex guards the
+// caller's buffer: after fail, nothing touches buf again.
+type call struct {
+	seq   uint64
+	buf   []float32
+	opts  Options
+	sched schedule
+	total int // slots
+	start time.Time
+
+	mu           sync.Mutex
+	recvNext     int // receive slots applied
+	acked        int // send slots acknowledged by the right neighbour
+	sendDone     bool
+	bad          bool
+	err          error
+	lastProgress time.Time
+	stats        Stats
+
+	sig      chan struct{} // wakes the sender (cap 1)
+	failed   chan struct{} // closed on failure
+	finished chan struct{} // closed on success
+}
+
+// fail ends the call with err unless it already ended.
+func (c *call) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.isDone() {
+		return
+	}
+	c.err = err
+	close(c.failed)
+}
+
+// isDone reports success; c.mu held.
+func (c *call) isDone() bool {
+	return c.sendDone && c.recvNext == c.total && c.acked == c.total
+}
+
+// progressed records progress and wakes waiters; c.mu held.
+func (c *call) progressed() {
+	c.lastProgress = time.Now()
+	select {
+	case c.sig <- struct{}{}:
+	default:
+	}
+	if c.err == nil && c.isDone() {
+		close(c.finished)
+	}
+}
+
+// waitUntil blocks until cond (evaluated under c.mu) holds; false if the
+// call failed first.
+func (c *call) waitUntil(cond func() bool) bool {
+	for {
+		c.mu.Lock()
+		ok, failed := cond(), c.err != nil
+		c.mu.Unlock()
+		if failed {
+			return false
+		}
+		if ok {
+			return true
+		}
+		select {
+		case <-c.sig:
+		case <-c.failed:
+		}
+	}
+}
+
+// AllReduce reduces buf element-wise across all ranks of the ring, in
+// place: on success every rank holds the same bytes. It blocks until the
+// call completes, ctx ends, or a peer is blamed (see Config.Timeout); on
+// error buf holds partial results and the ring is dead (Err, ErrRingFailed).
+// Calls on one Ring are serialised; all ranks must make the same calls in
+// the same order.
+func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Result, error) {
+	r.callMu.Lock()
+	defer r.callMu.Unlock()
+	if opts.Op > Mean || opts.Compression > BF16 {
+		panic(fmt.Sprintf("allreduce: invalid options %+v", opts))
+	}
+	if r.n == 1 {
+		if err := r.Err(); err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrRingFailed, err)
+		}
+		return Result{AnyBad: opts.Bad}, nil
+	}
+	seg := max(1, r.cfg.SegmentBytes/4)
+	c := &call{buf: buf, opts: opts, sched: newSchedule(r.n, r.rank, len(buf), seg), start: time.Now(),
+		sig: make(chan struct{}, 1), failed: make(chan struct{}), finished: make(chan struct{})}
+	c.total, c.lastProgress = c.sched.slots(), c.start
+	c.stats.Left, c.stats.Right = r.left.Member, r.right.Member
+	if need := r.cfg.Window * seg * opts.Compression.elemSize(); len(r.arena) < need {
+		r.arena = make([]byte, need)
+	}
+	r.mu.Lock()
+	if r.err != nil {
+		err := r.err
+		r.mu.Unlock()
+		return Result{}, fmt.Errorf("%w: %w", ErrRingFailed, err)
+	}
+	r.lastSeq++
+	c.seq = r.lastSeq
+	r.cur = c
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+
+	r.wg.Add(1)
+	go r.sendLoop(c)
+	err := r.wait(ctx, c)
+	c.mu.Lock()
+	st, bad := c.stats, c.bad || opts.Bad
+	c.mu.Unlock()
+	st.Duration = time.Since(c.start)
+	r.cfg.Metrics.observeCall(st, bad, err)
+	if err != nil {
+		return Result{Stats: st}, err
+	}
+	return Result{AnyBad: bad, Stats: st}, nil
+}
+
+// wait blocks until c ends, checking the peers on every tick.
+func (r *Ring) wait(ctx context.Context, c *call) error {
+	tick := time.NewTicker(r.cfg.HeartbeatInterval / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.finished:
+			return nil
+		case <-c.failed:
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return c.err
+		case <-ctx.Done():
+			r.fail(r.blame(c, "wait", fmt.Errorf("%w: %w", errCanceled, ctx.Err())), nil)
+		case now := <-tick.C:
+			if err := r.check(c, now); err != nil {
+				r.fail(err, nil)
+			}
+		}
+	}
+}
+
+// blame attributes a stalled call to the neighbour it is waiting on.
+func (r *Ring) blame(c *call, op string, err error) *PeerError {
+	c.mu.Lock()
+	needLeft := c.recvNext < c.total
+	c.mu.Unlock()
+	if needLeft {
+		return r.peerErr(&r.left, c.seq, op, err)
+	}
+	return r.peerErr(&r.right, c.seq, op, err)
+}
+
+// check applies the timeouts of Config.Timeout to a running call.
+func (r *Ring) check(c *call, now time.Time) error {
+	c.mu.Lock()
+	needLeft, needRight, last := c.recvNext < c.total, c.acked < c.total, c.lastProgress
+	c.mu.Unlock()
+	half := r.cfg.Timeout / 2
+	silent := func(p *peer) time.Duration {
+		seen := time.Unix(0, p.lastSeen.Load())
+		if seen.Before(c.start) {
+			seen = c.start
+		}
+		return now.Sub(seen)
+	}
+	for _, s := range []struct {
+		need bool
+		p    *peer
+		op   string
+	}{{needLeft, &r.left, "recv"}, {needRight, &r.right, "send"}} {
+		if !s.need {
+			continue
+		}
+		if d := silent(s.p); d > half {
+			return r.peerErr(s.p, c.seq, s.op, fmt.Errorf("%w: nothing received for %v", ErrPeerTimeout, d.Round(time.Millisecond)))
+		}
+		if got := s.p.lastCall.Load(); got < c.seq && now.Sub(c.start) > half {
+			return r.peerErr(s.p, c.seq, s.op, fmt.Errorf("%w: peer at call %d after %v", ErrPeerNotReady, got, now.Sub(c.start).Round(time.Millisecond)))
+		}
+	}
+	if d := now.Sub(last); d > r.cfg.Timeout {
+		return r.blame(c, "wait", fmt.Errorf("%w: nothing moved for %v", ErrNoProgress, d.Round(time.Millisecond)))
+	}
+	return nil
+}
+
+// sendLoop streams this rank's slots to the right neighbour, each as soon
+// as its input is ready and a send buffer is free.
+func (r *Ring) sendLoop(c *call) {
+	defer r.wg.Done()
+	s, w := c.sched, r.cfg.Window
+	comp := c.opts.Compression
+	slotBytes := s.seg * comp.elemSize()
+	f := Frame{Kind: KindData, Generation: r.cfg.Generation, Call: c.seq, Origin: int32(r.rank),
+		Total: uint64(len(c.buf))}
+	var waitLeft, waitRight time.Duration
+	for t := 0; t < c.total; t++ {
+		t0 := time.Now()
+		dep := s.dependsOn(t)
+		if !c.waitUntil(func() bool { return c.recvNext > dep }) {
+			return
+		}
+		t1 := time.Now()
+		if !c.waitUntil(func() bool { return c.acked > t-w }) {
+			return
+		}
+		t2 := time.Now()
+		waitLeft += t1.Sub(t0)
+		waitRight += t2.Sub(t1)
+		lo, hi := s.sendRange(t)
+		payload := r.arena[(t%w)*slotBytes:][:(hi-lo)*comp.elemSize()]
+		c.mu.Lock()
+		if c.err != nil {
+			c.mu.Unlock()
+			return
+		}
+		encode(comp, payload, c.buf[lo:hi])
+		f.Flags = uint32(comp) << flagCompShift
+		if c.bad || c.opts.Bad {
+			f.Flags |= flagBad
+		}
+		c.mu.Unlock()
+		f.Slot, f.Payload = uint32(t), payload
+		if err := sendTo(r.out, &r.outMu, &f); err != nil {
+			r.fail(r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: %w", ErrLinkBroken, err)), nil)
+			return
+		}
+		waitRight += time.Since(t2)
+		c.mu.Lock()
+		c.stats.BytesSent += int64(len(payload))
+		c.stats.Segments++
+		c.mu.Unlock()
+	}
+	t3 := time.Now()
+	if !c.waitUntil(func() bool { return c.acked == c.total }) {
+		return
+	}
+	c.mu.Lock()
+	c.stats.WaitLeft, c.stats.WaitRight = waitLeft, waitRight+time.Since(t3)
+	c.sendDone = true
+	c.progressed()
+	c.mu.Unlock()
+}
+
+// onData applies a data frame from the left neighbour, first waiting for
+// the local call it belongs to if the neighbour is ahead. It returns false
+// when the ring closed meanwhile.
+func (r *Ring) onData(f *Frame, ack *Frame) (bool, error) {
+	var c *call
+	for {
+		r.mu.Lock()
+		cur, changed, dead, closed, last := r.cur, r.changed, r.err != nil, r.closed, r.lastSeq
+		r.mu.Unlock()
+		switch {
+		case closed:
+			return false, nil
+		case dead || f.Call <= last && (cur == nil || f.Call != cur.seq):
+			r.cfg.Metrics.staleFrame()
+			return true, nil
+		case f.Call > last+1:
+			return true, fmt.Errorf("%w: data for call %d while at call %d", ErrProtocol, f.Call, last)
+		case cur != nil && f.Call == cur.seq:
+			c = cur
+		}
+		if c != nil {
+			break
+		}
+		select { // the neighbour is one call ahead: wait for ours to start
+		case <-changed:
+		case <-r.closeCh:
+			return false, nil
+		}
+	}
+	applied, err := c.apply(f)
+	if err != nil || !applied {
+		return true, err
+	}
+	*ack = Frame{Kind: KindAck, Generation: r.cfg.Generation, Call: c.seq, Slot: f.Slot, Origin: int32(r.rank)}
+	if err := sendTo(r.in, &r.inMu, ack); err != nil {
+		return true, fmt.Errorf("%w: ack: %w", ErrLinkBroken, err)
+	}
+	return true, nil
+}
+
+// apply adds or copies one received slot into the buffer.
+func (c *call) apply(f *Frame) (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return false, nil
+	}
+	s, comp := c.sched, c.opts.Compression
+	t := c.recvNext
+	lo, hi := 0, 0
+	if t < c.total {
+		lo, hi = s.recvRange(t)
+	}
+	switch {
+	case t >= c.total || int(f.Slot) != t:
+		return false, fmt.Errorf("%w: got slot %d, expected %d of %d", ErrProtocol, f.Slot, t, c.total)
+	case f.Total != uint64(len(c.buf)):
+		return false, fmt.Errorf("%w: peer reduces %d elements, this rank %d", ErrProtocol, f.Total, len(c.buf))
+	case f.compression() != comp:
+		return false, fmt.Errorf("%w: peer compresses with %v, this rank with %v", ErrProtocol, f.compression(), comp)
+	case len(f.Payload) != (hi-lo)*comp.elemSize():
+		return false, fmt.Errorf("%w: slot %d has %d payload bytes, want %d", ErrProtocol, t, len(f.Payload), (hi-lo)*comp.elemSize())
+	}
+	c.bad = c.bad || f.Flags&flagBad != 0
+	region := c.buf[lo:hi]
+	if s.reduces(t) {
+		accumulate(comp, region, f.Payload)
+	} else {
+		decode(comp, region, f.Payload)
+	}
+	if s.final(t) {
+		if c.opts.Op == Mean {
+			n := float32(s.ranks)
+			for i := range region {
+				region[i] /= n
+			}
+		}
+		roundTrip(comp, region) // keep exactly what the others will decode
+	}
+	c.recvNext++
+	c.stats.BytesReceived += int64(len(f.Payload))
+	c.progressed()
+	return true, nil
+}
+
+// onAck records the right neighbour's acknowledgement of one slot.
+func (r *Ring) onAck(f *Frame) error {
+	r.mu.Lock()
+	c := r.cur
+	r.mu.Unlock()
+	if c == nil || f.Call != c.seq {
+		r.cfg.Metrics.staleFrame()
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil {
+		return nil
+	}
+	if int(f.Slot) != c.acked || c.acked >= c.total {
+		return fmt.Errorf("%w: ack for slot %d, expected %d", ErrProtocol, f.Slot, c.acked)
+	}
+	c.acked++
+	c.progressed()
+	return nil
+}
