@@ -144,7 +144,7 @@ func (c *TextCorpus) backToRuneStart() error {
 // (reporting byte offset and line), collects the training runes, and builds
 // the rune-offset index of each part.
 func (c *TextCorpus) scan() error {
-	br := bufio.NewReaderSize(io.NewSectionReader(c.r, 0, c.size), 1<<16)
+	br := bufio.NewReaderSize(io.NewSectionReader(c.r, 0, c.size), int(min(c.size, 1<<16)))
 	seen := map[rune]bool{}
 	var asciiSeen [utf8.RuneSelf]bool
 	parts := [2]*TextTokens{{c: c, lo: 0, hi: c.cut}, {c: c, lo: c.cut, hi: c.size}}
