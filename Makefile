@@ -41,6 +41,7 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 
-## quickstart: train a char LM on the fortunes corpus (Debian's fortunes package)
-quickstart: build
-	./bin/recur train --text /usr/share/games/fortunes --minutes 2
+## quickstart: set up, build, and train a char LM on Debian's fortunes corpus for 3 minutes
+quickstart: setup build
+	./bin/recur train --text /usr/share/games/fortunes --minutes 3 --hidden 256 --layers 2 --out runs/fortunes
+	./bin/recur sample --model runs/fortunes --prime "The " --n 400 --seed 1
