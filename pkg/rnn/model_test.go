@@ -1,6 +1,8 @@
 package rnn
 
 import (
+	"errors"
+	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -103,5 +105,16 @@ func TestModelRejectsBadBatches(t *testing.T) {
 		if _, err := New[float32](cfg); err == nil {
 			t.Errorf("config %s: no error", name)
 		}
+	}
+}
+
+func TestNonFiniteLossIsAnError(t *testing.T) {
+	m, _ := New[float32](Config{Shape: SeqToSeq, Vocab: 5, Cell: GRU, Hidden: 4})
+	w, _, _, _ := m.Params.Lookup("head.bias")
+	w[2] = float32(math.Inf(1))
+	tp := m.NewTape(1)
+	_, err := tp.Forward(&Batch[float32]{T: 2, B: 1, Tokens: []int32{1, 2}, Targets: []int32{2, 3}}, State[float32]{}, true)
+	if !errors.Is(err, ErrNonFinite) {
+		t.Fatalf("error %v, want ErrNonFinite", err)
 	}
 }

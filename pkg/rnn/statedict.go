@@ -1,6 +1,7 @@
 package rnn
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 	"sort"
@@ -98,4 +99,23 @@ func (m *Model[F]) LoadSafetensors(path string) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// MarshalBinary encodes the parameters as safetensors bytes (for
+// checkpoints).
+func (m *Model[F]) MarshalBinary() ([]byte, error) {
+	var buf bytes.Buffer
+	if err := safetensors.Write(&buf, m.StateDict()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// UnmarshalBinary loads parameters encoded by MarshalBinary, strictly.
+func (m *Model[F]) UnmarshalBinary(b []byte) error {
+	f, err := safetensors.Read(bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	return m.LoadStateDict(f, true)
 }

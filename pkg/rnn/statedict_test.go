@@ -74,3 +74,27 @@ func TestLoadStateDictRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestMarshalBinaryRoundTrip(t *testing.T) {
+	m, _ := New[float32](Config{Shape: SeqToVec, Input: 3, Outputs: 2, Cell: LSTM, Hidden: 4, Seed: 1})
+	b, err := m.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m2, _ := New[float32](Config{Shape: SeqToVec, Input: 3, Outputs: 2, Cell: LSTM, Hidden: 4, Seed: 2})
+	if err := m2.UnmarshalBinary(b); err != nil {
+		t.Fatal(err)
+	}
+	for i := range m.Params.Value {
+		if m.Params.Value[i] != m2.Params.Value[i] {
+			t.Fatalf("value %d differs", i)
+		}
+	}
+	if err := m2.UnmarshalBinary(b[:len(b)/2]); err == nil {
+		t.Fatal("truncated bytes accepted")
+	}
+	other, _ := New[float32](Config{Shape: SeqToVec, Input: 3, Outputs: 2, Cell: GRU, Hidden: 4})
+	if err := other.UnmarshalBinary(b); err == nil {
+		t.Fatal("LSTM parameters loaded into a GRU model")
+	}
+}
