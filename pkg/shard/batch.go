@@ -112,3 +112,18 @@ func packSeqs(exs []Example, T, dim int, pick func(*Example) Seq) ([]int32, []fl
 	}
 	return nil, out
 }
+
+// DecoderInputs returns the teacher-forcing decoder inputs for token
+// targets, [OutT][B]: bos at step 0, then the targets shifted right by one
+// (what pkg/rnn calls DecIn). It returns nil when Targets is empty.
+func (b *Batch) DecoderInputs(bos int32) []int32 {
+	if len(b.Targets) == 0 {
+		return nil
+	}
+	out := make([]int32, len(b.Targets))
+	for r := 0; r < b.B; r++ {
+		out[r] = bos
+	}
+	copy(out[b.B:], b.Targets[:len(b.Targets)-b.B])
+	return out
+}

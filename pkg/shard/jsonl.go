@@ -135,6 +135,7 @@ type fieldErr struct {
 	err error
 }
 
+// Error returns the message without file or line; ReadJSONL adds those.
 func (e *fieldErr) Error() string { return e.msg }
 
 func ferr(sentinel error, format string, args ...any) error {
