@@ -179,6 +179,9 @@ func (r *Ring) fail(err error, ab *Frame) {
 			ab.Call = pe.Call
 		}
 		ab.Reason = err.Error()
+		if pe != nil {
+			ab.Reason = pe.Err.Error()
+		}
 		if len(ab.Reason) > maxReasonBytes {
 			ab.Reason = ab.Reason[:maxReasonBytes]
 		}
@@ -249,6 +252,10 @@ func (r *Ring) linkFailed(p *peer, err error) {
 	if closed {
 		return
 	}
+	if errors.Is(err, ErrClosed) { // our own transport went away: we are the one leaving
+		r.fail(&PeerError{Rank: r.rank, ID: r.self.ID, Addr: r.self.Addr, Generation: r.cfg.Generation, Call: call, Op: "recv", Err: err}, nil)
+		return
+	}
 	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrUnauthenticated) {
 		err = fmt.Errorf("%w: %w", ErrLinkBroken, err)
 	}
@@ -257,10 +264,7 @@ func (r *Ring) linkFailed(p *peer, err error) {
 
 // remoteAbort adopts a failure reported by another rank.
 func (r *Ring) remoteAbort(f *Frame) {
-	cause := fmt.Errorf("%w: reported by rank %d: %s", ErrAborted, f.Origin, f.Reason)
-	if e := errOfCode(errCode(f.Code)); e != nil {
-		cause = fmt.Errorf("%w: %w: reported by rank %d: %s", ErrAborted, e, f.Origin, f.Reason)
-	}
+	cause := &abortError{origin: int(f.Origin), reason: f.Reason, kind: errOfCode(errCode(f.Code))}
 	pe := &PeerError{Rank: -1, Generation: r.cfg.Generation, Call: f.Call, Op: "abort", Err: cause}
 	if s := int(f.Suspect); s >= 0 && s < r.n {
 		pe.Rank, pe.ID, pe.Addr = s, r.cfg.Members[s].ID, r.cfg.Members[s].Addr
@@ -268,6 +272,25 @@ func (r *Ring) remoteAbort(f *Frame) {
 	fwd := *f
 	fwd.Payload = nil
 	r.fail(pe, &fwd)
+}
+
+// abortError is a failure another rank detected; it wraps ErrAborted and
+// the sentinel of the original failure class.
+type abortError struct {
+	origin int
+	reason string
+	kind   error
+}
+
+func (e *abortError) Error() string {
+	return fmt.Sprintf("%v: rank %d reports: %s", ErrAborted, e.origin, e.reason)
+}
+
+func (e *abortError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{ErrAborted}
+	}
+	return []error{ErrAborted, e.kind}
 }
 
 // heartbeatLoop keeps one link's direction from going silent. It skips a

@@ -1,0 +1,134 @@
+package allreduce
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/recur-ml/recur/pkg/allreduce/ringpb"
+)
+
+var testSecret = []byte("0123456789abcdef-test-secret")
+
+// grpcNodes starts n loopback transports, closed at cleanup.
+func grpcNodes(t testing.TB, n int, m *Metrics) ([]*GRPCTransport, []Member) {
+	t.Helper()
+	trs := make([]*GRPCTransport, n)
+	ms := make([]Member, n)
+	for i := range trs {
+		tr, err := NewGRPCTransport(GRPCConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		trs[i] = tr
+		ms[i] = Member{ID: members(n, "")[i].ID, Addr: tr.Addr()}
+	}
+	return trs, ms
+}
+
+func TestGRPCAllReduce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, n := range []int{1, 2, 3, 5} {
+		trs, ms := grpcNodes(t, n, nil)
+		rings := formRing(t, ms, 1, func(c *Config) { c.SegmentBytes = 4096 }, func(i int) Transport { return trs[i] })
+		for _, l := range []int{0, 1, n + 1, 999, 20000} {
+			for _, comp := range []Compression{None, BF16} {
+				bufs, sum := randomInputs(rng, n, l)
+				_, errs := runAll(testCtx(t, 20*time.Second), rings, bufs, func(int) Options { return Options{Compression: comp} })
+				for r, err := range errs {
+					if err != nil {
+						t.Fatalf("N=%d len=%d rank %d: %v", n, l, r, err)
+					}
+				}
+				tol := 1e-5
+				if comp == BF16 {
+					tol = float64(n+1) * math.Ldexp(1, -8) * 4
+				}
+				checkResult(t, bufs, sum, func(i int) float64 { return tol * float64(n) * (1 + math.Abs(sum[i])) })
+			}
+		}
+	}
+}
+
+// A worker keeps its transport while rings come and go: after a member
+// dies, the survivors form a new generation with a new member list.
+func TestGRPCNewGenerationAfterPeerDeath(t *testing.T) {
+	trs, ms := grpcNodes(t, 4, nil)
+	cfg := func(c *Config) { c.Timeout = time.Second }
+	rings := formRing(t, ms, 1, cfg, func(i int) Transport { return trs[i] })
+	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, 5000)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	trs[2].Close() // rank 2's process dies: its server and links go away
+	rings[2].Close()
+	start := time.Now()
+	_, errs := runAll(testCtx(t, 10*time.Second), rings[:2], bufs[:2], nil)
+	_, errs3 := runAll(testCtx(t, 10*time.Second), rings[3:], bufs[3:], nil)
+	for _, err := range append(errs, errs3...) {
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != ms[2].Addr {
+			t.Fatalf("error %v does not blame rank 2 (%s)", err, ms[2].Addr)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failure took %v", d)
+	}
+	survivors := []Member{ms[0], ms[1], ms[3]}
+	str := []*GRPCTransport{trs[0], trs[1], trs[3]}
+	rings2 := formRing(t, survivors, 2, cfg, func(i int) Transport { return str[i] })
+	bufs, sum := randomInputs(rand.New(rand.NewPCG(3, 4)), 3, 7777)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings2, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	checkResult(t, bufs, sum, func(i int) float64 { return 1e-5 * (1 + math.Abs(sum[i])) })
+}
+
+func TestGRPCRejectsWrongSecret(t *testing.T) {
+	m := NewMetrics()
+	trs, ms := grpcNodes(t, 1, m)
+	bad, err := NewGRPCTransport(GRPCConfig{ListenAddr: "127.0.0.1:0", Secret: []byte("not-the-cluster-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	h := LinkHello{Generation: 1, From: Member{ID: "intruder", Addr: bad.Addr()}, To: ms[0]}
+	_, err = bad.Dial(testCtx(t, 5*time.Second), h)
+	if !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("dial with wrong secret: %v, want ErrUnauthenticated", err)
+	}
+	if got := m.Snapshot().RejectedUnauthenticated; got != 1 {
+		t.Fatalf("rejected counter = %d, want 1", got)
+	}
+	// A raw client without any token gets codes.Unauthenticated too.
+	cc, err := grpc.NewClient(ms[0].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx := metadata.AppendToOutgoingContext(testCtx(t, 5*time.Second), mdGeneration, "1", mdFrom, "x", mdTo, "w0", mdToken, "00")
+	s, err := ringpb.NewRingClient(cc).Link(ctx)
+	if err == nil {
+		_, err = s.Recv()
+	}
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("raw stream: %v, want Unauthenticated", err)
+	}
+	var buf bytes.Buffer
+	m.WritePrometheus(&buf)
+	if !strings.Contains(buf.String(), `allreduce_rejected_streams_total{reason="unauthenticated"} 2`) {
+		t.Fatalf("metrics:\n%s", buf.String())
+	}
+	_ = trs
+}
