@@ -1,0 +1,509 @@
+// Package cluster is Recur's distributed training: the coordinator's
+// planner (a pure state machine), the coordinator and worker processes, and
+// the state they exchange.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Action is what a worker does next.
+type Action int
+
+const (
+	// Run the step in the generation.
+	Run Action = iota
+	// Sync fetches the generation's start state from a peer, then reports
+	// ready.
+	Sync
+	// Ready reports that the worker already holds the start state.
+	Ready
+	// Wait means nothing to do yet; report again shortly.
+	Wait
+	// Stop ends training.
+	Stop
+)
+
+var actionNames = [...]string{"run", "sync", "ready", "wait", "stop"}
+
+// String names the action.
+func (a Action) String() string {
+	if int(a) < len(actionNames) {
+		return actionNames[a]
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// Member is one worker of the cluster, or the coordinator as a state
+// source (CoordinatorID).
+type Member struct {
+	ID       string
+	RingAddr string
+	PeerAddr string
+}
+
+// CoordinatorID names the coordinator when it is the source of a state
+// (a checkpoint newer than every worker's state).
+const CoordinatorID = "coordinator"
+
+// Plan tells one worker what to do.
+type Plan struct {
+	Action     Action
+	Generation uint64
+	Members    []Member // the ring, in rank order
+	Rank       int
+	Step       int64   // the step to run, or the state to hold (Sync/Ready)
+	LR         float64 // learning rate of Step
+	Validate   bool    // evaluate the state before running Step
+	Snapshot   bool    // snapshot the state before running Step (checkpoint)
+	SyncFrom   Member  // Sync: where to fetch the state
+	Reason     string  // Wait/Stop: why
+}
+
+// Report is what a worker says when it asks for its next plan.
+type Report struct {
+	ID         string
+	Generation uint64
+	StateStep  int64 // updates applied to the worker's state; -1: none
+	Failed     bool  // the step it ran failed; StateStep is unchanged
+	Err        string
+	FailedPeer string
+	Ready      bool // after Sync/Ready: it holds StateStep and serves it
+	Step       int64
+	LossSum    float64
+	LossCount  float64
+	ValSum     float64
+	ValCount   float64
+}
+
+// PlannerConfig sets the coordinator's policy.
+type PlannerConfig struct {
+	MinWorkers      int           // training pauses below this; default 1
+	MaxWorkers      int           // extra workers wait as spares; default unlimited
+	TotalSteps      int64         // stop when the state reaches it; 0: no limit
+	CheckpointEvery int64         // snapshot every this many steps; 0: never
+	ValidateEvery   int64         // validate every this many steps; 0: never
+	ReadyTimeout    time.Duration // a member that is not ready by then leaves the generation; default 30s
+	// LR returns the learning rate of a step for a world size; required.
+	LR func(step int64, world int) float64
+}
+
+func (c *PlannerConfig) defaults() {
+	if c.MinWorkers == 0 {
+		c.MinWorkers = 1
+	}
+	if c.ReadyTimeout == 0 {
+		c.ReadyTimeout = 30 * time.Second
+	}
+}
+
+// Validate reports an impossible policy.
+func (c PlannerConfig) Validate() error {
+	c.defaults()
+	switch {
+	case c.MinWorkers < 1:
+		return fmt.Errorf("cluster: min workers must be at least 1, got %d", c.MinWorkers)
+	case c.MaxWorkers != 0 && c.MaxWorkers < c.MinWorkers:
+		return fmt.Errorf("cluster: max workers %d is below min workers %d", c.MaxWorkers, c.MinWorkers)
+	case c.TotalSteps < 0 || c.CheckpointEvery < 0 || c.ValidateEvery < 0:
+		return errors.New("cluster: total steps, checkpoint and validation intervals must not be negative")
+	case c.ReadyTimeout < 0:
+		return errors.New("cluster: ready timeout must not be negative")
+	case c.LR == nil:
+		return errors.New("cluster: no learning-rate schedule")
+	}
+	return nil
+}
+
+type phase int
+
+const (
+	waiting phase = iota // no generation: too few workers
+	forming              // generation chosen, members syncing
+	running
+	done
+)
+
+type worker struct {
+	Member
+	order     int // join order, the rank order of generations
+	stateStep int64
+	gen       uint64 // generation of its last report
+	ready     bool
+	failed    bool
+}
+
+// StepRecord is the outcome of one completed step.
+type StepRecord struct {
+	Step       int64 // the step that ran (state Step+1 after it)
+	Generation uint64
+	World      int
+	LR         float64
+	Loss       float64 // mean loss of the global batch
+}
+
+// Planner decides what every worker does, from joins, departures and
+// reports. It does no I/O and reads no clock: callers pass the time. It is
+// not safe for concurrent use; the coordinator serialises calls.
+type Planner struct {
+	cfg        PlannerConfig
+	workers    map[string]*worker
+	joins      int
+	phase      phase
+	gen        uint64
+	ring       []string // ids in rank order
+	start      int64    // the state the generation starts from
+	source     Member
+	next       int64 // running: the step the ring runs now
+	deadline   time.Time
+	coordStep  int64 // step of the coordinator's checkpoint; -1: none
+	coordPeer  string
+	checkpoint []int64 // steps whose snapshot the coordinator should fetch
+	lastCkpt   int64
+	val        map[int64]*valAgg
+	history    []StepRecord
+	events     []string
+	stopReason string
+}
+
+type valAgg struct {
+	sum, count float64
+	from       map[string]bool
+	world      int
+}
+
+// NewPlanner returns a planner; coordStep is the step of the newest
+// checkpoint the coordinator holds and serves at coordPeer (-1: none).
+func NewPlanner(cfg PlannerConfig, coordStep int64, coordPeer string) (*Planner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	return &Planner{cfg: cfg, workers: map[string]*worker{}, coordStep: coordStep, coordPeer: coordPeer,
+		lastCkpt: coordStep, val: map[int64]*valAgg{}}, nil
+}
+
+// Generation returns the current generation number.
+func (p *Planner) Generation() uint64 { return p.gen }
+
+// Members returns the current ring.
+func (p *Planner) Members() []Member {
+	out := make([]Member, len(p.ring))
+	for i, id := range p.ring {
+		out[i] = p.workers[id].Member
+	}
+	return out
+}
+
+// Step returns the step the ring runs now (or starts from).
+func (p *Planner) Step() int64 {
+	if p.phase == running {
+		return p.next
+	}
+	return p.start
+}
+
+// SetGeneration raises the generation counter (after a restart, so new
+// generations never reuse an old number).
+func (p *Planner) SetGeneration(g uint64) {
+	p.gen = max(p.gen, g)
+}
+
+// Join registers a worker. A worker that joins again under the same id (a
+// restarted process) is a new member.
+func (p *Planner) Join(m Member, now time.Time) error {
+	if m.ID == "" || m.ID == CoordinatorID {
+		return fmt.Errorf("cluster: invalid worker id %q", m.ID)
+	}
+	if w, ok := p.workers[m.ID]; ok && p.inRing(m.ID) {
+		// A restarted worker lost its state: the generation is broken.
+		w.Member = m
+		w.stateStep = -1
+		p.event(fmt.Sprintf("worker %s rejoined; generation %d is broken", m.ID, p.gen))
+		p.regroup(now)
+		return nil
+	}
+	p.joins++
+	p.workers[m.ID] = &worker{Member: m, order: p.joins, stateStep: -1}
+	p.event(fmt.Sprintf("worker %s joined", m.ID))
+	if p.phase == waiting || p.phase == forming {
+		p.form(now) // nothing runs yet: include it at once
+	}
+	return nil
+}
+
+// Leave removes a worker (dead, partitioned, or gone). If it was in the
+// ring, the generation is over.
+func (p *Planner) Leave(id string, now time.Time) {
+	if _, ok := p.workers[id]; !ok {
+		return
+	}
+	delete(p.workers, id)
+	p.event(fmt.Sprintf("worker %s left", id))
+	if p.inRing(id) {
+		p.regroup(now)
+	}
+}
+
+func (p *Planner) inRing(id string) bool { return slices.Contains(p.ring, id) }
+
+func (p *Planner) event(s string) { p.events = append(p.events, s) }
+
+// Events returns and clears what happened since the last call, for logs.
+func (p *Planner) Events() []string {
+	e := p.events
+	p.events = nil
+	return e
+}
+
+// History returns the completed steps in order.
+func (p *Planner) History() []StepRecord { return p.history }
+
+// TakeCheckpoints returns and clears the steps whose snapshots the
+// coordinator should fetch (from Members()[0]).
+func (p *Planner) TakeCheckpoints() []int64 {
+	c := p.checkpoint
+	p.checkpoint = nil
+	return c
+}
+
+// Report records a worker's report. It returns an error for a worker the
+// planner does not know (it must Join first).
+func (p *Planner) Report(r Report, now time.Time) error {
+	w, ok := p.workers[r.ID]
+	if !ok {
+		return fmt.Errorf("cluster: worker %q is not a member; join first", r.ID)
+	}
+	w.gen = r.Generation
+	w.stateStep = r.StateStep
+	if r.ValCount > 0 {
+		p.addVal(r)
+	}
+	if r.Generation != p.gen || !p.inRing(r.ID) {
+		return nil // a stale report: the worker will get the current plan
+	}
+	switch {
+	case r.Failed:
+		w.failed = true
+		p.event(fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
+		if p.phase == running {
+			p.regroup(now)
+		}
+	case p.phase == forming && r.Ready && r.StateStep == p.start:
+		w.ready = true
+		p.maybeStart()
+	case p.phase == running && r.StateStep == p.next+1:
+		p.advance(r, now)
+	case p.phase == running && r.StateStep != p.next:
+		p.event(fmt.Sprintf("worker %s holds step %d while the ring runs %d", r.ID, r.StateStep, p.next))
+		p.regroup(now)
+	}
+	return nil
+}
+
+// addVal sums the validation shares of the state r.Step.
+func (p *Planner) addVal(r Report) {
+	a, ok := p.val[r.Step]
+	if !ok {
+		a = &valAgg{from: map[string]bool{}, world: len(p.ring)}
+		p.val[r.Step] = a
+	}
+	if a.from[r.ID] {
+		return
+	}
+	a.from[r.ID] = true
+	a.sum += r.ValSum
+	a.count += r.ValCount
+}
+
+// Validation returns the validation loss of the state at step when every
+// member of the ring has reported its share.
+func (p *Planner) Validation(step int64) (float64, bool) {
+	a, ok := p.val[step]
+	if !ok || len(a.from) < a.world || a.count == 0 {
+		return 0, false
+	}
+	return a.sum / a.count, true
+}
+
+// advance moves the ring past a completed step.
+func (p *Planner) advance(r Report, now time.Time) {
+	rec := StepRecord{Step: p.next, Generation: p.gen, World: len(p.ring), LR: p.cfg.LR(p.next, len(p.ring))}
+	if r.LossCount > 0 {
+		rec.Loss = r.LossSum / r.LossCount
+	}
+	p.history = append(p.history, rec)
+	p.next++
+	if p.cfg.TotalSteps > 0 && p.next >= p.cfg.TotalSteps {
+		p.phase = done
+		p.stopReason = fmt.Sprintf("reached %d steps", p.cfg.TotalSteps)
+		p.event("training complete: " + p.stopReason)
+		if p.next > p.lastCkpt {
+			p.checkpoint = append(p.checkpoint, p.next)
+			p.lastCkpt = p.next
+		}
+		return
+	}
+	if p.changePending() {
+		p.event(fmt.Sprintf("membership changed at step %d", p.next))
+		p.form(now)
+	}
+}
+
+// changePending reports whether the ring should change at the next step
+// boundary: a spare worker can join, or a member is gone.
+func (p *Planner) changePending() bool {
+	cands := p.candidates()
+	if len(cands) != len(p.ring) {
+		return true
+	}
+	for i, id := range cands {
+		if p.ring[i] != id {
+			return true
+		}
+	}
+	return false
+}
+
+// candidates returns the workers of the next generation in join order.
+func (p *Planner) candidates() []string {
+	ws := make([]*worker, 0, len(p.workers))
+	for _, w := range p.workers {
+		ws = append(ws, w)
+	}
+	slices.SortFunc(ws, func(a, b *worker) int { return a.order - b.order })
+	var ids []string
+	for _, w := range ws {
+		if p.cfg.MaxWorkers > 0 && len(ids) == p.cfg.MaxWorkers {
+			break
+		}
+		ids = append(ids, w.ID)
+	}
+	return ids
+}
+
+// regroup ends the running generation and forms a new one.
+func (p *Planner) regroup(now time.Time) {
+	if p.phase == done {
+		return
+	}
+	p.form(now)
+}
+
+// form starts a new generation from the current workers, or waits.
+func (p *Planner) form(now time.Time) {
+	cands := p.candidates()
+	if len(cands) < p.cfg.MinWorkers {
+		if p.phase != waiting {
+			p.event(fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.cfg.MinWorkers))
+		}
+		p.phase = waiting
+		p.ring = nil
+		return
+	}
+	// Start from the newest state anyone holds.
+	start, src := p.coordStep, Member{ID: CoordinatorID, PeerAddr: p.coordPeer}
+	for _, id := range cands {
+		w := p.workers[id]
+		if w.stateStep > start {
+			start, src = w.stateStep, w.Member
+		}
+	}
+	if start < 0 {
+		start, src = 0, Member{}
+	}
+	p.gen++
+	p.ring = cands
+	p.start = start
+	p.source = src
+	p.phase = forming
+	p.deadline = now.Add(p.cfg.ReadyTimeout)
+	for _, id := range cands {
+		w := p.workers[id]
+		w.ready, w.failed = false, false
+	}
+	p.event(fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
+}
+
+// maybeStart moves a formed generation to running once all are ready.
+func (p *Planner) maybeStart() {
+	for _, id := range p.ring {
+		if !p.workers[id].ready {
+			return
+		}
+	}
+	p.phase = running
+	p.next = p.start
+	p.event(fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
+}
+
+// Tick applies deadlines: members not ready in time leave the generation.
+func (p *Planner) Tick(now time.Time) {
+	if p.phase != forming || now.Before(p.deadline) {
+		return
+	}
+	var late []string
+	for _, id := range p.ring {
+		if !p.workers[id].ready {
+			late = append(late, id)
+		}
+	}
+	for _, id := range late {
+		p.event(fmt.Sprintf("worker %s was not ready in %v; it leaves generation %d", id, p.cfg.ReadyTimeout, p.gen))
+		delete(p.workers, id)
+	}
+	p.form(now)
+}
+
+// Next returns the plan of worker id, or false when the worker must wait for
+// something to change (call again after the next Report, Join, Leave or
+// Tick).
+func (p *Planner) Next(id string) (Plan, bool) {
+	w, ok := p.workers[id]
+	if !ok {
+		return Plan{Action: Stop, Reason: "not a member of the cluster"}, true
+	}
+	switch p.phase {
+	case done:
+		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason}, true
+	case waiting:
+		return Plan{Action: Wait, Reason: fmt.Sprintf("%d worker(s), waiting for %d", len(p.workers), p.cfg.MinWorkers)}, true
+	}
+	rank := slices.Index(p.ring, id)
+	if rank < 0 {
+		return Plan{Action: Wait, Generation: p.gen, Reason: "spare worker: the ring is full"}, true
+	}
+	base := Plan{Generation: p.gen, Members: p.Members(), Rank: rank}
+	switch p.phase {
+	case forming:
+		if w.gen == p.gen && w.ready {
+			return Plan{}, false // wait for the others
+		}
+		base.Step = p.start
+		if w.stateStep == p.start || p.source.ID == "" {
+			base.Action = Ready
+		} else {
+			base.Action, base.SyncFrom = Sync, p.source
+		}
+		return base, true
+	case running:
+		if w.gen != p.gen || w.stateStep != p.next {
+			return Plan{}, false
+		}
+		base.Action, base.Step = Run, p.next
+		base.LR = p.cfg.LR(p.next, len(p.ring))
+		if e := p.cfg.ValidateEvery; e > 0 && p.next%e == 0 && p.next > 0 {
+			base.Validate = true
+		}
+		if e := p.cfg.CheckpointEvery; e > 0 && p.next%e == 0 && p.next > 0 && p.next > p.lastCkpt {
+			p.checkpoint = append(p.checkpoint, p.next)
+			p.lastCkpt = p.next
+		}
+		base.Snapshot = p.next == p.lastCkpt
+		return base, true
+	}
+	return Plan{}, false
+}

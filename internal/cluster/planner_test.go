@@ -1,0 +1,218 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+)
+
+func newTestPlanner(t *testing.T, cfg PlannerConfig, coordStep int64) *Planner {
+	t.Helper()
+	if cfg.LR == nil {
+		cfg.LR = func(step int64, world int) float64 { return 0.1 * float64(world) }
+	}
+	p, err := NewPlanner(cfg, coordStep, "coord:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var t0 = time.Unix(1000, 0)
+
+func join(t *testing.T, p *Planner, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := p.Join(Member{ID: id, RingAddr: id + ":r", PeerAddr: id + ":p"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// must returns the plan of id, failing if the worker would block.
+func must(t *testing.T, p *Planner, id string) Plan {
+	t.Helper()
+	pl, ok := p.Next(id)
+	if !ok {
+		t.Fatalf("worker %s has no plan", id)
+	}
+	return pl
+}
+
+func report(t *testing.T, p *Planner, r Report) {
+	t.Helper()
+	if err := p.Report(r, t0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ready walks every member of the forming generation to running.
+func ready(t *testing.T, p *Planner, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		pl := must(t, p, id)
+		if pl.Action != Ready && pl.Action != Sync {
+			t.Fatalf("worker %s: %v, want ready or sync", id, pl.Action)
+		}
+		report(t, p, Report{ID: id, Generation: pl.Generation, StateStep: pl.Step, Ready: true})
+	}
+}
+
+// runStep has every worker complete the step the ring runs.
+func runStep(t *testing.T, p *Planner, ids ...string) {
+	t.Helper()
+	var step int64 = -1
+	for _, id := range ids {
+		pl := must(t, p, id)
+		if pl.Action != Run {
+			t.Fatalf("worker %s: %v (%s), want run", id, pl.Action, pl.Reason)
+		}
+		if step >= 0 && pl.Step != step {
+			t.Fatalf("workers run different steps %d and %d", step, pl.Step)
+		}
+		step = pl.Step
+	}
+	for _, id := range ids {
+		report(t, p, Report{ID: id, Generation: p.Generation(), StateStep: step + 1, Step: step, LossSum: 2, LossCount: 1})
+	}
+}
+
+func TestPlannerFreshStartRunsSteps(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{MinWorkers: 2, TotalSteps: 3}, -1)
+	join(t, p, "a")
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("one worker of min 2: %v, want wait", pl.Action)
+	}
+	join(t, p, "b")
+	for _, id := range []string{"a", "b"} {
+		report(t, p, Report{ID: id, StateStep: 0})
+	}
+	ready(t, p, "a", "b")
+	pl := must(t, p, "b")
+	if pl.Rank != 1 || len(pl.Members) != 2 || pl.Step != 0 || pl.LR != 0.2 {
+		t.Fatalf("plan %+v", pl)
+	}
+	for i := 0; i < 3; i++ {
+		runStep(t, p, "a", "b")
+	}
+	if pl := must(t, p, "a"); pl.Action != Stop {
+		t.Fatalf("after 3 steps: %v, want stop", pl.Action)
+	}
+	if n := len(p.History()); n != 3 {
+		t.Fatalf("%d steps recorded, want 3", n)
+	}
+	if c := p.TakeCheckpoints(); len(c) != 1 || c[0] != 3 {
+		t.Fatalf("final checkpoint requests %v, want [3]", c)
+	}
+}
+
+func TestPlannerWorkerDeathRegroupsAtLastStep(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{MinWorkers: 1}, -1)
+	join(t, p, "a", "b", "c")
+	ready(t, p, "a", "b", "c")
+	runStep(t, p, "a", "b", "c")
+	runStep(t, p, "a", "b", "c")
+	g := p.Generation()
+	// c dies while step 2 runs; a and b report the failure.
+	p.Leave("c", t0)
+	for _, id := range []string{"a", "b"} {
+		report(t, p, Report{ID: id, Generation: g, StateStep: 2, Failed: true, Step: 2, Err: "peer c"})
+	}
+	pl := must(t, p, "a")
+	if pl.Generation != g+1 || pl.Step != 2 || len(pl.Members) != 2 || pl.Action != Ready {
+		t.Fatalf("after the death: %+v", pl)
+	}
+	ready(t, p, "a", "b")
+	runStep(t, p, "a", "b")
+	h := p.History()
+	for i, r := range h {
+		if r.Step != int64(i) {
+			t.Fatalf("history %+v: steps not consecutive", h)
+		}
+	}
+}
+
+func TestPlannerJoinerSyncsAtBoundary(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, -1)
+	join(t, p, "a", "b")
+	ready(t, p, "a", "b")
+	runStep(t, p, "a", "b")
+	join(t, p, "c")
+	if pl := must(t, p, "c"); pl.Action != Wait {
+		t.Fatalf("joiner mid-step: %v, want wait (spare until the boundary)", pl.Action)
+	}
+	runStep(t, p, "a", "b") // the boundary after step 1 forms the new generation
+	pc := must(t, p, "c")
+	if pc.Action != Sync || pc.Step != 2 || pc.SyncFrom.ID == "c" || pc.SyncFrom.ID == "" {
+		t.Fatalf("joiner plan %+v, want sync of step 2 from a member", pc)
+	}
+	ready(t, p, "a", "b", "c")
+	runStep(t, p, "a", "b", "c")
+	if last := p.History()[len(p.History())-1]; last.World != 3 || last.Step != 2 {
+		t.Fatalf("last step %+v", last)
+	}
+}
+
+func TestPlannerPausesBelowMinimum(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{MinWorkers: 2}, -1)
+	join(t, p, "a", "b")
+	ready(t, p, "a", "b")
+	runStep(t, p, "a", "b")
+	p.Leave("b", t0)
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("below minimum: %v, want wait", pl.Action)
+	}
+	join(t, p, "d")
+	pl := must(t, p, "d")
+	if pl.Action != Sync || pl.Step != 1 || pl.SyncFrom.ID != "a" {
+		t.Fatalf("returning worker %+v, want sync of step 1 from a", pl)
+	}
+}
+
+func TestPlannerResumesFromCoordinatorCheckpoint(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, 40)
+	join(t, p, "a")
+	report(t, p, Report{ID: "a", StateStep: 0})
+	pl := must(t, p, "a")
+	if pl.Action != Sync || pl.Step != 40 || pl.SyncFrom.ID != CoordinatorID {
+		t.Fatalf("plan %+v, want sync of step 40 from the coordinator", pl)
+	}
+	// A worker that kept a newer state wins over the checkpoint.
+	p2 := newTestPlanner(t, PlannerConfig{}, 40)
+	join(t, p2, "a", "b")
+	report(t, p2, Report{ID: "a", StateStep: 0})
+	report(t, p2, Report{ID: "b", StateStep: 45})
+	p2.form(t0)
+	if pl := must(t, p2, "a"); pl.Action != Sync || pl.Step != 45 || pl.SyncFrom.ID != "b" {
+		t.Fatalf("plan %+v, want sync of step 45 from b", pl)
+	}
+}
+
+func TestPlannerReadyTimeoutDropsLaggard(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{ReadyTimeout: time.Second}, -1)
+	join(t, p, "a", "b")
+	ready(t, p, "a")
+	p.Tick(t0.Add(2 * time.Second))
+	pl := must(t, p, "a")
+	if len(pl.Members) != 1 {
+		t.Fatalf("laggard still in the ring: %+v", pl)
+	}
+}
+
+func TestPlannerCheckpointAndValidationFlags(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{CheckpointEvery: 2, ValidateEvery: 2}, -1)
+	join(t, p, "a")
+	ready(t, p, "a")
+	runStep(t, p, "a")
+	runStep(t, p, "a")
+	pl := must(t, p, "a")
+	if !pl.Snapshot || !pl.Validate || pl.Step != 2 {
+		t.Fatalf("step 2 plan %+v, want snapshot and validate", pl)
+	}
+	if c := p.TakeCheckpoints(); len(c) != 1 || c[0] != 2 {
+		t.Fatalf("checkpoints %v", c)
+	}
+	report(t, p, Report{ID: "a", Generation: p.Generation(), StateStep: 3, Step: 2, ValSum: 6, ValCount: 3, LossCount: 1})
+	if v, ok := p.Validation(2); !ok || v != 2 {
+		t.Fatalf("validation %v %v, want 2", v, ok)
+	}
+}
