@@ -117,6 +117,24 @@ func (s *Streams) setEpoch(e uint64) {
 	s.off, s.segs, s.k = s.layout(e)
 }
 
+// Seek moves to the n-th global batch counted from the first window of
+// epoch 0 — the training step — so a worker positions itself from the step
+// alone, whatever its rank and world size.
+func (s *Streams) Seek(n uint64) error {
+	for e := uint64(0); ; e++ {
+		_, _, k := s.layout(e)
+		if k <= 0 {
+			return fmt.Errorf("%w: epoch %d has no windows", ErrConfig, e)
+		}
+		if n < uint64(k) {
+			s.setEpoch(e)
+			s.pos = int64(n)
+			return nil
+		}
+		n -= uint64(k)
+	}
+}
+
 // WindowsPerEpoch returns the number of global batches in the current epoch
 // (it can vary by one between epochs with RandomOffset).
 func (s *Streams) WindowsPerEpoch() int64 { return s.k }

@@ -150,3 +150,38 @@ func TestStreamsEmptyRank(t *testing.T) {
 		t.Fatalf("batch %+v, err %v", b, err)
 	}
 }
+
+func TestStreamsSeekMatchesIteration(t *testing.T) {
+	toks := make(TokenSlice, 1000)
+	for i := range toks {
+		toks[i] = int32(i % 50)
+	}
+	for _, ro := range []bool{false, true} {
+		cfg := StreamConfig{Streams: 4, Steps: 7, Seed: 3, RandomOffset: ro}
+		it, err := NewStreams(toks, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for n := uint64(0); n < 100; n++ {
+			want, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sk, _ := NewStreams(toks, StreamConfig{Streams: 4, Steps: 7, Seed: 3, RandomOffset: ro, Rank: 1, World: 2})
+			if err := sk.Seek(n); err != nil {
+				t.Fatal(err)
+			}
+			got, err := sk.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Epoch != want.Epoch || got.Step != want.Step {
+				t.Fatalf("seek %d: epoch/step %d/%d, iteration %d/%d", n, got.Epoch, got.Step, want.Epoch, want.Step)
+			}
+			// rank 1 of 2 holds streams 2 and 3: compare their first tokens.
+			if got.Tokens[0] != want.Tokens[2] || got.Tokens[1] != want.Tokens[3] {
+				t.Fatalf("seek %d: tokens differ", n)
+			}
+		}
+	}
+}
