@@ -344,16 +344,12 @@ func (c *call) apply(f *Frame) (bool, error) {
 		return false, fmt.Errorf("%w: peer reduces %d elements, this rank %d", ErrProtocol, f.Total, len(c.buf))
 	case f.compression() != comp:
 		return false, fmt.Errorf("%w: peer compresses with %v, this rank with %v", ErrProtocol, f.compression(), comp)
-	case len(f.Payload) != (hi-lo)*comp.elemSize():
-		return false, fmt.Errorf("%w: slot %d has %d payload bytes, want %d", ErrProtocol, t, len(f.Payload), (hi-lo)*comp.elemSize())
+	case f.payloadLen() != (hi-lo)*comp.elemSize():
+		return false, fmt.Errorf("%w: slot %d has %d payload bytes, want %d", ErrProtocol, t, f.payloadLen(), (hi-lo)*comp.elemSize())
 	}
 	c.bad = c.bad || f.Flags&flagBad != 0
 	region := c.buf[lo:hi]
-	if s.reduces(t) {
-		accumulate(comp, region, f.Payload)
-	} else {
-		decode(comp, region, f.Payload)
-	}
+	applyPayload(comp, region, f, s.reduces(t))
 	if s.final(t) {
 		if c.opts.Op == Mean {
 			n := float32(s.ranks)
@@ -364,7 +360,7 @@ func (c *call) apply(f *Frame) (bool, error) {
 		roundTrip(comp, region) // keep exactly what the others will decode
 	}
 	c.recvNext++
-	c.stats.BytesReceived += int64(len(f.Payload))
+	c.stats.BytesReceived += int64(f.payloadLen())
 	c.progressed()
 	return true, nil
 }
@@ -389,4 +385,32 @@ func (r *Ring) onAck(f *Frame) error {
 	c.acked++
 	c.progressed()
 	return nil
+}
+
+// applyPayload adds (reduce) or copies the frame's payload into dst. The
+// payload may come in pieces that split an element; those bytes are
+// carried over.
+func applyPayload(comp Compression, dst []float32, f *Frame, reduce bool) {
+	op := decode
+	if reduce {
+		op = accumulate
+	}
+	es := comp.elemSize()
+	var carry [4]byte
+	nc, i := 0, 0
+	f.pieces(func(p []byte) {
+		if nc > 0 {
+			k := copy(carry[nc:es], p)
+			nc, p = nc+k, p[k:]
+			if nc < es {
+				return
+			}
+			op(comp, dst[i:i+1], carry[:es])
+			i, nc = i+1, 0
+		}
+		whole := len(p) / es
+		op(comp, dst[i:i+whole], p[:whole*es])
+		i += whole
+		nc = copy(carry[:], p[whole*es:])
+	})
 }

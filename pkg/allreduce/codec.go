@@ -36,7 +36,23 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("allreduce: codec cannot unmarshal into %T", v)
 	}
-	b := f.recvBuf(data.Len())
+	total := data.Len()
+	if len(data) > 1 && total > maxHeaderBytes {
+		// Parse the header from a copied prefix and leave the payload in
+		// gRPC's buffers: the ring applies it from there and releases it.
+		prefix := f.recvBuf(maxHeaderBytes)
+		data.CopyTo(prefix)
+		off, n, err := decodePrefix(prefix, total, f)
+		if err == nil && off >= 0 {
+			data.Ref()
+			f.rx, f.rxOff, f.rxLen = data, off, n
+			return nil
+		}
+	}
+	b := f.recvBuf(total)
 	data.CopyTo(b)
 	return decodeFrame(b, f)
 }
+
+// maxHeaderBytes covers every field before the payload of a data frame.
+const maxHeaderBytes = 128

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -47,6 +48,48 @@ type Frame struct {
 	Payload    []byte
 
 	buf []byte // receive buffer reused by Recv
+	// rx, when set, holds the payload instead of Payload: rxLen bytes at
+	// rxOff of gRPC's received buffers, applied in place and then released.
+	rx           mem.BufferSlice
+	rxOff, rxLen int
+}
+
+// payloadLen is the received payload's length.
+func (f *Frame) payloadLen() int {
+	if f.rx != nil {
+		return f.rxLen
+	}
+	return len(f.Payload)
+}
+
+// pieces calls fn on consecutive pieces of the payload.
+func (f *Frame) pieces(fn func([]byte)) {
+	if f.rx == nil {
+		fn(f.Payload)
+		return
+	}
+	off, left := f.rxOff, f.rxLen
+	for _, buf := range f.rx {
+		d := buf.ReadOnlyData()
+		if off >= len(d) {
+			off -= len(d)
+			continue
+		}
+		d = d[off:min(len(d), off+left)]
+		off, left = 0, left-len(d)
+		fn(d)
+		if left == 0 {
+			return
+		}
+	}
+}
+
+// release returns received gRPC buffers to their pool.
+func (f *Frame) release() {
+	if f.rx != nil {
+		f.rx.Free()
+		f.rx = nil
+	}
 }
 
 // compression is the payload encoding named by the flags.
@@ -113,43 +156,69 @@ var errMalformed = fmt.Errorf("%w: malformed frame", ErrProtocol)
 // decodeFrame parses the protobuf encoding of a frame from b, which comes
 // from the network and may be anything. f.Payload aliases b.
 func decodeFrame(b []byte, f *Frame) error {
+	_, _, err := decodePrefix(b, len(b), f)
+	return err
+}
+
+// decodePrefix parses a frame of total bytes of which b is a prefix. If
+// the payload is the last field and extends past b, parsing stops there
+// and (off, n) locate it in the whole message; otherwise off is -1 and
+// f.Payload aliases b. It fails if b ends anywhere else.
+func decodePrefix(b []byte, total int, f *Frame) (off, n int, err error) {
+	f.release()
 	*f = Frame{buf: f.buf}
+	pos := 0
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 {
-			return fmt.Errorf("%w: %v", errMalformed, protowire.ParseError(n))
+			return -1, 0, fmt.Errorf("%w: %v", errMalformed, protowire.ParseError(n))
 		}
-		b = b[n:]
-		if typ == protowire.BytesType && (num == fieldReason || num == fieldPayload) {
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return fmt.Errorf("%w: field %d: %v", errMalformed, num, protowire.ParseError(n))
+		b, pos = b[n:], pos+n
+		if typ == protowire.BytesType && num == fieldPayload && total > pos+len(b) {
+			l, m := protowire.ConsumeVarint(b)
+			if m < 0 || uint64(pos+m)+l != uint64(total) {
+				return -1, 0, fmt.Errorf("%w: payload does not end the frame", errMalformed)
 			}
-			b = b[n:]
+			return pos + m, int(l), nil
+		}
+		if err := f.decodeField(num, typ, &b, &pos); err != nil {
+			return -1, 0, err
+		}
+	}
+	if total != pos {
+		return -1, 0, fmt.Errorf("%w: truncated", errMalformed)
+	}
+	return -1, 0, nil
+}
+
+// decodeField consumes the value of field num from *bp, advancing *pos.
+func (f *Frame) decodeField(num protowire.Number, typ protowire.Type, bp *[]byte, pos *int) error {
+	b := *bp
+	var n int
+	switch {
+	case typ == protowire.BytesType && (num == fieldReason || num == fieldPayload):
+		var v []byte
+		if v, n = protowire.ConsumeBytes(b); n >= 0 {
 			if num == fieldReason {
 				f.Reason = string(v)
 			} else {
 				f.Payload = v
 			}
-			continue
 		}
-		if typ != protowire.VarintType || num < fieldKind || num > fieldTotal || num == fieldReason {
-			n := protowire.ConsumeFieldValue(num, typ, b) // unknown field: skip
-			if n < 0 {
-				return fmt.Errorf("%w: field %d: %v", errMalformed, num, protowire.ParseError(n))
+	case typ != protowire.VarintType || num < fieldKind || num > fieldTotal || num == fieldReason:
+		n = protowire.ConsumeFieldValue(num, typ, b) // unknown field: skip
+	default:
+		var v uint64
+		if v, n = protowire.ConsumeVarint(b); n >= 0 {
+			if err := setVarint(f, num, v); err != nil {
+				return err
 			}
-			b = b[n:]
-			continue
-		}
-		v, n := protowire.ConsumeVarint(b)
-		if n < 0 {
-			return fmt.Errorf("%w: field %d: %v", errMalformed, num, protowire.ParseError(n))
-		}
-		b = b[n:]
-		if err := setVarint(f, num, v); err != nil {
-			return err
 		}
 	}
+	if n < 0 {
+		return fmt.Errorf("%w: field %d: %v", errMalformed, num, protowire.ParseError(n))
+	}
+	*bp, *pos = b[n:], *pos+n
 	return nil
 }
 

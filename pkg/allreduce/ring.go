@@ -210,7 +210,9 @@ func (r *Ring) readLoop(p *peer) {
 		conn, fromLeft = r.out, false
 	}
 	var f, ack Frame
+	defer f.release()
 	for {
+		f.release() // the previous frame's received buffers
 		if err := conn.Recv(&f); err != nil {
 			r.linkFailed(p, err)
 			return

@@ -1,0 +1,82 @@
+package allreduce
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// BenchmarkRing measures allreduce over real gRPC on loopback, all ranks
+// in this process. algbw and busbw follow nccl-tests: algbw = bytes/time,
+// busbw = algbw * 2(N-1)/N, the per-link bandwidth a ring achieves.
+func BenchmarkRing(b *testing.B) {
+	for _, n := range []int{2, 4, 8} {
+		b.Run(fmt.Sprintf("ranks-%d", n), func(b *testing.B) {
+			trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
+				g.WindowBytes = int32(envInt("WIN", 0))
+				g.BufferBytes = envInt("BUFB", 0)
+				g.ReadBufferBytes = envInt("RBUF", 0)
+			})
+			rings := formRing(b, ms, 1, func(c *Config) { c.SegmentBytes = envInt("SEG", 0); c.Window = envInt("W", 0) }, func(i int) Transport { return trs[i] })
+			for _, mb := range []int{1, 10, 40} {
+				b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
+					benchRing(b, rings, mb*1000*1000/4)
+				})
+			}
+		})
+	}
+}
+
+func benchRing(b *testing.B, rings []*Ring, floats int) {
+	n := len(rings)
+	bufs := make([][]float32, n)
+	for i := range bufs {
+		bufs[i] = make([]float32, floats)
+		for j := range bufs[i] {
+			bufs[i][j] = 1
+		}
+	}
+	ctx := testCtx(b, 10*time.Minute)
+	if _, errs := runAll(ctx, rings, bufs, nil); errors.Join(errs...) != nil { // warm up
+		b.Fatal(errs)
+	}
+	b.SetBytes(int64(4 * floats))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		if _, errs := runAll(ctx, rings, bufs, nil); errors.Join(errs...) != nil {
+			b.Fatal(errs)
+		}
+	}
+	per := time.Since(start).Seconds() / float64(b.N)
+	alg := float64(4*floats) / per / 1e9
+	b.ReportMetric(alg, "algbw_GB/s")
+	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busbw_GB/s")
+}
+
+func envInt(k string, d int) int {
+	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
+		return v
+	}
+	return d
+}
+
+func grpcNodesCfg(t testing.TB, n int, tune func(*GRPCConfig)) ([]*GRPCTransport, []Member) {
+	trs := make([]*GRPCTransport, n)
+	ms := make([]Member, n)
+	for i := range trs {
+		g := GRPCConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret}
+		tune(&g)
+		tr, err := NewGRPCTransport(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		trs[i] = tr
+		ms[i] = Member{ID: fmt.Sprintf("w%d", i), Addr: tr.Addr()}
+	}
+	return trs, ms
+}
