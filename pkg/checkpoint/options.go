@@ -1,0 +1,63 @@
+package checkpoint
+
+import (
+	"fmt"
+	"os"
+	"time"
+)
+
+// Options configure a Store. A zero field takes its default.
+type Options struct {
+	// Keep is the number of most recent checkpoints kept, >= 1; the best
+	// is kept besides them. Default 3: the newest, and two to fall back
+	// to if it is damaged.
+	Keep int
+	// Timeout is how long Open waits for the file lock another Store
+	// holds before failing with ErrLocked. Default 1s: long enough for a
+	// previous coordinator's Close, short enough to report a second one
+	// still running.
+	Timeout time.Duration
+	// NoSync skips fsync after each commit. Only for tests: a crash may
+	// then lose or corrupt recent checkpoints.
+	NoSync bool
+	// BestMetric names the metric whose lowest value makes a checkpoint
+	// the best. Default "val_loss".
+	BestMetric string
+	// Mode is the file's permission bits when Open creates it.
+	// Default 0o600: checkpoints are the run owner's.
+	Mode os.FileMode
+}
+
+// DefaultOptions returns the options a zero Options stands for.
+func DefaultOptions() Options {
+	return Options{Keep: 3, Timeout: time.Second, BestMetric: "val_loss", Mode: 0o600}
+}
+
+// Validate rejects negative fields, wrapping ErrInvalid.
+func (o Options) Validate() error {
+	if o.Keep < 0 {
+		return fmt.Errorf("%w: Keep %d must be >= 0 (0 for the default)", ErrInvalid, o.Keep)
+	}
+	if o.Timeout < 0 {
+		return fmt.Errorf("%w: Timeout %v must be >= 0 (0 for the default)", ErrInvalid, o.Timeout)
+	}
+	return nil
+}
+
+// withDefaults returns o with every zero field set to its default.
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.Keep == 0 {
+		o.Keep = d.Keep
+	}
+	if o.Timeout == 0 {
+		o.Timeout = d.Timeout
+	}
+	if o.BestMetric == "" {
+		o.BestMetric = d.BestMetric
+	}
+	if o.Mode == 0 {
+		o.Mode = d.Mode
+	}
+	return o
+}
