@@ -21,8 +21,8 @@ type Report struct {
 
 // Damaged is a checkpoint a read skipped.
 type Damaged struct {
-	Step uint64
-	Err  error // a *DamagedError
+	Step uint64 // the skipped checkpoint's step
+	Err  error  // a *DamagedError naming the file, the step and the reason
 }
 
 // String is "" for an empty report, else it names every skipped step and
@@ -44,9 +44,9 @@ func (r *Report) skip(err *DamagedError) {
 
 // Info describes a stored checkpoint, for listing.
 type Info struct {
-	Step     uint64
-	Epoch    uint64
-	WallTime time.Time
+	Step     uint64             // the checkpoint's step (its key)
+	Epoch    uint64             // zero when the record's head does not decode
+	WallTime time.Time          // zero when the record's head does not decode
 	Size     int                // bytes of the encoded record
 	Metrics  map[string]float64 // nil when the record's head does not decode
 	OK       bool               // the checksum matches and the record decodes
