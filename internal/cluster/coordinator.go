@@ -1,0 +1,435 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/pkg/checkpoint"
+	"github.com/recur-ml/recur/pkg/schedule"
+)
+
+// CoordinatorConfig configures the coordinator process.
+type CoordinatorConfig struct {
+	Job    JobConfig
+	Listen string // control and state gRPC address; default 127.0.0.1:7070
+	Gossip string // memberlist bind address; default 127.0.0.1:7946; "off" disables
+	Dir    string // checkpoint directory; default runs/recur
+	Secret []byte // cluster key; empty disables authentication
+	Fresh  bool   // ignore existing checkpoints (by default training resumes)
+	Log    *zap.Logger
+}
+
+func (c *CoordinatorConfig) defaults() {
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7070"
+	}
+	if c.Gossip == "" {
+		c.Gossip = "127.0.0.1:7946"
+	}
+	if c.Dir == "" {
+		c.Dir = "runs/recur"
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Coordinator owns the plan of a training run: membership, generations,
+// the learning rate of each step, validation and checkpoints.
+type Coordinator struct {
+	controlpb.UnimplementedControlServer
+	cfg     CoordinatorConfig
+	log     *zap.Logger
+	store   *checkpoint.Store
+	sched   *schedule.Schedule
+	lis     net.Listener
+	srv     *grpc.Server
+	auth    *authenticator
+	gossip  *gossip
+	Metrics *Metrics
+
+	mu           sync.Mutex
+	p            *Planner
+	changed      chan struct{}
+	ckptBlob     []byte // state served to workers when resuming from a checkpoint
+	ckptStep     int64
+	finished     chan struct{}
+	once         sync.Once
+	bestVal      float64
+	curve        lossCurve
+	saving       sync.WaitGroup
+	pendingFinal int64
+}
+
+// NewCoordinator opens the checkpoint store (resuming from its newest good
+// checkpoint unless Fresh), and starts serving.
+func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
+	cfg.defaults()
+	if err := cfg.Job.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
+		finished: make(chan struct{}), ckptStep: -1, bestVal: math.Inf(1), Metrics: NewMetrics()}
+	var err error
+	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if c.store, err = checkpoint.Open(filepath.Join(cfg.Dir, "checkpoints.db"), checkpoint.Options{}); err != nil {
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if err := c.resume(); err != nil {
+		c.store.Close()
+		return nil, err
+	}
+	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
+		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
+		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 20 * time.Second,
+		LR: func(step int64, world int) float64 { return c.sched.LR(int(step), world) }}
+	if c.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+		c.store.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	if c.p, err = NewPlanner(pc, c.ckptStep, c.lis.Addr().String()); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.p.SetGeneration(c.loadGeneration())
+	c.auth = newAuthenticator(cfg.Secret)
+	c.Metrics.registerRejected(c.auth)
+	c.srv = grpc.NewServer(c.auth.serverOptions()...)
+	controlpb.RegisterControlServer(c.srv, c)
+	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt})
+	go c.srv.Serve(c.lis)
+	if cfg.Gossip != "off" {
+		if c.gossip, err = startGossip(CoordinatorID, cfg.Gossip, cfg.Secret, c.lis.Addr().String(), c.memberGone, c.log); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	c.log.Info("listening", zap.String("control", c.Addr()), zap.String("gossip", c.GossipAddr()),
+		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
+	return c, nil
+}
+
+// Addr returns the control address.
+func (c *Coordinator) Addr() string { return c.lis.Addr().String() }
+
+// GossipAddr returns the memberlist address workers join ("" when off).
+func (c *Coordinator) GossipAddr() string {
+	if c.gossip == nil {
+		return ""
+	}
+	return c.gossip.addr()
+}
+
+// Done is closed when training is complete.
+func (c *Coordinator) Done() <-chan struct{} { return c.finished }
+
+// History returns the completed steps.
+func (c *Coordinator) History() []StepRecord {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]StepRecord(nil), c.p.History()...)
+}
+
+// Close stops serving and closes the store.
+func (c *Coordinator) Close() error {
+	if c.gossip != nil {
+		c.gossip.shutdown()
+	}
+	if c.srv != nil {
+		c.srv.Stop()
+	}
+	c.saving.Wait()
+	return c.store.Close()
+}
+
+// resume loads the newest good checkpoint unless Fresh.
+func (c *Coordinator) resume() error {
+	jobPath := filepath.Join(c.cfg.Dir, "job.json")
+	ck, rep, err := c.store.Latest(context.Background())
+	if errors.Is(err, checkpoint.ErrNoCheckpoint) || c.cfg.Fresh {
+		b, _ := json.MarshalIndent(c.cfg.Job, "", "  ")
+		return os.WriteFile(jobPath, b, 0o644)
+	}
+	if err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	if len(rep.Skipped) > 0 {
+		c.log.Warn("damaged checkpoints skipped", zap.String("report", rep.String()))
+	}
+	if ck.ConfigHash != c.cfg.Job.Hash() {
+		msg := "its configuration differs"
+		if b, err := os.ReadFile(jobPath); err == nil {
+			var old JobConfig
+			if json.Unmarshal(b, &old) == nil {
+				if d := Diff(old, c.cfg.Job); d != "" {
+					msg = "config field " + d
+				}
+			}
+		}
+		return fmt.Errorf("coordinator: checkpoint of step %d in %s belongs to another job (%s); use a new directory or --fresh", ck.Step, c.cfg.Dir, msg)
+	}
+	st := State{Step: int64(ck.Step), Params: ck.Params, Optim: ck.Optimizer, Carry: floatsFromBytes(ck.Hidden)}
+	if c.ckptBlob, err = st.MarshalBinary(); err != nil {
+		return err
+	}
+	c.ckptStep = int64(ck.Step)
+	if v, ok := ck.Metrics["best_val_loss"]; ok {
+		c.bestVal = v
+	}
+	c.log.Info("resuming from checkpoint", zap.Uint64("step", ck.Step))
+	return nil
+}
+
+func (c *Coordinator) loadGeneration() uint64 {
+	b, err := os.ReadFile(filepath.Join(c.cfg.Dir, "generation"))
+	if err != nil {
+		return 0
+	}
+	g, _ := strconv.ParseUint(string(b), 10, 64)
+	return g + 1000 // leave room: generations after a restart never reuse a number
+}
+
+// stateAt serves the checkpoint the coordinator resumed from.
+func (c *Coordinator) stateAt(step int64) ([]byte, error) {
+	if c.ckptBlob == nil || step != c.ckptStep {
+		return nil, fmt.Errorf("the coordinator holds the checkpoint of step %d, not %d", c.ckptStep, step)
+	}
+	return c.ckptBlob, nil
+}
+
+// broadcast wakes every waiting Step call; the caller holds c.mu.
+func (c *Coordinator) broadcast() {
+	close(c.changed)
+	c.changed = make(chan struct{})
+	for _, e := range c.p.Events() {
+		c.log.Info(e)
+	}
+	c.Metrics.generation.Set(float64(c.p.Generation()))
+	c.Metrics.members.Set(float64(len(c.p.Members())))
+	os.WriteFile(filepath.Join(c.cfg.Dir, "generation"), []byte(strconv.FormatUint(c.p.Generation(), 10)), 0o644)
+}
+
+// memberGone is memberlist's report of a dead or departed worker.
+func (c *Coordinator) memberGone(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.p.Leave(id, time.Now())
+	c.broadcast()
+}
+
+// Join registers a worker.
+func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*controlpb.JoinReply, error) {
+	if req.Version != ProtocolVersion {
+		return nil, status.Errorf(codes.InvalidArgument, "worker %s speaks %q, the coordinator %q", req.WorkerId, req.Version, ProtocolVersion)
+	}
+	b, err := json.Marshal(c.cfg.Job)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.p.Join(Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr}, time.Now()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	c.broadcast()
+	return &controlpb.JoinReply{ConfigJson: b, Cluster: "recur"}, nil
+}
+
+// Step records a report and returns the worker's next plan when there is one.
+func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
+	now := time.Now()
+	c.mu.Lock()
+	r := Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, Failed: rep.Failed, Err: rep.Error,
+		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
+		ValSum: rep.ValLossSum, ValCount: rep.ValCount}
+	before := len(c.p.History())
+	if err := c.p.Report(r, now); err != nil {
+		c.mu.Unlock()
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	c.observe(rep, before)
+	c.broadcast()
+	for {
+		plan, ok := c.p.Next(rep.WorkerId)
+		if ok {
+			c.startCheckpoints(plan)
+			c.mu.Unlock()
+			if plan.Action == Stop {
+				c.finish(ctx, rep.WorkerId)
+			}
+			return c.toProto(plan), nil
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		c.mu.Lock()
+		c.p.Tick(time.Now())
+	}
+}
+
+// observe updates metrics, validation and the schedule after a report.
+func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
+	h := c.p.History()
+	for _, rec := range h[before:] {
+		c.curve.train = append(c.curve.train, point{float64(rec.Step), rec.Loss})
+		c.Metrics.step.Set(float64(rec.Step + 1))
+		c.Metrics.loss.Set(rec.Loss)
+		c.Metrics.lr.Set(rec.LR)
+		if rep.StepSeconds > 0 {
+			c.Metrics.stepSeconds.Set(rep.StepSeconds)
+			c.Metrics.tokensPerSec.Set(rep.LossCount / rep.StepSeconds)
+			c.Metrics.allreduceSeconds.Set(rep.AllreduceSeconds)
+			c.Metrics.busbw.Set(rep.Busbw)
+		}
+		if rec.Step%20 == 0 {
+			c.log.Info("step", zap.Int64("step", rec.Step+1), zap.Float64("loss", round4(rec.Loss)), zap.Float64("lr", rec.LR),
+				zap.Int("world", rec.World), zap.Uint64("generation", rec.Generation),
+				zap.Float64("tokens_per_s", math.Round(rep.LossCount/math.Max(rep.StepSeconds, 1e-9))),
+				zap.Float64("allreduce_share", round4(rep.AllreduceSeconds/math.Max(rep.StepSeconds, 1e-9))))
+		}
+	}
+	if rep.ValCount > 0 {
+		if v, ok := c.p.Validation(rep.Step); ok && !c.curve.hasVal(rep.Step) {
+			c.curve.val = append(c.curve.val, point{float64(rep.Step), v})
+			c.Metrics.valLoss.Set(v)
+			if _, err := c.sched.Observe(int(rep.Step), v); err != nil {
+				c.log.Warn("schedule", zap.Error(err))
+			}
+			if v < c.bestVal {
+				c.bestVal = v
+			}
+			c.log.Info("validation", zap.Int64("step", rep.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)))
+		}
+	}
+}
+
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
+
+// startCheckpoints fetches the snapshots the planner asked for from rank 0.
+func (c *Coordinator) startCheckpoints(plan Plan) {
+	for _, step := range c.p.TakeCheckpoints() {
+		if plan.Action == Stop || len(plan.Members) == 0 {
+			c.pendingFinal = step
+			continue
+		}
+		from := plan.Members[0]
+		c.saving.Add(1)
+		go func() {
+			defer c.saving.Done()
+			c.checkpointFrom(context.Background(), from.PeerAddr, step)
+		}()
+	}
+}
+
+// finish saves the final checkpoint from the reporting worker (its state
+// is the final one and it waits in this call), once.
+func (c *Coordinator) finish(ctx context.Context, id string) {
+	c.once.Do(func() {
+		c.mu.Lock()
+		step := c.pendingFinal
+		var peer string
+		for _, m := range c.p.workers {
+			if m.ID == id {
+				peer = m.PeerAddr
+			}
+		}
+		c.mu.Unlock()
+		if step > 0 && peer != "" {
+			c.checkpointFrom(ctx, peer, step)
+		}
+		c.saving.Wait()
+		c.writeCurve()
+		close(c.finished)
+	})
+}
+
+// checkpointFrom fetches the state of step from a worker and saves it.
+func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int64) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	b, err := fetchState(ctx, addr, c.cfg.Secret, step)
+	if err != nil {
+		c.log.Warn("checkpoint fetch failed", zap.Int64("step", step), zap.Error(err))
+		return
+	}
+	var st State
+	if err := st.UnmarshalBinary(b); err != nil {
+		c.log.Warn("checkpoint state damaged in transfer", zap.Int64("step", step), zap.Error(err))
+		return
+	}
+	c.mu.Lock()
+	metrics := map[string]float64{"best_val_loss": c.bestVal}
+	if n := len(c.curve.train); n > 0 {
+		metrics["train_loss"] = c.curve.train[n-1].y
+	}
+	if n := len(c.curve.val); n > 0 {
+		metrics["val_loss"] = c.curve.val[n-1].y
+	}
+	c.mu.Unlock()
+	for k, v := range metrics {
+		if math.IsInf(v, 0) || math.IsNaN(v) {
+			delete(metrics, k)
+		}
+	}
+	ck := &checkpoint.Checkpoint{Step: uint64(st.Step), Params: st.Params, Optimizer: st.Optim, Hidden: floatsToBytes(st.Carry),
+		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics}
+	if err := c.store.Save(ctx, ck); err != nil {
+		c.log.Warn("checkpoint save failed", zap.Int64("step", step), zap.Error(err))
+		return
+	}
+	c.Metrics.checkpoints.Inc()
+	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
+	c.writeCurve()
+}
+
+func (c *Coordinator) toProto(p Plan) *controlpb.StepPlan {
+	out := &controlpb.StepPlan{Action: controlpb.StepPlan_Action(p.Action), Generation: p.Generation, Rank: int32(p.Rank),
+		Step: p.Step, Lr: p.LR, Validate: p.Validate, Snapshot: p.Snapshot, SyncFrom: p.SyncFrom.PeerAddr, Reason: p.Reason}
+	for _, m := range p.Members {
+		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
+	}
+	return out
+}
+
+func floatsToBytes(f []float32) []byte {
+	b := make([]byte, 4*len(f))
+	for i, v := range f {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return b
+}
+
+func floatsFromBytes(b []byte) []float32 {
+	f := make([]float32, len(b)/4)
+	for i := range f {
+		f[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return f
+}

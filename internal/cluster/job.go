@@ -1,0 +1,184 @@
+package cluster
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/recur-ml/recur/pkg/rnn"
+	"github.com/recur-ml/recur/pkg/rnn/optim"
+	"github.com/recur-ml/recur/pkg/schedule"
+)
+
+// JobConfig is the whole training job: model, data, optimizer, schedule,
+// training loop and cluster policy. It is read from one YAML (or JSON) file;
+// flags and environment variables override fields. The coordinator sends it
+// to every worker, so all train the same thing.
+type JobConfig struct {
+	Model     ModelConfig     `yaml:"model" json:"model"`
+	Data      DataConfig      `yaml:"data" json:"data"`
+	Optimizer optim.Config    `yaml:"optimizer" json:"optimizer"`
+	Schedule  schedule.Config `yaml:"schedule" json:"schedule"`
+	Train     TrainConfig     `yaml:"train" json:"train"`
+	Cluster   ClusterConfig   `yaml:"cluster" json:"cluster"`
+}
+
+// ModelConfig is the recurrent language model.
+type ModelConfig struct {
+	Cell    string  `yaml:"cell" json:"cell"`       // lstm, gru, rnn_tanh, rnn_relu; default lstm
+	Hidden  int     `yaml:"hidden" json:"hidden"`   // default 256
+	Layers  int     `yaml:"layers" json:"layers"`   // default 2
+	Embed   int     `yaml:"embed" json:"embed"`     // default 64
+	Dropout float64 `yaml:"dropout" json:"dropout"` // default 0
+}
+
+// DataConfig is the corpus and how it is cut.
+type DataConfig struct {
+	Text          string  `yaml:"text" json:"text"`                     // corpus file, the same path on every worker; required
+	Seq           int     `yaml:"seq" json:"seq"`                       // TBPTT window; default 100
+	Batch         int     `yaml:"batch" json:"batch"`                   // global streams (batch rows), split over workers; default 32
+	TrainFraction float64 `yaml:"train_fraction" json:"train_fraction"` // default 0.9
+}
+
+// TrainConfig is the training loop.
+type TrainConfig struct {
+	Steps           int64   `yaml:"steps" json:"steps"`                       // total steps; required
+	Clip            float64 `yaml:"clip" json:"clip"`                         // global norm clip; default 5
+	Seed            uint64  `yaml:"seed" json:"seed"`                         // default 1
+	Threads         int     `yaml:"threads" json:"threads"`                   // goroutines per worker; default 1
+	CheckpointEvery int64   `yaml:"checkpoint_every" json:"checkpoint_every"` // default 100
+	ValidateEvery   int64   `yaml:"validate_every" json:"validate_every"`     // default 200
+	ValWindows      int     `yaml:"val_windows" json:"val_windows"`           // validation windows per evaluation, 0: all
+}
+
+// ClusterConfig is the cluster policy.
+type ClusterConfig struct {
+	MinWorkers int `yaml:"min_workers" json:"min_workers"` // default 1
+	MaxWorkers int `yaml:"max_workers" json:"max_workers"` // default 0: no limit
+	// AllreduceTimeoutMS bounds every wait on a ring peer; default 5000.
+	AllreduceTimeoutMS int `yaml:"allreduce_timeout_ms" json:"allreduce_timeout_ms"`
+}
+
+// DefaultJob returns a job with every default filled in.
+func DefaultJob() JobConfig {
+	s := schedule.DefaultConfig()
+	s.BaseLR = 2e-3
+	return JobConfig{
+		Model:     ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64},
+		Data:      DataConfig{Seq: 100, Batch: 32, TrainFraction: 0.9},
+		Optimizer: optim.DefaultConfig(optim.KindAdam),
+		Schedule:  s,
+		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200},
+		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000},
+	}
+}
+
+// LoadJob reads a YAML or JSON job file over the defaults. Unknown keys are
+// errors that name the line.
+func LoadJob(path string) (JobConfig, error) {
+	cfg := DefaultJob()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate reports the first impossible value, naming its field.
+func (c JobConfig) Validate() error {
+	if _, err := rnn.ParseCell(c.Model.Cell); err != nil {
+		return fmt.Errorf("config model.cell: %w", err)
+	}
+	pos := []struct {
+		name string
+		v    int64
+	}{{"model.hidden", int64(c.Model.Hidden)}, {"model.layers", int64(c.Model.Layers)}, {"model.embed", int64(c.Model.Embed)},
+		{"data.seq", int64(c.Data.Seq)}, {"data.batch", int64(c.Data.Batch)}, {"train.steps", c.Train.Steps},
+		{"train.threads", int64(c.Train.Threads)}, {"cluster.min_workers", int64(c.Cluster.MinWorkers)},
+		{"cluster.allreduce_timeout_ms", int64(c.Cluster.AllreduceTimeoutMS)}}
+	for _, f := range pos {
+		if f.v <= 0 {
+			return fmt.Errorf("config %s must be positive, got %d", f.name, f.v)
+		}
+	}
+	switch {
+	case c.Data.Text == "":
+		return fmt.Errorf("config data.text: no corpus given")
+	case c.Model.Dropout < 0 || c.Model.Dropout >= 1:
+		return fmt.Errorf("config model.dropout must be in [0, 1), got %v", c.Model.Dropout)
+	case c.Data.TrainFraction <= 0 || c.Data.TrainFraction >= 1:
+		return fmt.Errorf("config data.train_fraction must be in (0, 1), got %v", c.Data.TrainFraction)
+	case c.Train.Clip < 0:
+		return fmt.Errorf("config train.clip must not be negative, got %v", c.Train.Clip)
+	case c.Train.CheckpointEvery < 0 || c.Train.ValidateEvery < 0 || c.Train.ValWindows < 0:
+		return fmt.Errorf("config train.checkpoint_every, validate_every and val_windows must not be negative")
+	case c.Cluster.MaxWorkers != 0 && c.Cluster.MaxWorkers < c.Cluster.MinWorkers:
+		return fmt.Errorf("config cluster.max_workers %d is below cluster.min_workers %d", c.Cluster.MaxWorkers, c.Cluster.MinWorkers)
+	case c.Cluster.MinWorkers > c.Data.Batch:
+		return fmt.Errorf("config cluster.min_workers %d exceeds data.batch %d: every worker needs a stream", c.Cluster.MinWorkers, c.Data.Batch)
+	}
+	if err := c.Optimizer.Validate(); err != nil {
+		return fmt.Errorf("config optimizer: %w", err)
+	}
+	if _, err := schedule.New(c.Schedule); err != nil {
+		return fmt.Errorf("config schedule: %w", err)
+	}
+	return nil
+}
+
+// Hash identifies what a checkpoint depends on: the model, data and
+// optimizer (not the step count or cluster policy, which may change on a
+// resume).
+func (c JobConfig) Hash() string {
+	b, _ := json.Marshal(struct {
+		M ModelConfig
+		D DataConfig
+		O optim.Config
+		S uint64
+	}{c.Model, c.Data, c.Optimizer, c.Train.Seed})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+// Diff names the first field where a and b differ in what Hash covers, for a
+// clear "checkpoint of another model" error.
+func Diff(a, b JobConfig) string {
+	for _, f := range []struct {
+		name string
+		x, y any
+	}{{"model", a.Model, b.Model}, {"data", a.Data, b.Data}, {"optimizer", a.Optimizer, b.Optimizer}, {"train.seed", a.Train.Seed, b.Train.Seed}} {
+		if !reflect.DeepEqual(f.x, f.y) {
+			return f.name + ": " + firstDiff(f.x, f.y)
+		}
+	}
+	return ""
+}
+
+func firstDiff(x, y any) string {
+	vx, vy := reflect.ValueOf(x), reflect.ValueOf(y)
+	if vx.Kind() != reflect.Struct {
+		return fmt.Sprintf("%v vs %v", x, y)
+	}
+	for i := 0; i < vx.NumField(); i++ {
+		if !reflect.DeepEqual(vx.Field(i).Interface(), vy.Field(i).Interface()) {
+			name := strings.ToLower(vx.Type().Field(i).Name)
+			if tag := vx.Type().Field(i).Tag.Get("yaml"); tag != "" {
+				name = tag
+			}
+			return fmt.Sprintf("%s %v vs %v", name, vx.Field(i).Interface(), vy.Field(i).Interface())
+		}
+	}
+	return "differs"
+}

@@ -1,0 +1,56 @@
+package cluster
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the coordinator's Prometheus metrics.
+type Metrics struct {
+	reg              *prometheus.Registry
+	step             prometheus.Gauge
+	loss             prometheus.Gauge
+	valLoss          prometheus.Gauge
+	lr               prometheus.Gauge
+	tokensPerSec     prometheus.Gauge
+	stepSeconds      prometheus.Gauge
+	allreduceSeconds prometheus.Gauge
+	busbw            prometheus.Gauge
+	generation       prometheus.Gauge
+	members          prometheus.Gauge
+	checkpoints      prometheus.Counter
+}
+
+// NewMetrics registers the metrics in a fresh registry.
+func NewMetrics() *Metrics {
+	g := func(name, help string) prometheus.Gauge {
+		return prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "recur", Name: name, Help: help})
+	}
+	m := &Metrics{
+		reg:              prometheus.NewRegistry(),
+		step:             g("step", "Completed training steps."),
+		loss:             g("train_loss", "Mean training loss of the last step (nats per target)."),
+		valLoss:          g("val_loss", "Last validation loss (nats per target)."),
+		lr:               g("learning_rate", "Learning rate of the last step."),
+		tokensPerSec:     g("tokens_per_second", "Cluster throughput of the last step."),
+		stepSeconds:      g("step_seconds", "Wall time of the last step on the reporting worker."),
+		allreduceSeconds: g("allreduce_seconds", "Allreduce time of the last step."),
+		busbw:            g("allreduce_busbw_bytes_per_second", "Allreduce bus bandwidth of the last step."),
+		generation:       g("generation", "Current ring generation."),
+		members:          g("members", "Workers in the current ring."),
+		checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoints_total", Help: "Checkpoints saved."}),
+	}
+	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members, m.checkpoints)
+	return m
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
+
+// registerRejected exposes the count of refused unauthenticated RPCs.
+func (m *Metrics) registerRejected(a *authenticator) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "recur", Name: "rejected_peers_total",
+		Help: "RPCs refused for a missing or wrong cluster key."}, func() float64 { return float64(a.rejected.Load()) }))
+}

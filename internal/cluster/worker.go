@@ -1,0 +1,353 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/pkg/allreduce"
+)
+
+// ProtocolVersion is checked when a worker joins: a worker of another
+// version is refused with the reason.
+const ProtocolVersion = "recur/1"
+
+// WorkerConfig configures a worker process.
+type WorkerConfig struct {
+	ID          string        // unique worker id; required
+	Coordinator string        // the coordinator's control address (host:port); required
+	RingListen  string        // allreduce listener; default 127.0.0.1:0
+	PeerListen  string        // state-transfer listener; default 127.0.0.1:0
+	Secret      []byte        // cluster key; empty disables authentication
+	// Gossip is a memberlist address to join (the coordinator's or any
+	// member's); empty runs without gossip (the coordinator then learns of
+	// a dead worker only from the ring's failure reports and timeouts).
+	Gossip       string
+	GossipListen string // memberlist bind address; default 127.0.0.1:0
+	Retry       time.Duration // pause between attempts to reach the coordinator; default 500ms
+	Log         *zap.Logger
+}
+
+// Validate reports a missing field.
+func (c *WorkerConfig) Validate() error {
+	switch {
+	case c.ID == "":
+		return errors.New("worker: no id")
+	case c.Coordinator == "":
+		return errors.New("worker: no coordinator address")
+	}
+	return nil
+}
+
+func (c *WorkerConfig) defaults() {
+	if c.RingListen == "" {
+		c.RingListen = "127.0.0.1:0"
+	}
+	if c.PeerListen == "" {
+		c.PeerListen = "127.0.0.1:0"
+	}
+	if c.GossipListen == "" {
+		c.GossipListen = "127.0.0.1:0"
+	}
+	if c.Retry == 0 {
+		c.Retry = 500 * time.Millisecond
+	}
+	if c.Log == nil {
+		c.Log = zap.NewNop()
+	}
+}
+
+// Worker trains its share of every global batch in the rings the
+// coordinator forms.
+type Worker struct {
+	cfg     WorkerConfig
+	ring    *allreduce.GRPCTransport
+	peerLis net.Listener
+	peer    *grpc.Server
+	conn    *grpc.ClientConn
+	ctl     controlpb.ControlClient
+	eng     *engine
+	r       *allreduce.Ring
+	gossip  *gossip
+	log     *zap.Logger
+}
+
+// NewWorker opens the worker's listeners.
+func NewWorker(cfg WorkerConfig) (*Worker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.defaults()
+	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID))}
+	var err error
+	if w.ring, err = allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: cfg.RingListen, Secret: ringSecret(cfg.Secret)}); err != nil {
+		return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
+	}
+	if w.peerLis, err = net.Listen("tcp", cfg.PeerListen); err != nil {
+		w.ring.Close()
+		return nil, fmt.Errorf("worker %s: peer listener: %w", cfg.ID, err)
+	}
+	auth := newAuthenticator(cfg.Secret)
+	w.peer = grpc.NewServer(auth.serverOptions()...)
+	controlpb.RegisterPeerServer(w.peer, &stateServer{stateAt: func(step int64) ([]byte, error) {
+		if w.eng == nil {
+			return nil, errors.New("worker has no state yet")
+		}
+		return w.eng.stateAt(step)
+	}})
+	go w.peer.Serve(w.peerLis)
+	if w.conn, err = grpc.NewClient(cfg.Coordinator, dialOptions(cfg.Secret)...); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
+	}
+	w.ctl = controlpb.NewControlClient(w.conn)
+	if cfg.Gossip != "" {
+		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Secret, w.peerLis.Addr().String(), nil, w.log); err != nil {
+			w.Close()
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// ringSecret gives the allreduce transport a key of the length it needs.
+func ringSecret(secret []byte) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	k := gossipKey(append([]byte("ring:"), secret...))
+	return k
+}
+
+// Close stops the worker's servers.
+func (w *Worker) Close() error {
+	if w.gossip != nil {
+		w.gossip.shutdown()
+	}
+	if w.r != nil {
+		w.r.Close()
+	}
+	if w.peer != nil {
+		w.peer.Stop()
+	}
+	if w.conn != nil {
+		w.conn.Close()
+	}
+	if w.eng != nil {
+		w.eng.close()
+	}
+	return w.ring.Close()
+}
+
+// Run joins the cluster and trains until the coordinator says stop or ctx
+// ends.
+func (w *Worker) Run(ctx context.Context) error {
+	if err := w.join(ctx); err != nil {
+		return err
+	}
+	rep := &controlpb.StepReport{WorkerId: w.cfg.ID, StateStep: w.eng.step, Step: -1}
+	var waited time.Duration
+	for {
+		t0 := time.Now()
+		plan, err := w.next(ctx, rep)
+		if err != nil {
+			return err
+		}
+		waited = time.Since(t0)
+		rep = &controlpb.StepReport{WorkerId: w.cfg.ID, Generation: plan.Generation, Step: -1, WaitSeconds: waited.Seconds()}
+		switch plan.Action {
+		case controlpb.StepPlan_STOP:
+			w.log.Info("stop", zap.String("reason", plan.Reason), zap.Int64("step", w.eng.step))
+			return nil
+		case controlpb.StepPlan_WAIT:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(w.cfg.Retry):
+			}
+		case controlpb.StepPlan_SYNC, controlpb.StepPlan_READY:
+			if err := w.prepare(ctx, plan); err != nil {
+				w.log.Warn("sync failed", zap.Error(err))
+				rep.Failed, rep.Error = true, err.Error()
+			} else {
+				rep.Ready = true
+			}
+		case controlpb.StepPlan_RUN:
+			w.runStep(ctx, plan, rep)
+		}
+		rep.StateStep = w.eng.step
+	}
+}
+
+// join registers with the coordinator (retrying until it answers) and
+// builds the engine from the job it sends.
+func (w *Worker) join(ctx context.Context) error {
+	if w.gossip != nil {
+		if err := w.gossip.join(w.cfg.Gossip); err != nil {
+			w.log.Debug("gossip join", zap.Error(err))
+		}
+	}
+	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.ring.Addr(), PeerAddr: w.peerLis.Addr().String(), Version: ProtocolVersion}
+	for {
+		rep, err := w.ctl.Join(ctx, req)
+		if err == nil {
+			if w.eng != nil {
+				return nil // rejoined after a coordinator restart; keep the state
+			}
+			var job JobConfig
+			if err := json.Unmarshal(rep.ConfigJson, &job); err != nil {
+				return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
+			}
+			if w.eng, err = newEngine(job); err != nil {
+				return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
+			}
+			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("peer", req.PeerAddr))
+			return nil
+		}
+		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
+			return fmt.Errorf("worker %s: join refused: %s", w.cfg.ID, status.Convert(err).Message())
+		}
+		w.log.Debug("coordinator not reachable", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(w.cfg.Retry):
+		}
+	}
+}
+
+// next reports and waits for the next plan, riding out coordinator
+// restarts: it retries while the coordinator is away and joins again when
+// the coordinator no longer knows it.
+func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
+	for {
+		plan, err := w.ctl.Step(ctx, rep)
+		if err == nil {
+			return plan, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		switch status.Code(err) {
+		case codes.FailedPrecondition:
+			if err := w.join(ctx); err != nil {
+				return nil, err
+			}
+			continue
+		case codes.Unauthenticated, codes.PermissionDenied:
+			return nil, fmt.Errorf("worker %s: %s", w.cfg.ID, status.Convert(err).Message())
+		}
+		w.log.Debug("coordinator unreachable; retrying", zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(w.cfg.Retry):
+		}
+	}
+}
+
+// prepare brings the state to plan.Step (fetching it when told) and keeps
+// a snapshot so peers can fetch it too.
+func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
+	if plan.Action == controlpb.StepPlan_SYNC {
+		t0 := time.Now()
+		fctx, cancel := context.WithTimeout(ctx, time.Minute)
+		b, err := fetchState(fctx, plan.SyncFrom, w.cfg.Secret, plan.Step)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if err := w.eng.load(b); err != nil {
+			return err
+		}
+		w.log.Info("synced", zap.Int64("step", plan.Step), zap.String("from", plan.SyncFrom), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
+	}
+	if w.eng.step != plan.Step {
+		return fmt.Errorf("holds step %d, generation %d starts at %d", w.eng.step, plan.Generation, plan.Step)
+	}
+	return w.eng.snapshot()
+}
+
+// runStep runs one step of plan, filling rep.
+func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *controlpb.StepReport) {
+	rep.Step = plan.Step
+	fail := func(err error, peer string) {
+		rep.Failed, rep.Error, rep.FailedPeer = true, err.Error(), peer
+		w.log.Warn("step failed", zap.Int64("step", plan.Step), zap.Uint64("generation", plan.Generation), zap.Error(err))
+	}
+	if w.eng.step != plan.Step {
+		fail(fmt.Errorf("holds step %d, plan runs %d", w.eng.step, plan.Step), "")
+		return
+	}
+	if err := w.ensureRing(ctx, plan); err != nil {
+		var pe *allreduce.PeerError
+		peer := ""
+		if errors.As(err, &pe) {
+			peer = pe.Error()
+		}
+		fail(err, peer)
+		return
+	}
+	if plan.Snapshot {
+		if err := w.eng.snapshot(); err != nil {
+			fail(err, "")
+			return
+		}
+	}
+	if plan.Validate {
+		s, c, err := w.eng.validate()
+		if err != nil {
+			fail(err, "")
+			return
+		}
+		rep.ValLossSum, rep.ValCount = s, c
+	}
+	t0 := time.Now()
+	res, err := w.eng.run(ctx, w.r, plan.Lr)
+	if err != nil {
+		var pe *allreduce.PeerError
+		peer := ""
+		if errors.As(err, &pe) {
+			peer = pe.Error()
+		}
+		w.r.Close()
+		w.r = nil
+		fail(err, peer)
+		return
+	}
+	rep.LossSum, rep.LossCount = res.lossSum, res.count
+	rep.StepSeconds = time.Since(t0).Seconds()
+	rep.AllreduceSeconds = res.allreduce.Seconds()
+	rep.Busbw = res.busbw
+}
+
+// ensureRing joins the plan's ring generation if not already in it.
+func (w *Worker) ensureRing(ctx context.Context, plan *controlpb.StepPlan) error {
+	if w.r != nil && w.r.Generation() == plan.Generation && w.r.Err() == nil {
+		return nil
+	}
+	if w.r != nil {
+		w.r.Close()
+		w.r = nil
+	}
+	members := make([]allreduce.Member, len(plan.Members))
+	for i, m := range plan.Members {
+		members[i] = allreduce.Member{ID: m.Id, Addr: m.RingAddr}
+	}
+	timeout := time.Duration(w.eng.job.Cluster.AllreduceTimeoutMS) * time.Millisecond
+	r, err := allreduce.New(ctx, allreduce.Config{Rank: int(plan.Rank), Members: members, Generation: plan.Generation, Timeout: timeout}, w.ring)
+	if err != nil {
+		return err
+	}
+	w.r = r
+	return w.eng.setRing(int(plan.Rank), len(plan.Members))
+}
