@@ -68,7 +68,6 @@ func startGossip(name, bind string, secret []byte, meta string, gone func(string
 	conf.PushPullInterval = 5 * time.Second
 	conf.Events = gossipEvents{gone: gone, log: lg}
 	conf.Delegate = metaDelegate{meta: []byte(meta)}
-	conf.LogOutput = io.Discard
 	conf.Logger = log.New(io.Discard, "", 0)
 	if len(secret) > 0 {
 		conf.SecretKey = gossipKey(secret)

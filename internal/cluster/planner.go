@@ -191,9 +191,11 @@ func (p *Planner) Generation() uint64 { return p.gen }
 
 // Members returns the current ring.
 func (p *Planner) Members() []Member {
-	out := make([]Member, len(p.ring))
-	for i, id := range p.ring {
-		out[i] = p.workers[id].Member
+	out := make([]Member, 0, len(p.ring))
+	for _, id := range p.ring {
+		if w, ok := p.workers[id]; ok {
+			out = append(out, w.Member)
+		}
 	}
 	return out
 }

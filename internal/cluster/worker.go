@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -23,18 +24,18 @@ const ProtocolVersion = "recur/1"
 
 // WorkerConfig configures a worker process.
 type WorkerConfig struct {
-	ID          string        // unique worker id; required
-	Coordinator string        // the coordinator's control address (host:port); required
-	RingListen  string        // allreduce listener; default 127.0.0.1:0
-	PeerListen  string        // state-transfer listener; default 127.0.0.1:0
-	Secret      []byte        // cluster key; empty disables authentication
+	ID          string // unique worker id; required
+	Coordinator string // the coordinator's control address (host:port); required
+	RingListen  string // allreduce listener; default 127.0.0.1:0
+	PeerListen  string // state-transfer listener; default 127.0.0.1:0
+	Secret      []byte // cluster key; empty disables authentication
 	// Gossip is a memberlist address to join (the coordinator's or any
 	// member's); empty runs without gossip (the coordinator then learns of
 	// a dead worker only from the ring's failure reports and timeouts).
 	Gossip       string
-	GossipListen string // memberlist bind address; default 127.0.0.1:0
-	Retry       time.Duration // pause between attempts to reach the coordinator; default 500ms
-	Log         *zap.Logger
+	GossipListen string        // memberlist bind address; default 127.0.0.1:0
+	Retry        time.Duration // pause between attempts to reach the coordinator; default 500ms
+	Log          *zap.Logger
 }
 
 // Validate reports a missing field.
@@ -79,6 +80,11 @@ type Worker struct {
 	r       *allreduce.Ring
 	gossip  *gossip
 	log     *zap.Logger
+	stop    context.CancelFunc // ends Run
+	stopCtx context.Context
+	running sync.WaitGroup
+	// brokenGen is the last generation whose ring failed here.
+	brokenGen uint64
 }
 
 // NewWorker opens the worker's listeners.
@@ -88,6 +94,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	cfg.defaults()
 	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID))}
+	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
 	if w.ring, err = allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: cfg.RingListen, Secret: ringSecret(cfg.Secret)}); err != nil {
 		return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
@@ -128,29 +135,38 @@ func ringSecret(secret []byte) []byte {
 	return k
 }
 
-// Close stops the worker's servers.
+// Close stops the worker: Run returns, the servers stop.
 func (w *Worker) Close() error {
+	w.stop()
 	if w.gossip != nil {
 		w.gossip.shutdown()
-	}
-	if w.r != nil {
-		w.r.Close()
 	}
 	if w.peer != nil {
 		w.peer.Stop()
 	}
+	err := w.ring.Close()
 	if w.conn != nil {
 		w.conn.Close()
+	}
+	w.running.Wait() // Run owns the ring and the engine until it returns
+	if w.r != nil {
+		w.r.Close()
 	}
 	if w.eng != nil {
 		w.eng.close()
 	}
-	return w.ring.Close()
+	return err
 }
 
 // Run joins the cluster and trains until the coordinator says stop or ctx
 // ends.
 func (w *Worker) Run(ctx context.Context) error {
+	w.running.Add(1)
+	defer w.running.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(w.stopCtx, cancel)
+	defer stop()
 	if err := w.join(ctx); err != nil {
 		return err
 	}
@@ -321,6 +337,7 @@ func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *con
 		}
 		w.r.Close()
 		w.r = nil
+		w.brokenGen = plan.Generation
 		fail(err, peer)
 		return
 	}
@@ -332,8 +349,19 @@ func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *con
 
 // ensureRing joins the plan's ring generation if not already in it.
 func (w *Worker) ensureRing(ctx context.Context, plan *controlpb.StepPlan) error {
-	if w.r != nil && w.r.Generation() == plan.Generation && w.r.Err() == nil {
+	if w.r != nil && w.r.Generation() == plan.Generation {
+		if err := w.r.Err(); err != nil {
+			// A ring is formed once per generation: a broken one means
+			// the generation is over; the coordinator forms the next.
+			w.r.Close()
+			w.r = nil
+			w.brokenGen = plan.Generation
+			return err
+		}
 		return nil
+	}
+	if w.brokenGen == plan.Generation {
+		return fmt.Errorf("the ring of generation %d already failed here", plan.Generation)
 	}
 	if w.r != nil {
 		w.r.Close()

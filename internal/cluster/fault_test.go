@@ -1,0 +1,159 @@
+package cluster
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// waitSteps waits until the coordinator has recorded n steps.
+func (tc *testCluster) waitSteps(n int, timeout time.Duration) {
+	tc.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for len(tc.coord.History()) < n {
+		if time.Now().After(deadline) {
+			tc.t.Fatalf("only %d of %d steps after %v", len(tc.coord.History()), n, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// checkHistory asserts that steps are consecutive from first: none lost,
+// none counted twice.
+func checkHistory(t *testing.T, h []StepRecord, first int64) {
+	t.Helper()
+	for i, r := range h {
+		if r.Step != first+int64(i) {
+			t.Fatalf("history entry %d is step %d, want %d (steps lost or repeated)", i, r.Step, first+int64(i))
+		}
+	}
+}
+
+func TestClusterSurvivesWorkerDeathAndJoin(t *testing.T) {
+	job := testJob(testCorpus(t), 400)
+	job.Model.Hidden = 64
+	tc := startCluster(t, job, t.TempDir(), true)
+	for _, id := range []string{"w1", "w2", "w3"} {
+		tc.addWorker(id)
+	}
+	tc.waitSteps(60, time.Minute)
+	gen := tc.coord.p.Generation()
+	killed := time.Now()
+	tc.kill("w3")
+	// Training goes on with two workers.
+	deadline := time.Now().Add(30 * time.Second)
+	var recovered time.Duration
+	for recovered == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no step completed by a new generation within 30s of the kill")
+		}
+		for _, r := range tc.coord.History() {
+			if r.Generation > gen && r.World == 2 {
+				recovered = time.Since(killed)
+				break
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("worker killed: first step of the 2-worker generation after %v", recovered.Round(time.Millisecond))
+	if recovered > 10*time.Second {
+		t.Errorf("recovery took %v, want <= 10s", recovered)
+	}
+	// A new worker joins at a step boundary and receives the state.
+	tc.addWorker("w4")
+	tc.wait(3 * time.Minute)
+	h := tc.coord.History()
+	checkHistory(t, h, 0)
+	if len(h) != 400 {
+		t.Fatalf("%d steps, want 400", len(h))
+	}
+	if last := h[len(h)-1]; last.World != 3 {
+		t.Errorf("last step ran with %d workers, want 3 after the join", last.World)
+	}
+	tc.wg.Wait()
+	p1 := tc.params("w1")
+	for _, id := range []string{"w2", "w4"} {
+		p := tc.params(id)
+		for i := range p1 {
+			if p[i] != p1[i] {
+				t.Fatalf("worker %s differs from w1 at parameter %d", id, i)
+			}
+		}
+	}
+}
+
+func TestClusterSurvivesCoordinatorRestart(t *testing.T) {
+	job := testJob(testCorpus(t), 300)
+	job.Model.Hidden = 64
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	for _, id := range []string{"w1", "w2"} {
+		tc.addWorker(id)
+	}
+	tc.waitSteps(40, time.Minute)
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+	before := len(tc.coord.History())
+	time.Sleep(300 * time.Millisecond)
+	c2, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: tc.secret,
+		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if c2.ckptStep < 10 {
+		t.Fatalf("restarted coordinator resumed from checkpoint step %d, want >= 10", c2.ckptStep)
+	}
+	select {
+	case <-c2.Done():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("training did not finish after the restart (%d steps)", len(c2.History()))
+	}
+	h := c2.History()
+	if len(h) == 0 {
+		t.Fatal("no steps after the restart")
+	}
+	// The workers kept their state: training continues from where the ring
+	// was, not from the older checkpoint, with no step repeated.
+	if h[0].Step < int64(before)-1 {
+		t.Fatalf("restarted run began at step %d, the ring had completed %d", h[0].Step, before)
+	}
+	checkHistory(t, h, h[0].Step)
+	if last := h[len(h)-1].Step; last != 299 {
+		t.Fatalf("last step %d, want 299", last)
+	}
+	tc.wg.Wait()
+}
+
+func TestCoordinatorRefusesCheckpointOfAnotherJob(t *testing.T) {
+	job := testJob(testCorpus(t), 12)
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	tc.addWorker("w1")
+	tc.wait(time.Minute)
+	tc.coord.Close()
+	job.Model.Hidden = 48
+	_, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: "off", Dir: dir})
+	if err == nil {
+		t.Fatal("a checkpoint of another model was accepted")
+	}
+	t.Log(err)
+	if want := "hidden"; !contains(err.Error(), want) {
+		t.Fatalf("error %q does not name the field %q", err, want)
+	}
+}
+
+func contains(s, sub string) bool {
+	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
+}
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
