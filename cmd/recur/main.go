@@ -1,13 +1,20 @@
 // Command recur is Recur's command-line interface.
 //
-//	recur train  --text FILE|DIR [--minutes N | --steps N] [model flags]
-//	recur sample --model DIR [--prime TEXT] [--n N] [--temperature T]
+//	recur train       local mode: a coordinator and N workers on this machine
+//	recur coordinator run a coordinator (cluster mode)
+//	recur worker      run a worker that joins a coordinator
+//	recur sample      generate text from a run's newest checkpoint
+//	recur eval        loss of a run's newest checkpoint
+//	recur export      a run's newest checkpoint as safetensors (PyTorch names)
+//	recur keygen      print a new cluster key
 //
 // Run `recur COMMAND --help` for the flags of a command.
 package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,15 +23,21 @@ import (
 	"os/signal"
 	"syscall"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
+	"github.com/recur-ml/recur/internal/cli"
 )
 
-const usage = `recur: distributed data-parallel training of recurrent networks
+const usage = `recur: data-parallel training of recurrent networks on CPU clusters
 
 Usage:
-  recur train  --text FILE|DIR [--minutes N | --steps N] [flags]   train a char-level language model
-  recur sample --model DIR [--prime TEXT] [--n N] [--temperature T] generate text from a trained model
+  recur train [--config FILE] [--workers N] [--text FILE] [--steps N | --minutes M]
+                                    local mode: a coordinator and N worker processes here
+  recur coordinator --config FILE   run a coordinator (cluster mode)
+  recur worker --coordinator ADDR --gossip ADDR
+                                    run a worker that joins a coordinator
+  recur sample --run DIR            generate text from a run's newest checkpoint
+  recur eval   --run DIR            loss of a run's newest checkpoint
+  recur export --run DIR            write the checkpoint as safetensors (PyTorch names)
+  recur keygen                      print a new cluster key (for RECUR_CLUSTER_KEY)
 
 Run "recur COMMAND --help" for a command's flags.
 `
@@ -43,9 +56,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch args[0] {
 	case "train":
-		err = cmdTrain(ctx, args[1:], stdout, stderr)
+		err = cli.Train(ctx, args[1:], stdout, stderr)
+	case "coordinator":
+		err = cli.Coordinator(ctx, args[1:], stdout, stderr)
+	case "worker":
+		err = cli.Worker(ctx, args[1:], stdout, stderr)
 	case "sample":
-		err = cmdSample(args[1:], stdout, stderr)
+		err = cli.Sample(args[1:], stdout, stderr)
+	case "eval":
+		err = cli.Eval(args[1:], stdout, stderr)
+	case "export":
+		err = cli.Export(args[1:], stdout, stderr)
+	case "keygen":
+		b := make([]byte, 32)
+		rand.Read(b)
+		fmt.Fprintln(stdout, hex.EncodeToString(b))
 	default:
 		fmt.Fprintf(stderr, "recur: unknown command %q\n\n%s", args[0], usage)
 		return 2
@@ -58,23 +83,4 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// newLogger logs in console format on a terminal and JSON otherwise.
-func newLogger(w io.Writer) *zap.Logger {
-	enc := zap.NewProductionEncoderConfig()
-	enc.EncodeTime = zapcore.ISO8601TimeEncoder
-	var encoder zapcore.Encoder
-	if f, ok := w.(*os.File); ok && isTerminal(f) {
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
-		encoder = zapcore.NewConsoleEncoder(enc)
-	} else {
-		encoder = zapcore.NewJSONEncoder(enc)
-	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), zap.InfoLevel))
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/schedule"
+	"github.com/recur-ml/recur/pkg/shard"
 )
 
 // CoordinatorConfig configures the coordinator process.
@@ -72,6 +73,7 @@ type Coordinator struct {
 	finished     chan struct{}
 	once         sync.Once
 	bestVal      float64
+	started      time.Time
 	curve        lossCurve
 	saving       sync.WaitGroup
 	pendingFinal int64
@@ -85,7 +87,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, err
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), ckptStep: -1, bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), ckptStep: -1, started: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -97,6 +99,10 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	if err := c.resume(); err != nil {
+		c.store.Close()
+		return nil, err
+	}
+	if err := c.checkData(); err != nil {
 		c.store.Close()
 		return nil, err
 	}
@@ -201,6 +207,26 @@ func (c *Coordinator) resume() error {
 	return nil
 }
 
+// checkData opens the corpus once: it must exist, be text, and hold at
+// least one window per stream; its vocabulary is saved beside the
+// checkpoints for sampling and evaluation.
+func (c *Coordinator) checkData() error {
+	d := c.cfg.Job.Data
+	corpus, err := shard.OpenText(d.Text, shard.TextConfig{TrainFraction: d.TrainFraction})
+	if err != nil {
+		return fmt.Errorf("coordinator: data.text: %w", err)
+	}
+	defer corpus.Close()
+	if n, need := corpus.Train().Len(), int64(d.Batch*(d.Seq+1)); n < need {
+		return fmt.Errorf("coordinator: data.text %s has %d training characters; %d streams of %d need at least %d", d.Text, n, d.Batch, d.Seq, need)
+	}
+	vb, err := corpus.Vocab().MarshalJSON()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(c.cfg.Dir, "vocab.json"), vb, 0o644)
+}
+
 func (c *Coordinator) loadGeneration() uint64 {
 	b, err := os.ReadFile(filepath.Join(c.cfg.Dir, "generation"))
 	if err != nil {
@@ -232,6 +258,9 @@ func (c *Coordinator) broadcast() {
 
 // memberGone is memberlist's report of a dead or departed worker.
 func (c *Coordinator) memberGone(id string) {
+	if id == CoordinatorID {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.p.Leave(id, time.Now())
@@ -296,6 +325,9 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 // observe updates metrics, validation and the schedule after a report.
 func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 	h := c.p.History()
+	if m := c.cfg.Job.Train.Minutes; m > 0 && time.Since(c.started).Minutes() >= m {
+		c.p.RequestStop(fmt.Sprintf("time budget of %g minutes spent", m))
+	}
 	for _, rec := range h[before:] {
 		c.curve.train = append(c.curve.train, point{float64(rec.Step), rec.Loss})
 		c.Metrics.step.Set(float64(rec.Step + 1))
@@ -307,7 +339,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 			c.Metrics.allreduceSeconds.Set(rep.AllreduceSeconds)
 			c.Metrics.busbw.Set(rep.Busbw)
 		}
-		if rec.Step%20 == 0 {
+		if rec.Step%20 == 0 || c.p.phase == done && rec.Step == h[len(h)-1].Step {
 			c.log.Info("step", zap.Int64("step", rec.Step+1), zap.Float64("loss", round4(rec.Loss)), zap.Float64("lr", rec.LR),
 				zap.Int("world", rec.World), zap.Uint64("generation", rec.Generation),
 				zap.Float64("tokens_per_s", math.Round(rep.LossCount/math.Max(rep.StepSeconds, 1e-9))),

@@ -50,6 +50,7 @@ type DataConfig struct {
 // TrainConfig is the training loop.
 type TrainConfig struct {
 	Steps           int64   `yaml:"steps" json:"steps"`                       // total steps; required
+	Minutes         float64 `yaml:"minutes" json:"minutes"`                   // stop at the first step boundary after this wall time; 0: no limit
 	Clip            float64 `yaml:"clip" json:"clip"`                         // global norm clip; default 5
 	Seed            uint64  `yaml:"seed" json:"seed"`                         // default 1
 	Threads         int     `yaml:"threads" json:"threads"`                   // goroutines per worker; default 1
@@ -120,6 +121,8 @@ func (c JobConfig) Validate() error {
 		return fmt.Errorf("config model.dropout must be in [0, 1), got %v", c.Model.Dropout)
 	case c.Data.TrainFraction <= 0 || c.Data.TrainFraction >= 1:
 		return fmt.Errorf("config data.train_fraction must be in (0, 1), got %v", c.Data.TrainFraction)
+	case c.Train.Minutes < 0:
+		return fmt.Errorf("config train.minutes must not be negative, got %v", c.Train.Minutes)
 	case c.Train.Clip < 0:
 		return fmt.Errorf("config train.clip must not be negative, got %v", c.Train.Clip)
 	case c.Train.CheckpointEvery < 0 || c.Train.ValidateEvery < 0 || c.Train.ValWindows < 0:

@@ -167,6 +167,7 @@ type Planner struct {
 	history    []StepRecord
 	events     []string
 	stopReason string
+	stopAsked  string // stop at the next step boundary, for this reason
 }
 
 type valAgg struct {
@@ -339,9 +340,12 @@ func (p *Planner) advance(r Report, now time.Time) {
 	}
 	p.history = append(p.history, rec)
 	p.next++
-	if p.cfg.TotalSteps > 0 && p.next >= p.cfg.TotalSteps {
+	if p.cfg.TotalSteps > 0 && p.next >= p.cfg.TotalSteps || p.stopAsked != "" {
 		p.phase = done
 		p.stopReason = fmt.Sprintf("reached %d steps", p.cfg.TotalSteps)
+		if p.stopAsked != "" {
+			p.stopReason = p.stopAsked
+		}
 		p.event("training complete: " + p.stopReason)
 		if p.next > p.lastCkpt {
 			p.checkpoint = append(p.checkpoint, p.next)
@@ -440,6 +444,14 @@ func (p *Planner) maybeStart() {
 	p.phase = running
 	p.next = p.start
 	p.event(fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
+}
+
+// RequestStop ends training at the next step boundary (a time budget, an
+// operator's request), with a final checkpoint.
+func (p *Planner) RequestStop(reason string) {
+	if p.stopAsked == "" {
+		p.stopAsked = reason
+	}
 }
 
 // Tick applies deadlines: members not ready in time leave the generation.

@@ -1,0 +1,340 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Train runs `recur train`, the local mode: a coordinator and N worker
+// processes on loopback, so a single machine runs a real distributed job.
+func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recur train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var jf jobFlags
+	jf.register(fs)
+	workers := fs.Int("workers", 2, "worker processes to start")
+	dir := fs.String("dir", "runs/recur", "run directory: checkpoints, job.json, vocab.json, loss.png")
+	text := fs.String("text", "", "shortcut for --set data.text=FILE")
+	steps := fs.Int64("steps", 0, "shortcut for --set train.steps=N")
+	minutes := fs.Float64("minutes", 0, "shortcut for --set train.minutes=M (stop at the first step after M minutes)")
+	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
+	sample := fs.Int("sample", 300, "characters to sample from the final model (0: none)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), `Usage: recur train [flags]
+
+Local mode: starts a coordinator and --workers worker processes on loopback and
+trains the job (a character-level language model) to its end. The run resumes from
+--dir's newest checkpoint when there is one. Config keys (see examples/*.yaml):
+model.{cell,hidden,layers,embed,dropout} data.{text,seq,batch,train_fraction}
+optimizer.{kind,adam.*,sgd.*,...} schedule.{kind,base_lr,warmup,...}
+train.{steps,minutes,clip,seed,threads,checkpoint_every,validate_every,val_windows}
+cluster.{min_workers,max_workers,allreduce_timeout_ms}
+
+`)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *text != "" {
+		jf.sets = append(jf.sets, "data.text="+*text)
+	}
+	if *steps > 0 {
+		jf.sets = append(jf.sets, fmt.Sprintf("train.steps=%d", *steps))
+	}
+	if *minutes > 0 {
+		jf.sets = append(jf.sets, fmt.Sprintf("train.minutes=%g", *minutes))
+		if *steps == 0 {
+			jf.sets = append(jf.sets, "train.steps=1000000000")
+		}
+	}
+	if *workers < 1 {
+		return fmt.Errorf("train: --workers must be at least 1, got %d", *workers)
+	}
+	if !hasSet(jf.sets, "train.threads") && os.Getenv("RECUR_TRAIN_THREADS") == "" {
+		jf.sets = append(jf.sets, fmt.Sprintf("train.threads=%d", max(1, runtime.NumCPU() / *workers)))
+	}
+	job, err := jf.load()
+	if err != nil {
+		return err
+	}
+	jobFile, err := os.CreateTemp("", "recur-job-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(jobFile.Name())
+	if err := json.NewEncoder(jobFile).Encode(job); err != nil {
+		return err
+	}
+	jobFile.Close()
+
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	control, gossip, metrics := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
+	env := append(os.Environ(), "RECUR_CLUSTER_KEY="+randomKey())
+	cargs := []string{"coordinator", "--config", jobFile.Name(), "--listen", control, "--gossip", gossip, "--dir", *dir, "--metrics", metrics}
+	if *fresh {
+		cargs = append(cargs, "--fresh")
+	}
+	ui := newProgress(stdout, job.Train.Steps, job.Train.Minutes)
+	coord := exec.Command(exe, cargs...)
+	coord.Env = env
+	if err := startLogged(coord, "coordinator", ui); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, metrics http://%s/metrics, run directory %s\n", control, *workers, metrics, *dir)
+	var ws []*exec.Cmd
+	for i := 0; i < *workers; i++ {
+		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip)
+		w.Env = env
+		if err := startLogged(w, fmt.Sprintf("worker-%d", i+1), ui); err != nil {
+			coord.Process.Kill()
+			return err
+		}
+		ws = append(ws, w)
+	}
+	done := make(chan error, 1)
+	go func() { done <- coord.Wait() }()
+	var cerr error
+	select {
+	case cerr = <-done:
+	case <-ctx.Done():
+		coord.Process.Signal(syscall.SIGTERM)
+		cerr = <-done
+	}
+	for _, w := range ws {
+		w.Process.Signal(syscall.SIGTERM)
+	}
+	for _, w := range ws {
+		finished := make(chan struct{})
+		go func() { w.Wait(); close(finished) }()
+		select {
+		case <-finished:
+		case <-time.After(5 * time.Second):
+			w.Process.Kill()
+		}
+	}
+	ui.finish()
+	if cerr != nil {
+		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
+	}
+	if ctx.Err() != nil {
+		fmt.Fprintf(stdout, "recur: stopped; run the same command to resume from %s\n", *dir)
+		return nil
+	}
+	ui.summary(*dir)
+	r, err := openRun(*dir)
+	if err != nil {
+		return err
+	}
+	if err := r.evalValidation(stdout); err != nil {
+		return err
+	}
+	if *sample > 0 {
+		s, err := r.sampleText("The ", *sample, 0.8, 1)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nsample from step %d (temperature 0.8):\n%s\n", r.step, s)
+	}
+	return nil
+}
+
+func hasSet(sets []string, key string) bool {
+	for _, s := range sets {
+		if strings.HasPrefix(s, key+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+func randomKey() string {
+	b := make([]byte, 24)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// freePorts returns n TCP ports free on loopback now.
+func freePorts(n int) ([]string, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	var out []string
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		out = append(out, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+	}
+	return out, nil
+}
+
+// startLogged starts cmd and feeds its JSON log lines to the progress UI.
+func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		return err
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			ui.line(name, sc.Bytes())
+		}
+	}()
+	return nil
+}
+
+// progress renders the cluster's logs: a progress bar on a terminal, plain
+// lines otherwise.
+type progress struct {
+	mu       sync.Mutex
+	w        io.Writer
+	tty      bool
+	steps    int64
+	minutes  float64
+	start    time.Time
+	last     map[string]any
+	val      float64
+	hasVal   bool
+	barShown bool
+}
+
+func newProgress(w io.Writer, steps int64, minutes float64) *progress {
+	p := &progress{w: w, steps: steps, minutes: minutes, start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		p.tty = IsTerminal(f)
+	}
+	return p
+}
+
+func (p *progress) line(who string, b []byte) {
+	var m map[string]any
+	if json.Unmarshal(b, &m) != nil {
+		p.print(fmt.Sprintf("[%s] %s", who, b))
+		return
+	}
+	msg, _ := m["msg"].(string)
+	level, _ := m["level"].(string)
+	p.mu.Lock()
+	switch msg {
+	case "step":
+		p.last = m
+		p.mu.Unlock()
+		p.bar()
+		return
+	case "validation":
+		if v, ok := m["val_loss"].(float64); ok {
+			p.val, p.hasVal = v, true
+		}
+	}
+	p.mu.Unlock()
+	if who != "coordinator" && level == "info" && msg != "stop" {
+		return // workers' routine lines
+	}
+	delete(m, "ts")
+	delete(m, "msg")
+	delete(m, "level")
+	delete(m, "role")
+	extra, _ := json.Marshal(m)
+	s := fmt.Sprintf("[%s] %s", who, msg)
+	if len(m) > 0 {
+		s += " " + string(extra)
+	}
+	p.print(s)
+}
+
+func (p *progress) print(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.barShown {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.barShown = false
+	}
+	fmt.Fprintln(p.w, s)
+}
+
+func (p *progress) bar() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := p.last
+	step, _ := m["step"].(float64)
+	loss, _ := m["loss"].(float64)
+	tps, _ := m["tokens_per_s"].(float64)
+	world, _ := m["world"].(float64)
+	frac := 0.0
+	if p.steps > 0 && p.steps < 1e9 {
+		frac = step / float64(p.steps)
+	}
+	if p.minutes > 0 {
+		frac = max(frac, time.Since(p.start).Minutes()/p.minutes)
+	}
+	frac = min(frac, 1)
+	val := ""
+	if p.hasVal {
+		val = fmt.Sprintf(" val %.3f", p.val)
+	}
+	text := fmt.Sprintf("step %6.0f  loss %.3f%s  %6.0f tok/s  %0.f workers  %s", step, loss, val, tps, world, time.Since(p.start).Round(time.Second))
+	if p.tty {
+		n := int(frac * 30)
+		fmt.Fprintf(p.w, "\r\033[K[%s%s] %3.0f%% %s", strings.Repeat("=", n), strings.Repeat(" ", 30-n), 100*frac, text)
+		p.barShown = true
+		return
+	}
+	fmt.Fprintf(p.w, "%3.0f%% %s\n", 100*frac, text)
+}
+
+func (p *progress) finish() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.barShown {
+		fmt.Fprintln(p.w)
+		p.barShown = false
+	}
+}
+
+func (p *progress) summary(dir string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.last != nil {
+		step, _ := p.last["step"].(float64)
+		loss, _ := p.last["loss"].(float64)
+		fmt.Fprintf(p.w, "recur: trained to step %.0f in %s; last train loss %.4f", step, time.Since(p.start).Round(time.Second), loss)
+		if p.hasVal {
+			fmt.Fprintf(p.w, ", validation loss %.4f nats/char", p.val)
+		}
+		fmt.Fprintln(p.w)
+	}
+	fmt.Fprintf(p.w, "recur: checkpoints, loss curve (loss.png) and vocabulary in %s; try `recur sample --run %s`\n", dir, dir)
+}

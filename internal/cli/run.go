@@ -1,0 +1,222 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/pkg/checkpoint"
+	"github.com/recur-ml/recur/pkg/rnn"
+	"github.com/recur-ml/recur/pkg/shard"
+)
+
+// run is a finished (or running) job's directory: its config, vocabulary
+// and newest good checkpoint loaded into a model.
+type run struct {
+	dir   string
+	job   cluster.JobConfig
+	vocab *shard.Vocab
+	model *rnn.Model[float32]
+	step  uint64
+}
+
+// openRun loads dir (written by the coordinator).
+func openRun(dir string) (*run, error) {
+	r := &run{dir: dir}
+	b, err := os.ReadFile(filepath.Join(dir, "job.json"))
+	if err != nil {
+		return nil, fmt.Errorf("%s is not a Recur run directory: %w", dir, err)
+	}
+	if err := json.Unmarshal(b, &r.job); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "job.json"), err)
+	}
+	vb, err := os.ReadFile(filepath.Join(dir, "vocab.json"))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	r.vocab = &shard.Vocab{}
+	if err := r.vocab.UnmarshalJSON(vb); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "vocab.json"), err)
+	}
+	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{})
+	if err != nil {
+		if errors.Is(err, checkpoint.ErrLocked) {
+			return nil, fmt.Errorf("run %s: its coordinator is still running (the checkpoint store is locked)", dir)
+		}
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	defer st.Close()
+	ck, rep, err := st.Latest(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
+	}
+	if len(rep.Skipped) > 0 {
+		fmt.Fprintf(os.Stderr, "recur: damaged checkpoints skipped: %s\n", rep)
+	}
+	if ck.ConfigHash != r.job.Hash() {
+		return nil, fmt.Errorf("run %s: checkpoint of step %d does not belong to job.json", dir, ck.Step)
+	}
+	cell, err := rnn.ParseCell(r.job.Model.Cell)
+	if err != nil {
+		return nil, err
+	}
+	r.model, err = rnn.New[float32](rnn.Config{Shape: rnn.SeqToSeq, Vocab: r.vocab.Size(), Embed: r.job.Model.Embed, Cell: cell,
+		Hidden: r.job.Model.Hidden, Layers: r.job.Model.Layers})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.model.UnmarshalBinary(ck.Params); err != nil {
+		return nil, fmt.Errorf("run %s, checkpoint of step %d: %w", dir, ck.Step, err)
+	}
+	r.step = ck.Step
+	return r, nil
+}
+
+// sampleText generates n characters after prime.
+func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) (string, error) {
+	p := r.vocab.Encode(prime)
+	if len(p) == 0 {
+		return "", errors.New("sample: the prime is empty")
+	}
+	ids, err := r.model.Sample(p, n, temperature, rand.New(rand.NewPCG(seed, 1)))
+	if err != nil {
+		return "", err
+	}
+	return prime + r.vocab.Decode(ids), nil
+}
+
+// Sample runs `recur sample`.
+func Sample(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recur sample", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
+	prime := fs.String("prime", "The ", "text the sample continues")
+	n := fs.Int("n", 500, "characters to generate")
+	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 always takes the most likely character")
+	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := openRun(*dir)
+	if err != nil {
+		return err
+	}
+	s, err := r.sampleText(*prime, *n, *temp, *seed)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, s)
+	return nil
+}
+
+// Eval runs `recur eval`: the loss of the newest checkpoint on the
+// validation split (or on another text file).
+func Eval(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recur eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
+	text := fs.String("text", "", "evaluate on this whole file instead of the job's validation split")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := openRun(*dir)
+	if err != nil {
+		return err
+	}
+	cfg := shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction}
+	path := r.job.Data.Text
+	if *text != "" {
+		path = *text
+	}
+	corpus, err := shard.OpenText(path, cfg)
+	if err != nil {
+		return err
+	}
+	defer corpus.Close()
+	tokens := shard.Tokens(corpus.Validation())
+	what := "validation split of " + path
+	if *text != "" {
+		tokens = wholeText{corpus}
+		what = path
+	}
+	return r.report(stdout, tokens, what)
+}
+
+// evalValidation prints the loss on the job's validation split.
+func (r *run) evalValidation(stdout io.Writer) error {
+	corpus, err := shard.OpenText(r.job.Data.Text, shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction})
+	if err != nil {
+		return err
+	}
+	defer corpus.Close()
+	return r.report(stdout, corpus.Validation(), "validation split of "+r.job.Data.Text)
+}
+
+// report evaluates tokens and prints the loss.
+func (r *run) report(stdout io.Writer, tokens shard.Tokens, what string) error {
+	sum, count, err := cluster.Evaluate(r.model, tokens, r.job.Data.Batch, r.job.Data.Seq, 0, 0, 1, 2)
+	if err != nil {
+		return err
+	}
+	if count == 0 {
+		return fmt.Errorf("eval: %s is too short for one window of %d characters", what, r.job.Data.Seq)
+	}
+	loss := sum / count
+	fmt.Fprintf(stdout, "step %d: loss %.4f nats/char (%.4f bits/char, perplexity %.2f) over %.0f characters of the %s\n",
+		r.step, loss, loss/math.Ln2, math.Exp(loss), count, what)
+	return nil
+}
+
+// wholeText reads a corpus's training and validation parts as one stream.
+type wholeText struct{ c *shard.TextCorpus }
+
+func (w wholeText) Len() int64 { return w.c.Train().Len() + w.c.Validation().Len() }
+
+func (w wholeText) ReadTokens(dst []int32, off int64) error {
+	tr := w.c.Train()
+	n := tr.Len()
+	if off >= n {
+		return w.c.Validation().ReadTokens(dst, off-n)
+	}
+	k := min(int64(len(dst)), n-off)
+	if err := tr.ReadTokens(dst[:k], off); err != nil {
+		return err
+	}
+	if int(k) < len(dst) {
+		return w.c.Validation().ReadTokens(dst[k:], 0)
+	}
+	return nil
+}
+
+// Export runs `recur export`: the newest checkpoint as a safetensors file
+// with PyTorch state_dict names.
+func Export(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recur export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
+	out := fs.String("out", "", "output file (default RUN/model.safetensors)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	r, err := openRun(*dir)
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		*out = filepath.Join(*dir, "model.safetensors")
+	}
+	if err := r.model.SaveSafetensors(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (step %d, %d parameters; names embedding.weight, rnn.weight_ih_l0, ..., head.bias)\n", *out, r.step, r.model.Params.Len())
+	return nil
+}
