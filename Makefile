@@ -4,7 +4,7 @@
 GO       ?= go
 TAGS     ?= openblas
 GOFLAGS_TAGS := -tags '$(TAGS)'
-RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/...
+RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/...
 BENCH    ?= .
 BENCHTIME ?= 3x
 
@@ -41,7 +41,8 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 
-## quickstart: set up, build, and train a char LM on Debian's fortunes corpus for 3 minutes
+## quickstart: set up, build, and train a char-LM on Debian's fortunes corpus (local mode, 2 workers, 3 minutes)
 quickstart: setup build
-	./bin/recur train --text /usr/share/games/fortunes --minutes 3 --hidden 256 --layers 2 --out runs/fortunes
-	./bin/recur sample --model runs/fortunes --prime "The " --n 400 --seed 1
+	mkdir -p runs
+	find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' | sort | xargs cat > runs/fortunes.txt
+	./bin/recur train --text runs/fortunes.txt --workers 2 --minutes 3 --dir runs/fortunes --fresh
