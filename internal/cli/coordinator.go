@@ -51,7 +51,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	dir := fs.String("dir", "runs/recur", "directory of checkpoints, job.json, vocab.json, loss.png")
 	metrics := fs.String("metrics", "127.0.0.1:9090", `Prometheus /metrics and /healthz address ("" disables)`)
 	fresh := fs.Bool("fresh", false, "ignore existing checkpoints in --dir (the default resumes from the newest good one)")
-	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY; none disables authentication)")
+	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur coordinator [flags]\n\nRuns the coordinator of a training job: membership, ring generations, learning rate,\nvalidation and checkpoints. Workers join with `recur worker --coordinator ADDR --gossip ADDR`.\n\n")
 		fs.PrintDefaults()

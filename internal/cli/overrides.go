@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -123,5 +124,5 @@ func clusterKey(file string) ([]byte, error) {
 		}
 		return []byte(k), nil
 	}
-	return nil, nil
+	return nil, errors.New("no cluster key: set RECUR_CLUSTER_KEY (make one with `recur keygen`) or pass --key-file")
 }

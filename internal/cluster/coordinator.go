@@ -31,7 +31,7 @@ type CoordinatorConfig struct {
 	Listen string // control and state gRPC address; default 127.0.0.1:7070
 	Gossip string // memberlist bind address; default 127.0.0.1:7946; "off" disables
 	Dir    string // checkpoint directory; default runs/recur
-	Secret []byte // cluster key; empty disables authentication
+	Secret []byte // cluster key, at least 16 bytes; required
 	Fresh  bool   // ignore existing checkpoints (by default training resumes)
 	Log    *zap.Logger
 }
@@ -74,6 +74,7 @@ type Coordinator struct {
 	once         sync.Once
 	bestVal      float64
 	started      time.Time
+	stats        Stats
 	curve        lossCurve
 	saving       sync.WaitGroup
 	pendingFinal int64
@@ -85,6 +86,9 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	cfg.defaults()
 	if err := cfg.Job.Validate(); err != nil {
 		return nil, err
+	}
+	if len(cfg.Secret) < 16 {
+		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
 		finished: make(chan struct{}), ckptStep: -1, started: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
@@ -155,6 +159,22 @@ func (c *Coordinator) History() []StepRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]StepRecord(nil), c.p.History()...)
+}
+
+// Stats sums the workers' step reports: where their time went.
+type Stats struct {
+	Reports          int     // step reports (one per worker per step)
+	StepSeconds      float64 // compute and allreduce, summed over reports
+	AllreduceSeconds float64 // in the allreduce
+	WaitSeconds      float64 // blocked on the coordinator between steps
+	Tokens           float64 // global tokens, summed over reports
+}
+
+// Stats returns the summed step reports so far.
+func (c *Coordinator) Stats() Stats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats
 }
 
 // Close stops serving and closes the store.
@@ -324,6 +344,13 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 
 // observe updates metrics, validation and the schedule after a report.
 func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
+	if rep.StepSeconds > 0 {
+		c.stats.Reports++
+		c.stats.StepSeconds += rep.StepSeconds
+		c.stats.AllreduceSeconds += rep.AllreduceSeconds
+		c.stats.WaitSeconds += rep.WaitSeconds
+		c.stats.Tokens += rep.LossCount
+	}
 	h := c.p.History()
 	if m := c.cfg.Job.Train.Minutes; m > 0 && time.Since(c.started).Minutes() >= m {
 		c.p.RequestStop(fmt.Sprintf("time budget of %g minutes spent", m))

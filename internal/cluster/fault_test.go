@@ -135,7 +135,7 @@ func TestCoordinatorRefusesCheckpointOfAnotherJob(t *testing.T) {
 	tc.wait(time.Minute)
 	tc.coord.Close()
 	job.Model.Hidden = 48
-	_, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: "off", Dir: dir})
+	_, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: "off", Dir: dir, Secret: tc.secret})
 	if err == nil {
 		t.Fatal("a checkpoint of another model was accepted")
 	}

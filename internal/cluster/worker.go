@@ -45,6 +45,8 @@ func (c *WorkerConfig) Validate() error {
 		return errors.New("worker: no id")
 	case c.Coordinator == "":
 		return errors.New("worker: no coordinator address")
+	case len(c.Secret) < 16:
+		return fmt.Errorf("worker: the cluster key has %d bytes, need at least 16 (recur keygen)", len(c.Secret))
 	}
 	return nil
 }
