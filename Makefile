@@ -8,7 +8,7 @@ RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/sche
 BENCH    ?= .
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-purego bench lint proto proto-check quickstart
+.PHONY: setup build test test-race test-purego test-cluster bench lint proto proto-check quickstart
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -31,6 +31,10 @@ test-purego:
 ## test-race: race detector on the concurrent packages
 test-race:
 	$(GO) test $(GOFLAGS_TAGS) -race -count=1 -timeout 20m $(RACE_PKGS)
+
+## test-cluster: multi-process kill -9 tests and the soak test (random kills)
+test-cluster: build
+	RECUR_SOAK=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 30m -run 'TestProcesses|TestSoak' -v ./internal/cli/
 
 ## bench: the speed benchmarks (set RECUR_DATA for data-backed ones)
 bench:
