@@ -196,6 +196,7 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	if sb.B > 0 {
 		e.batch = rnn.Batch[float32]{T: sb.T, B: sb.B, Tokens: sb.Tokens, Targets: sb.Targets}
 		e.gatherInit(sb)
+		e.tr.Reseed(e.job.Train.Seed ^ uint64(e.step)*0x9E3779B97F4A7C15 ^ uint64(e.rank)<<48)
 		out, err := e.tr.Compute(&e.batch, e.init, true)
 		if err != nil && !isNonFinite(err) {
 			return res, fmt.Errorf("step %d: %w", e.step, err)

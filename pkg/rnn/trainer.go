@@ -3,6 +3,7 @@ package rnn
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 
 	"github.com/recur-ml/recur/pkg/rnn/optim"
@@ -214,4 +215,13 @@ func sliceState[F Float](dst, src []F, B, H, b0, b1 int) []F {
 		copy(dst[l*w*H:(l+1)*w*H], src[(l*B+b0)*H:(l*B+b1)*H])
 	}
 	return dst
+}
+
+// Reseed restarts the dropout masks' random source of every goroutine from
+// seed, so a step's masks depend on the seed alone (a distributed worker
+// reseeds with its step and rank, and needs no RNG state in checkpoints).
+func (t *Trainer[F]) Reseed(seed uint64) {
+	for i, r := range t.replicas {
+		r.tape.rng = rand.New(rand.NewPCG(seed, uint64(i)+0xd209))
+	}
 }
