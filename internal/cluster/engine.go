@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -236,7 +237,7 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 }
 
 func isNonFinite(err error) bool {
-	return err != nil && (errorsIs(err, rnn.ErrNonFinite) || errorsIs(err, optim.ErrNonFinite))
+	return errors.Is(err, rnn.ErrNonFinite) || errors.Is(err, optim.ErrNonFinite)
 }
 
 // gatherInit builds the initial state of this rank's rows from the carried

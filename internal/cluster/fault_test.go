@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -140,20 +141,7 @@ func TestCoordinatorRefusesCheckpointOfAnotherJob(t *testing.T) {
 		t.Fatal("a checkpoint of another model was accepted")
 	}
 	t.Log(err)
-	if want := "hidden"; !contains(err.Error(), want) {
+	if want := "hidden"; !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %q does not name the field %q", err, want)
 	}
-}
-
-func contains(s, sub string) bool {
-	return len(s) >= len(sub) && (s == sub || len(sub) == 0 || indexOf(s, sub) >= 0)
-}
-
-func indexOf(s, sub string) int {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return i
-		}
-	}
-	return -1
 }

@@ -93,5 +93,3 @@ func (s *State) UnmarshalBinary(b []byte) error {
 	}
 	return nil
 }
-
-func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -195,9 +195,6 @@ func (tp *Tape[F]) maskSteps(T, B int, lengths []int, tgt []int32) {
 	tp.rowMask = nil
 	if lengths == nil {
 		tp.tgt = tgt
-		if tp.m.cfg.Loss == MSE {
-			tp.rowMask = nil
-		}
 		return
 	}
 	if tp.m.cfg.Loss == MSE {
