@@ -47,7 +47,8 @@ type call struct {
 	mu           sync.Mutex
 	recvNext     int // receive slots applied
 	acked        int // send slots acknowledged by the right neighbour
-	sendDone     bool
+	lastSend     time.Time
+	allAcked     time.Time
 	bad          bool
 	err          error
 	lastProgress time.Time
@@ -69,9 +70,24 @@ func (c *call) fail(err error) {
 	close(c.failed)
 }
 
-// isDone reports success; c.mu held.
+// needs reports whether the running call still expects frames from the
+// left (data) or right (acks) neighbour.
+func (c *call) needs(left bool) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err != nil || c.isDone() {
+		return false
+	}
+	if left {
+		return c.recvNext < c.total
+	}
+	return c.acked < c.total
+}
+
+// isDone reports success; c.mu held. Every slot acked implies every
+// slot sent: the sender touches the buffer no more.
 func (c *call) isDone() bool {
-	return c.sendDone && c.recvNext == c.total && c.acked == c.total
+	return c.recvNext == c.total && c.acked == c.total
 }
 
 // progressed records progress and wakes waiters; c.mu held.
@@ -150,6 +166,9 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Resu
 	err := r.wait(ctx, c)
 	c.mu.Lock()
 	st, bad := c.stats, c.bad || opts.Bad
+	if c.allAcked.After(c.lastSend) && !c.lastSend.IsZero() {
+		st.WaitRight += c.allAcked.Sub(c.lastSend) // the last acks
+	}
 	c.mu.Unlock()
 	st.Duration = time.Since(c.start)
 	r.cfg.Metrics.observeCall(st, bad, err)
@@ -172,10 +191,13 @@ func (r *Ring) wait(ctx context.Context, c *call) error {
 			defer c.mu.Unlock()
 			return c.err
 		case <-ctx.Done():
-			r.fail(r.blame(c, "wait", fmt.Errorf("%w: %w", errCanceled, ctx.Err())), nil)
+			err := r.blame(c, "wait", fmt.Errorf("%w: %w", errCanceled, ctx.Err()))
+			r.fail(err, nil)
+			c.fail(err) // even if the ring was already dead
 		case now := <-tick.C:
 			if err := r.check(c, now); err != nil {
 				r.fail(err, nil)
+				c.fail(err)
 			}
 		}
 	}
@@ -235,7 +257,6 @@ func (r *Ring) sendLoop(c *call) {
 	slotBytes := s.seg * comp.elemSize()
 	f := Frame{Kind: KindData, Generation: r.cfg.Generation, Call: c.seq, Origin: int32(r.rank),
 		Total: uint64(len(c.buf))}
-	var waitLeft, waitRight time.Duration
 	for t := 0; t < c.total; t++ {
 		t0 := time.Now()
 		dep := s.dependsOn(t)
@@ -247,8 +268,6 @@ func (r *Ring) sendLoop(c *call) {
 			return
 		}
 		t2 := time.Now()
-		waitLeft += t1.Sub(t0)
-		waitRight += t2.Sub(t1)
 		lo, hi := s.sendRange(t)
 		payload := r.arena[(t%w)*slotBytes:][:(hi-lo)*comp.elemSize()]
 		c.mu.Lock()
@@ -267,21 +286,14 @@ func (r *Ring) sendLoop(c *call) {
 			r.fail(r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: %w", ErrLinkBroken, err)), nil)
 			return
 		}
-		waitRight += time.Since(t2)
 		c.mu.Lock()
+		c.lastSend = time.Now()
+		c.stats.WaitLeft += t1.Sub(t0)
+		c.stats.WaitRight += t2.Sub(t1) + c.lastSend.Sub(t2) // credits, then flow control
 		c.stats.BytesSent += int64(len(payload))
 		c.stats.Segments++
 		c.mu.Unlock()
 	}
-	t3 := time.Now()
-	if !c.waitUntil(func() bool { return c.acked == c.total }) {
-		return
-	}
-	c.mu.Lock()
-	c.stats.WaitLeft, c.stats.WaitRight = waitLeft, waitRight+time.Since(t3)
-	c.sendDone = true
-	c.progressed()
-	c.mu.Unlock()
 }
 
 // onData applies a data frame from the left neighbour, first waiting for
@@ -291,12 +303,12 @@ func (r *Ring) onData(f *Frame, ack *Frame) (bool, error) {
 	var c *call
 	for {
 		r.mu.Lock()
-		cur, changed, dead, closed, last := r.cur, r.changed, r.err != nil, r.closed, r.lastSeq
+		cur, changed, closed, last := r.cur, r.changed, r.closed, r.lastSeq
 		r.mu.Unlock()
 		switch {
 		case closed:
 			return false, nil
-		case dead || f.Call <= last && (cur == nil || f.Call != cur.seq):
+		case f.Call <= last && (cur == nil || f.Call != cur.seq):
 			r.cfg.Metrics.staleFrame()
 			return true, nil
 		case f.Call > last+1:
@@ -383,6 +395,9 @@ func (r *Ring) onAck(f *Frame) error {
 		return fmt.Errorf("%w: ack for slot %d, expected %d", ErrProtocol, f.Slot, c.acked)
 	}
 	c.acked++
+	if c.acked == c.total {
+		c.allAcked = time.Now()
+	}
 	c.progressed()
 	return nil
 }

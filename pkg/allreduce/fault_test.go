@@ -192,8 +192,8 @@ func TestFaultInjectedFrames(t *testing.T) {
 	}{
 		{"garbage-kind", func(g uint64) Frame { return Frame{Kind: 99, Generation: g, Call: 1} }, true},
 		{"wrong-slot", func(g uint64) Frame { return Frame{Kind: KindData, Generation: g, Call: 1, Slot: 7, Total: 1000} }, true},
-		{"oversized", func(g uint64) Frame {
-			return Frame{Kind: KindData, Generation: g, Call: 1, Total: 1000, Payload: make([]byte, MaxFrameBytes+1)}
+		{"oversized-payload", func(g uint64) Frame {
+			return Frame{Kind: KindData, Generation: g, Call: 1, Total: 1000, Payload: make([]byte, 1<<20)}
 		}, true},
 		{"future-call", func(g uint64) Frame { return Frame{Kind: KindData, Generation: g, Call: 5} }, true},
 		{"old-generation", func(g uint64) Frame { return Frame{Kind: KindData, Generation: g - 1, Call: 1, Total: 1000} }, false},

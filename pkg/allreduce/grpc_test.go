@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -131,4 +132,81 @@ func TestGRPCRejectsWrongSecret(t *testing.T) {
 		t.Fatalf("metrics:\n%s", buf.String())
 	}
 	_ = trs
+}
+
+// bytesCodec sends raw bytes, to put arbitrary messages on a Link stream.
+type bytesCodec struct{}
+
+func (bytesCodec) Name() string { return "raw-bytes" }
+func (bytesCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+func (bytesCodec) Unmarshal(d mem.BufferSlice, v any) error {
+	*v.(*[]byte) = d.Materialize()
+	return nil
+}
+
+// A hostile left neighbour with a valid token sends what no Ring would:
+// undecodable frames and messages above the size limit. The victim's call
+// fails with ErrProtocol naming that neighbour; nothing hangs.
+func TestGRPCGarbageAndOversizedFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"garbage", []byte{0xff, 0xff, 0xff, 0x01, 0x02}},
+		{"oversized", make([]byte, MaxFrameBytes+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			trs, ms := grpcNodes(t, 2, nil)
+			ctx := testCtx(t, 10*time.Second)
+			const gen = 1
+			// The fake rank 0 accepts the victim's link on its transport...
+			accepted := make(chan Conn, 1)
+			go func() {
+				c, err := trs[0].Accept(ctx, LinkHello{Generation: gen, From: ms[1], To: ms[0]})
+				if err != nil {
+					t.Error(err)
+				}
+				accepted <- c
+			}()
+			// ...and dials the victim with a raw stream.
+			cc, err := grpc.NewClient(ms[1].Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.ForceCodecV2(bytesCodec{}), grpc.MaxCallSendMsgSize(2*MaxFrameBytes)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cc.Close()
+			sctx := metadata.NewOutgoingContext(ctx, helloMetadata(testSecret, LinkHello{Generation: gen, From: ms[0], To: ms[1]}))
+			stream, err := cc.NewStream(sctx, &ringpb.Ring_ServiceDesc.Streams[0], ringpb.Ring_Link_FullMethodName, grpc.WaitForReady(true))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hello []byte
+			if err := stream.RecvMsg(&hello); err != nil {
+				t.Fatal(err)
+			}
+			victim, err := New(ctx, Config{Rank: 1, Members: ms, Generation: gen, Timeout: 2 * time.Second}, trs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer victim.Close()
+			if c := <-accepted; c != nil {
+				defer c.Close()
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := victim.AllReduce(ctx, make([]float32, 1000), Options{})
+				done <- err
+			}()
+			if err := stream.SendMsg(&tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			err = <-done
+			var pe *PeerError
+			if !errors.Is(err, ErrProtocol) || !errors.As(err, &pe) || pe.Rank != 0 || pe.Addr != ms[0].Addr {
+				t.Fatalf("victim: %v, want ErrProtocol naming rank 0", err)
+			}
+		})
+	}
 }

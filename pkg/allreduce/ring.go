@@ -159,7 +159,11 @@ func (r *Ring) Close() error {
 // fail records the ring's first failure, fails the current call with it
 // and tells both neighbours (abort frames travel on around the ring).
 // ab is the abort to forward, or nil to build one blaming err's peer.
-func (r *Ring) fail(err error, ab *Frame) {
+func (r *Ring) fail(err error, ab *Frame) { r.failAt(err, ab, false) }
+
+// failAt is fail; quiet spares the current call, for failures that only
+// affect later calls (a link lost after the call no longer needs it).
+func (r *Ring) failAt(err error, ab *Frame, quiet bool) {
 	r.mu.Lock()
 	if r.err != nil {
 		r.mu.Unlock()
@@ -168,7 +172,7 @@ func (r *Ring) fail(err error, ab *Frame) {
 	r.err = err
 	c := r.cur
 	r.mu.Unlock()
-	if c != nil {
+	if c != nil && !quiet {
 		c.fail(err)
 	}
 	if ab == nil {
@@ -240,28 +244,37 @@ func (r *Ring) readLoop(p *peer) {
 		default:
 			err = fmt.Errorf("%w: unexpected frame kind %d", ErrProtocol, f.Kind)
 		}
-		if err != nil {
-			r.fail(r.peerErr(p, f.Call, "recv", err), nil)
+		if err != nil { // f.Call may be garbage: blame our current call
+			r.mu.Lock()
+			call := r.lastSeq
+			r.mu.Unlock()
+			r.fail(r.peerErr(p, call, "recv", err), nil)
 		}
 	}
 }
 
-// linkFailed handles a broken link: fatal unless the ring is closing.
+// linkFailed handles a broken link: fatal unless the ring is closing. A
+// link the current call no longer needs (a neighbour that finished the
+// call and closed) spares that call and fails the next one.
 func (r *Ring) linkFailed(p *peer, err error) {
 	r.mu.Lock()
-	closed, call := r.closed, r.lastSeq
+	closed, cur, call := r.closed, r.cur, r.lastSeq+1
 	r.mu.Unlock()
 	if closed {
 		return
 	}
+	quiet := true
+	if cur != nil && cur.needs(p == &r.left) {
+		call, quiet = cur.seq, false
+	}
 	if errors.Is(err, ErrClosed) { // our own transport went away: we are the one leaving
-		r.fail(&PeerError{Rank: r.rank, ID: r.self.ID, Addr: r.self.Addr, Generation: r.cfg.Generation, Call: call, Op: "recv", Err: err}, nil)
+		r.failAt(&PeerError{Rank: r.rank, ID: r.self.ID, Addr: r.self.Addr, Generation: r.cfg.Generation, Call: call, Op: "recv", Err: err}, nil, quiet)
 		return
 	}
 	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrUnauthenticated) {
 		err = fmt.Errorf("%w: %w", ErrLinkBroken, err)
 	}
-	r.fail(r.peerErr(p, call, "recv", err), nil)
+	r.failAt(r.peerErr(p, call, "recv", err), nil, quiet)
 }
 
 // remoteAbort adopts a failure reported by another rank.
@@ -273,7 +286,12 @@ func (r *Ring) remoteAbort(f *Frame) {
 	}
 	fwd := *f
 	fwd.Payload = nil
-	r.fail(pe, &fwd)
+	// An abort for a later call than ours comes from a rank that finished
+	// ours: it spares the current call and fails the next.
+	r.mu.Lock()
+	cur := r.cur
+	r.mu.Unlock()
+	r.failAt(pe, &fwd, cur == nil || f.Call > cur.seq)
 }
 
 // abortError is a failure another rank detected; it wraps ErrAborted and

@@ -1,0 +1,87 @@
+// Package allreduce is Recur's data-parallel gradient exchange: a
+// bandwidth-optimal ring allreduce of float32 buffers over long-lived gRPC
+// streams, built so that a failure anywhere makes every rank return an
+// error naming the culprit instead of hanging.
+//
+// # Using it
+//
+// A worker process creates one transport for its lifetime and, for each
+// ring generation it is part of, one Ring:
+//
+//	tr, _ := allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: ":7070", Secret: secret})
+//	ring, err := allreduce.New(ctx, allreduce.Config{Rank: r, Members: members, Generation: gen}, tr)
+//	res, err := ring.AllReduce(ctx, grads, allreduce.Options{Op: allreduce.Mean, Bad: !finite(grads)})
+//	if err != nil { ring.Close(); /* re-form with gen+1 and the live members */ }
+//	if res.AnyBad { /* every rank skips this step */ }
+//
+// Every rank ends a successful call with bit-identical buffers. Any error
+// is terminal for that Ring (ErrRingFailed afterwards): ranks cannot agree
+// on a step some of them may have completed, so the caller re-forms a new
+// generation, typically after re-synchronising parameters.
+//
+// # Algorithm
+//
+// The pure schedule (schedule.go) cuts the buffer into N chunks and each
+// chunk into segments. Reduce-scatter (N-1 steps) then allgather (N-1
+// steps) moves one chunk per step around the ring, so each rank sends and
+// receives 2(N-1)/N of the buffer: the bandwidth lower bound. Sending a
+// segment depends only on receiving the same segment one step earlier, so
+// segments stream through the ring back to back and every link stays busy.
+// Sums are taken in float32 in a fixed order per chunk; the owner of each
+// reduced chunk applies Mean and the wire rounding before the allgather
+// copies it everywhere, which is why all ranks hold the same bytes.
+//
+// # Protocol
+//
+// Rank i dials rank i+1 once per generation: one bidirectional stream
+// (service recur.allreduce.v1.Ring, method Link, ringpb/ring.proto). Data
+// frames flow left to right: (generation, call, slot, flags, total
+// length, payload), the payload raw little-endian float32, fp16 or bf16.
+// The receiver applies a slot and answers with an ack on the same stream;
+// acks are credits, a sender keeps at most Config.Window unacknowledged
+// segments in flight, and a call ends on a rank when it has applied every
+// slot from its left and has every ack from its right. Heartbeats flow both
+// ways on every link and carry the highest call the sender has entered.
+//
+// Every frame carries the ring generation and frames of another generation
+// are dropped (counted in Metrics); data of an earlier call is dropped;
+// data of the next call waits until the local call starts; anything else
+// out of order (slot, length, compression, kind) is a protocol violation.
+//
+// Failure detection, all bounded by Config.Timeout (default 5 s): a
+// neighbour from which nothing arrived for Timeout/2 is blamed as silent
+// (ErrPeerTimeout: dead, hung, partitioned); one whose heartbeats show it
+// has not entered the call after Timeout/2 is blamed as a straggler
+// (ErrPeerNotReady); a broken stream blames the neighbour at once
+// (ErrLinkBroken); a call in which nothing moved for Timeout fails
+// (ErrNoProgress); ctx ending fails the call too. The rank that detects a
+// failure sends an abort frame (suspect rank, failure class, reason) both
+// ways; every rank that receives one fails its call with a *PeerError
+// naming the suspect (wrapping ErrAborted and the class) and forwards it
+// once, so the abort crosses the ring in both directions even when one
+// link is gone. Timeout must exceed the normal skew between ranks entering
+// a call.
+//
+// Links are authenticated with a cluster secret: the dialer sends, in
+// stream metadata, HMAC-SHA256(secret, generation, from ID, to ID); the
+// server compares it in constant time and refuses a bad token with
+// codes.Unauthenticated (counted in Metrics). A refused link fails New with
+// ErrUnauthenticated. The token binds one generation and one directed
+// link; it authenticates and does not encrypt.
+//
+// # Performance
+//
+// The gRPC codec (codec.go) speaks ringpb.Frame's exact protobuf wire
+// format but never marshals the payload: the header is encoded by hand and
+// the payload goes to gRPC as a separate buffer; on receipt the payload is
+// added into the caller's buffer straight from gRPC's receive buffers.
+// HTTP/2 windows (GRPCConfig.WindowBytes) hold several segments. See
+// BenchmarkRing and scripts/netns_bench.sh for measurements.
+//
+// # Testing
+//
+// MemNetwork is an in-memory Transport whose links can be cut, partitioned,
+// slowed and filtered and which can inject forged frames; the fault tests
+// use it to kill, partition and stall peers. The same Ring code runs over
+// GRPCTransport in the gRPC tests.
+package allreduce
