@@ -12,15 +12,22 @@ import (
 // BenchmarkRing measures allreduce over real gRPC on loopback, all ranks
 // in this process. algbw and busbw follow nccl-tests: algbw = bytes/time,
 // busbw = algbw * 2(N-1)/N, the per-link bandwidth a ring achieves.
+// Tuning knobs can be tried without editing code through the environment:
+// RING_BENCH_SEGMENT_BYTES, RING_BENCH_CREDITS (Config.Window),
+// RING_BENCH_WINDOW_BYTES, RING_BENCH_BUFFER_BYTES and
+// RING_BENCH_READ_BUFFER_BYTES (GRPCConfig); unset means the default.
 func BenchmarkRing(b *testing.B) {
 	for _, n := range []int{2, 4, 8} {
 		b.Run(fmt.Sprintf("ranks-%d", n), func(b *testing.B) {
 			trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
-				g.WindowBytes = int32(envInt("WIN", 0))
-				g.BufferBytes = envInt("BUFB", 0)
-				g.ReadBufferBytes = envInt("RBUF", 0)
+				g.WindowBytes = int32(envInt("RING_BENCH_WINDOW_BYTES", 0))
+				g.BufferBytes = envInt("RING_BENCH_BUFFER_BYTES", 0)
+				g.ReadBufferBytes = envInt("RING_BENCH_READ_BUFFER_BYTES", 0)
 			})
-			rings := formRing(b, ms, 1, func(c *Config) { c.SegmentBytes = envInt("SEG", 0); c.Window = envInt("W", 0) }, func(i int) Transport { return trs[i] })
+			rings := formRing(b, ms, 1, func(c *Config) {
+				c.SegmentBytes = envInt("RING_BENCH_SEGMENT_BYTES", 0)
+				c.Window = envInt("RING_BENCH_CREDITS", 0)
+			}, func(i int) Transport { return trs[i] })
 			for _, mb := range []int{1, 10, 40} {
 				b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
 					benchRing(b, rings, mb*1000*1000/4)
@@ -57,6 +64,7 @@ func benchRing(b *testing.B, rings []*Ring, floats int) {
 	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busbw_GB/s")
 }
 
+// envInt reads an integer knob from the environment.
 func envInt(k string, d int) int {
 	if v, err := strconv.Atoi(os.Getenv(k)); err == nil {
 		return v
@@ -64,6 +72,7 @@ func envInt(k string, d int) int {
 	return d
 }
 
+// grpcNodesCfg is grpcNodes with a tuned GRPCConfig.
 func grpcNodesCfg(t testing.TB, n int, tune func(*GRPCConfig)) ([]*GRPCTransport, []Member) {
 	trs := make([]*GRPCTransport, n)
 	ms := make([]Member, n)

@@ -121,3 +121,26 @@ func TestDecodePrefixAndPieces(t *testing.T) {
 		}
 	}
 }
+
+// decodePrefix on any prefix must agree with decodeFrame on the whole.
+func FuzzDecodePrefix(f *testing.F) {
+	f.Add(encodeFrame(sampleFrame()), 3)
+	f.Add(encodeFrame(&Frame{Kind: KindData, Generation: 1, Payload: make([]byte, 300)}), 20)
+	f.Fuzz(func(t *testing.T, b []byte, cut int) {
+		if cut < 0 || cut > len(b) {
+			return
+		}
+		var whole, part Frame
+		errWhole := decodeFrame(b, &whole)
+		off, n, err := decodePrefix(b[:cut], len(b), &part)
+		if err != nil || off < 0 {
+			return // the codec falls back to copying the whole message
+		}
+		if errWhole != nil {
+			t.Fatalf("prefix parsed (payload at %d+%d) but the whole frame fails: %v", off, n, errWhole)
+		}
+		if !bytes.Equal(b[off:off+n], whole.Payload) || part.Generation != whole.Generation || part.Slot != whole.Slot {
+			t.Fatalf("prefix parse disagrees with whole parse")
+		}
+	})
+}

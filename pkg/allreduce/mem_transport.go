@@ -180,7 +180,15 @@ func (t *MemTransport) connect(dst *MemTransport, h LinkHello) (Conn, error) {
 	client := &memConn{net: t.net, from: t.addr, to: dst.addr, out: ab, in: ba}
 	server := &memConn{net: t.net, from: dst.addr, to: t.addr, out: ba, in: ab}
 	t.net.mu.Lock()
-	t.net.links = append(t.net.links, client, server)
+	live := t.net.links[:0]
+	for _, c := range t.net.links { // forget closed links
+		select {
+		case <-c.out.broken:
+		default:
+			live = append(live, c)
+		}
+	}
+	t.net.links = append(live, client, server)
 	t.net.mu.Unlock()
 	if err := dst.reg.offer(keyOf(h), server); err != nil {
 		client.Close()
