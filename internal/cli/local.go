@@ -151,7 +151,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	if err := r.evalValidation(stdout); err != nil {
 		return err
 	}
-	if *sample > 0 {
+	if *sample > 0 && r.charLM() {
 		s, err := r.sampleText("The ", *sample, 0.8, 1)
 		if err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/recur-ml/recur/internal/cluster"
@@ -39,13 +40,15 @@ func openRun(dir string) (*run, error) {
 	if err := json.Unmarshal(b, &r.job); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "job.json"), err)
 	}
-	vb, err := os.ReadFile(filepath.Join(dir, "vocab.json"))
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	r.vocab = &shard.Vocab{}
-	if err := r.vocab.UnmarshalJSON(vb); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "vocab.json"), err)
+	if r.charLM() {
+		vb, err := os.ReadFile(filepath.Join(dir, "vocab.json"))
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", dir, err)
+		}
+		r.vocab = &shard.Vocab{}
+		if err := r.vocab.UnmarshalJSON(vb); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "vocab.json"), err)
+		}
 	}
 	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{})
 	if err != nil {
@@ -65,13 +68,11 @@ func openRun(dir string) (*run, error) {
 	if ck.ConfigHash != r.job.Hash() {
 		return nil, fmt.Errorf("run %s: checkpoint of step %d does not belong to job.json", dir, ck.Step)
 	}
-	cell, err := rnn.ParseCell(r.job.Model.Cell)
+	mc, err := cluster.TaskModel(r.job)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
-	r.model, err = rnn.New[float32](rnn.Config{Shape: rnn.SeqToSeq, Vocab: r.vocab.Size(), Embed: r.job.Model.Embed, Cell: cell,
-		Hidden: r.job.Model.Hidden, Layers: r.job.Model.Layers})
-	if err != nil {
+	if r.model, err = rnn.New[float32](mc); err != nil {
 		return nil, err
 	}
 	if err := r.model.UnmarshalBinary(ck.Params); err != nil {
@@ -81,8 +82,13 @@ func openRun(dir string) (*run, error) {
 	return r, nil
 }
 
+func (r *run) charLM() bool { return r.job.Task.Kind == "" || r.job.Task.Kind == cluster.TaskCharLM }
+
 // sampleText generates n characters after prime.
 func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) (string, error) {
+	if !r.charLM() {
+		return "", fmt.Errorf("sample: the run is a %s task; sampling text needs a charlm run (use recur eval)", r.job.Task.Kind)
+	}
 	p := r.vocab.Encode(prime)
 	if len(p) == 0 {
 		return "", errors.New("sample: the prime is empty")
@@ -132,6 +138,12 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if !r.charLM() {
+		if *text != "" {
+			return fmt.Errorf("eval: --text applies to charlm runs")
+		}
+		return r.evalTask(stdout)
+	}
 	cfg := shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction}
 	path := r.job.Data.Text
 	if *text != "" {
@@ -151,8 +163,32 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	return r.report(stdout, tokens, what)
 }
 
-// evalValidation prints the loss on the job's validation split.
+// evalTask prints the task's metrics on its validation (test) set.
+func (r *run) evalTask(stdout io.Writer) error {
+	t0 := time.Now()
+	m, err := cluster.EvaluateJob(r.job, r.model)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "step %d, %s task, validation set (%s):", r.step, r.job.Task.Kind, time.Since(t0).Round(time.Millisecond))
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(stdout, " %s=%.4g", k, m[k])
+	}
+	fmt.Fprintln(stdout)
+	return nil
+}
+
+// evalValidation prints the loss (and task metrics) on the job's
+// validation split.
 func (r *run) evalValidation(stdout io.Writer) error {
+	if !r.charLM() {
+		return r.evalTask(stdout)
+	}
 	corpus, err := shard.OpenText(r.job.Data.Text, shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction})
 	if err != nil {
 		return err

@@ -22,7 +22,6 @@ import (
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/schedule"
-	"github.com/recur-ml/recur/pkg/shard"
 )
 
 // CoordinatorConfig configures the coordinator process.
@@ -227,20 +226,27 @@ func (c *Coordinator) resume() error {
 	return nil
 }
 
-// checkData opens the corpus once: it must exist, be text, and hold at
-// least one window per stream; its vocabulary is saved beside the
-// checkpoints for sampling and evaluation.
+// checkData opens the job's data once: it must exist, parse, and fit the
+// batch. A text corpus's vocabulary is saved beside the checkpoints for
+// sampling and evaluation.
 func (c *Coordinator) checkData() error {
-	d := c.cfg.Job.Data
-	corpus, err := shard.OpenText(d.Text, shard.TextConfig{TrainFraction: d.TrainFraction})
+	t, err := openTask(c.cfg.Job)
 	if err != nil {
-		return fmt.Errorf("coordinator: data.text: %w", err)
+		return fmt.Errorf("coordinator: %w", err)
 	}
-	defer corpus.Close()
-	if n, need := corpus.Train().Len(), int64(d.Batch*(d.Seq+1)); n < need {
+	defer t.close()
+	if _, err := t.modelConfig(); err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	ct, ok := t.(*charTask)
+	if !ok {
+		return nil
+	}
+	d := c.cfg.Job.Data
+	if n, need := ct.corpus.Train().Len(), int64(d.Batch*(d.Seq+1)); n < need {
 		return fmt.Errorf("coordinator: data.text %s has %d training characters; %d streams of %d need at least %d", d.Text, n, d.Batch, d.Seq, need)
 	}
-	vb, err := corpus.Vocab().MarshalJSON()
+	vb, err := ct.corpus.Vocab().MarshalJSON()
 	if err != nil {
 		return err
 	}

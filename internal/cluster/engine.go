@@ -17,19 +17,17 @@ import (
 // engine is a worker's model, optimizer, data and carried state: the
 // compute side of a worker, with no networking of its own.
 type engine struct {
-	job    JobConfig
-	corpus *shard.TextCorpus
-	model  *rnn.Model[float32]
-	opt    optim.Optimizer[float32]
-	tr     *rnn.Trainer[float32]
+	job   JobConfig
+	task  task
+	model *rnn.Model[float32]
+	opt   optim.Optimizer[float32]
+	tr    *rnn.Trainer[float32]
 
 	mu    sync.Mutex // held while the state changes
 	step  int64      // updates applied
 	carry []float32  // H then C of every stream, [L, Bg, H] each
 
 	rank, world int
-	streams     *shard.Streams
-	batch       rnn.Batch[float32]
 	init        rnn.State[float32]
 	buf         []float32 // allreduce buffer: grads | loss, count | carry
 
@@ -40,42 +38,44 @@ type engine struct {
 
 // newEngine builds the model and data of job, at step 0.
 func newEngine(job JobConfig) (*engine, error) {
-	corpus, err := shard.OpenText(job.Data.Text, shard.TextConfig{TrainFraction: job.Data.TrainFraction})
+	t, err := openTask(job)
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{job: job, corpus: corpus, snapStep: -1}
-	if e.model, err = newModel(job, corpus.Vocab().Size()); err != nil {
-		corpus.Close()
+	e := &engine{job: job, task: t, snapStep: -1}
+	if err := e.build(); err != nil {
+		t.close()
 		return nil, err
 	}
-	if e.opt, err = optim.New[float32](job.Optimizer); err != nil {
-		corpus.Close()
-		return nil, err
-	}
-	if e.tr, err = rnn.NewTrainer(e.model, e.opt, rnn.TrainerConfig{Threads: job.Train.Threads, BLASThreads: 1, Clip: job.Train.Clip, Seed: job.Train.Seed}); err != nil {
-		corpus.Close()
-		return nil, err
-	}
-	e.carry = make([]float32, e.carrySize())
 	return e, nil
 }
 
-// newModel builds the job's model for a vocabulary size.
-func newModel(job JobConfig, vocab int) (*rnn.Model[float32], error) {
-	cell, err := rnn.ParseCell(job.Model.Cell)
+func (e *engine) build() error {
+	mc, err := e.task.modelConfig()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return rnn.New[float32](rnn.Config{Shape: rnn.SeqToSeq, Vocab: vocab, Embed: job.Model.Embed, Cell: cell,
-		Hidden: job.Model.Hidden, Layers: job.Model.Layers, Dropout: job.Model.Dropout, Seed: job.Train.Seed})
+	if e.model, err = rnn.New[float32](mc); err != nil {
+		return err
+	}
+	if e.opt, err = optim.New[float32](e.job.Optimizer); err != nil {
+		return err
+	}
+	if e.tr, err = rnn.NewTrainer(e.model, e.opt, rnn.TrainerConfig{Threads: e.job.Train.Threads, BLASThreads: 1, Clip: e.job.Train.Clip, Seed: e.job.Train.Seed}); err != nil {
+		return err
+	}
+	e.carry = make([]float32, e.carrySize())
+	return nil
 }
 
-func (e *engine) close() error { return e.corpus.Close() }
+func (e *engine) close() error { return e.task.close() }
 
 // carrySize is the length of the carried state of all streams.
 func (e *engine) carrySize() int {
-	n := e.model.Stack().StateSize(e.job.Data.Batch)
+	if e.task.streams() == 0 {
+		return 0
+	}
+	n := e.model.Stack().StateSize(e.task.streams())
 	if e.job.Model.Cell == "lstm" {
 		n *= 2
 	}
@@ -153,17 +153,12 @@ func (e *engine) stateAt(step int64) ([]byte, error) {
 	return e.state()
 }
 
-// setRing points the data at this rank's streams.
+// setRing points the data at this rank's share.
 func (e *engine) setRing(rank, world int) error {
-	if e.streams != nil && e.rank == rank && e.world == world {
-		return nil
-	}
-	st, err := shard.NewStreams(e.corpus.Train(), shard.StreamConfig{Streams: e.job.Data.Batch, Steps: e.job.Data.Seq,
-		Seed: e.job.Train.Seed, Rank: rank, World: world})
-	if err != nil {
+	if err := e.task.setRing(rank, world); err != nil {
 		return err
 	}
-	e.streams, e.rank, e.world = st, rank, world
+	e.rank, e.world = rank, world
 	return nil
 }
 
@@ -182,23 +177,22 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	defer e.mu.Unlock()
 	var res stepResult
 	t0 := time.Now()
-	if err := e.streams.Seek(uint64(e.step)); err != nil {
-		return res, err
-	}
-	sb, err := e.streams.Next()
+	batch, ids, reset, err := e.task.batch(e.step)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("step %d: data: %w", e.step, err)
 	}
 	n := e.model.Params.Len()
 	cs := e.carrySize()
 	e.buf = grow(e.buf, n+2+cs)
 	clear(e.buf[n:])
 	bad := false
-	if sb.B > 0 {
-		e.batch = rnn.Batch[float32]{T: sb.T, B: sb.B, Tokens: sb.Tokens, Targets: sb.Targets}
-		e.gatherInit(sb)
+	if batch.B > 0 {
+		e.init = rnn.State[float32]{}
+		if cs > 0 {
+			e.gatherInit(ids, reset)
+		}
 		e.tr.Reseed(e.job.Train.Seed ^ uint64(e.step)*0x9E3779B97F4A7C15 ^ uint64(e.rank)<<48)
-		out, err := e.tr.Compute(&e.batch, e.init, true)
+		out, err := e.tr.Compute(batch, e.init, true)
 		if err != nil && !isNonFinite(err) {
 			return res, fmt.Errorf("step %d: %w", e.step, err)
 		}
@@ -206,7 +200,9 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 		if !bad {
 			copy(e.buf, e.model.Params.Grad)
 			e.buf[n], e.buf[n+1] = float32(out.Loss), float32(out.Count)
-			e.scatterFinal(sb, out.Final, e.buf[n+2:])
+			if cs > 0 {
+				e.scatterFinal(ids, out.Final, e.buf[n+2:])
+			}
 		}
 	} else {
 		clear(e.buf[:n])
@@ -242,15 +238,16 @@ func isNonFinite(err error) bool {
 
 // gatherInit builds the initial state of this rank's rows from the carried
 // state of all streams, zeroing streams that restart.
-func (e *engine) gatherInit(sb *shard.Batch) {
-	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.job.Data.Batch
+func (e *engine) gatherInit(ids []int, reset []bool) {
+	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.streams()
+	B := len(ids)
 	per := L * Bg * H
 	gather := func(dst, src []float32) []float32 {
-		dst = grow(dst, L*sb.B*H)
+		dst = grow(dst, L*B*H)
 		for l := 0; l < L; l++ {
-			for b, id := range sb.StreamIDs {
-				d := dst[(l*sb.B+b)*H : (l*sb.B+b+1)*H]
-				if sb.Reset[b] {
+			for b, id := range ids {
+				d := dst[(l*B+b)*H : (l*B+b+1)*H]
+				if reset[b] {
 					clear(d)
 					continue
 				}
@@ -269,13 +266,14 @@ func (e *engine) gatherInit(sb *shard.Batch) {
 
 // scatterFinal writes this rank's final states into their streams' slots of
 // the (zeroed) global carry region.
-func (e *engine) scatterFinal(sb *shard.Batch, fin rnn.State[float32], dst []float32) {
-	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.job.Data.Batch
+func (e *engine) scatterFinal(ids []int, fin rnn.State[float32], dst []float32) {
+	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.streams()
 	per := L * Bg * H
+	B := len(ids)
 	put := func(dst, src []float32) {
 		for l := 0; l < L; l++ {
-			for b, id := range sb.StreamIDs {
-				copy(dst[(l*Bg+id)*H:(l*Bg+id+1)*H], src[(l*sb.B+b)*H:(l*sb.B+b+1)*H])
+			for b, id := range ids {
+				copy(dst[(l*Bg+id)*H:(l*Bg+id+1)*H], src[(l*B+b)*H:(l*B+b+1)*H])
 			}
 		}
 	}
@@ -290,7 +288,7 @@ func (e *engine) scatterFinal(sb *shard.Batch, fin rnn.State[float32], dst []flo
 func (e *engine) validate() (sum, count float64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Evaluate(e.model, e.corpus.Validation(), e.job.Data.Batch, e.job.Data.Seq, e.job.Train.ValWindows, e.rank, e.world, e.job.Train.Threads)
+	return e.task.validate(e.model, e.rank, e.world)
 }
 
 // Evaluate returns the summed cross-entropy and the token count of a

@@ -22,6 +22,7 @@ import (
 // flags and environment variables override fields. The coordinator sends it
 // to every worker, so all train the same thing.
 type JobConfig struct {
+	Task      TaskConfig      `yaml:"task" json:"task"`
 	Model     ModelConfig     `yaml:"model" json:"model"`
 	Data      DataConfig      `yaml:"data" json:"data"`
 	Optimizer optim.Config    `yaml:"optimizer" json:"optimizer"`
@@ -30,21 +31,40 @@ type JobConfig struct {
 	Cluster   ClusterConfig   `yaml:"cluster" json:"cluster"`
 }
 
-// ModelConfig is the recurrent language model.
+// TaskConfig is what the model learns.
+type TaskConfig struct {
+	// Kind: charlm (default), classify, forecast, seq2seq.
+	Kind string `yaml:"kind" json:"kind"`
+	EOS  int    `yaml:"eos" json:"eos"` // seq2seq: end-of-sequence token; default 1
+	BOS  int    `yaml:"bos" json:"bos"` // seq2seq: start token; default 0
+}
+
+// ModelConfig is the recurrent model.
 type ModelConfig struct {
 	Cell    string  `yaml:"cell" json:"cell"`       // lstm, gru, rnn_tanh, rnn_relu; default lstm
 	Hidden  int     `yaml:"hidden" json:"hidden"`   // default 256
 	Layers  int     `yaml:"layers" json:"layers"`   // default 2
 	Embed   int     `yaml:"embed" json:"embed"`     // default 64
 	Dropout float64 `yaml:"dropout" json:"dropout"` // default 0
+	// Bidirectional runs a reverse direction too (classify, forecast, and
+	// the seq2seq encoder).
+	Bidirectional bool `yaml:"bidirectional" json:"bidirectional"`
 }
 
-// DataConfig is the corpus and how it is cut.
+// DataConfig is the data and how it is cut. Paths must be the same on every
+// worker.
 type DataConfig struct {
-	Text          string  `yaml:"text" json:"text"`                     // corpus file, the same path on every worker; required
-	Seq           int     `yaml:"seq" json:"seq"`                       // TBPTT window; default 100
-	Batch         int     `yaml:"batch" json:"batch"`                   // global streams (batch rows), split over workers; default 32
+	Text          string  `yaml:"text" json:"text"`                     // charlm: the corpus
+	Train         string  `yaml:"train" json:"train"`                   // classify: JSONL, or IDX "IMAGES,LABELS"; seq2seq: JSONL; forecast: CSV
+	Val           string  `yaml:"val" json:"val"`                       // validation/test set; empty: the last (1-train_fraction) of train
+	Seq           int     `yaml:"seq" json:"seq"`                       // charlm: TBPTT window; forecast: input steps; default 100
+	Horizon       int     `yaml:"horizon" json:"horizon"`               // forecast: steps ahead; default 1
+	Batch         int     `yaml:"batch" json:"batch"`                   // global batch rows, split over workers; default 32
 	TrainFraction float64 `yaml:"train_fraction" json:"train_fraction"` // default 0.9
+	Classes       int     `yaml:"classes" json:"classes"`               // classify: number of classes
+	Vocab         int     `yaml:"vocab" json:"vocab"`                   // token inputs (JSONL): vocabulary size
+	MaxLen        int     `yaml:"max_len" json:"max_len"`               // skip longer sequences; 0: no limit
+	Buckets       int     `yaml:"buckets" json:"buckets"`               // length buckets for variable lengths; 0: none
 }
 
 // TrainConfig is the training loop.
@@ -72,8 +92,9 @@ func DefaultJob() JobConfig {
 	s := schedule.DefaultConfig()
 	s.BaseLR = 2e-3
 	return JobConfig{
+		Task:      TaskConfig{Kind: TaskCharLM, EOS: 1},
 		Model:     ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64},
-		Data:      DataConfig{Seq: 100, Batch: 32, TrainFraction: 0.9},
+		Data:      DataConfig{Seq: 100, Horizon: 1, Batch: 32, TrainFraction: 0.9},
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200},
@@ -115,8 +136,12 @@ func (c JobConfig) Validate() error {
 		}
 	}
 	switch {
-	case c.Data.Text == "":
+	case (c.Task.Kind == "" || c.Task.Kind == TaskCharLM) && c.Data.Text == "":
 		return fmt.Errorf("config data.text: no corpus given")
+	case c.Task.Kind != "" && c.Task.Kind != TaskCharLM && c.Data.Train == "":
+		return fmt.Errorf("config data.train: the %s task needs a training file", c.Task.Kind)
+	case c.Data.Horizon < 0 || c.Data.Classes < 0 || c.Data.Vocab < 0 || c.Data.MaxLen < 0 || c.Data.Buckets < 0:
+		return fmt.Errorf("config data.horizon, classes, vocab, max_len and buckets must not be negative")
 	case c.Model.Dropout < 0 || c.Model.Dropout >= 1:
 		return fmt.Errorf("config model.dropout must be in [0, 1), got %v", c.Model.Dropout)
 	case c.Data.TrainFraction <= 0 || c.Data.TrainFraction >= 1:
@@ -146,11 +171,12 @@ func (c JobConfig) Validate() error {
 // resume).
 func (c JobConfig) Hash() string {
 	b, _ := json.Marshal(struct {
+		K TaskConfig
 		M ModelConfig
 		D DataConfig
 		O optim.Config
 		S uint64
-	}{c.Model, c.Data, c.Optimizer, c.Train.Seed})
+	}{c.Task, c.Model, c.Data, c.Optimizer, c.Train.Seed})
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:8])
 }
@@ -161,7 +187,7 @@ func Diff(a, b JobConfig) string {
 	for _, f := range []struct {
 		name string
 		x, y any
-	}{{"model", a.Model, b.Model}, {"data", a.Data, b.Data}, {"optimizer", a.Optimizer, b.Optimizer}, {"train.seed", a.Train.Seed, b.Train.Seed}} {
+	}{{"task", a.Task, b.Task}, {"model", a.Model, b.Model}, {"data", a.Data, b.Data}, {"optimizer", a.Optimizer, b.Optimizer}, {"train.seed", a.Train.Seed, b.Train.Seed}} {
 		if !reflect.DeepEqual(f.x, f.y) {
 			return f.name + ": " + firstDiff(f.x, f.y)
 		}

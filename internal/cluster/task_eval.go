@@ -1,0 +1,155 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/recur-ml/recur/pkg/rnn"
+)
+
+// EvaluateJob measures a model on the job's validation (test) set, with the
+// task's own metrics besides the loss:
+//
+//	charlm:   loss (nats/char)
+//	classify: loss, accuracy
+//	forecast: loss (normalised MSE), rmse (in the series' units), and the
+//	          rmse of a persistence (last value) and a least-squares linear
+//	          autoregressive baseline over the same input window
+//	seq2seq:  loss, exact_match of greedy decoding to EOS
+func EvaluateJob(job JobConfig, m *rnn.Model[float32]) (map[string]float64, error) {
+	t, err := openTask(job)
+	if err != nil {
+		return nil, err
+	}
+	defer t.close()
+	out := map[string]float64{}
+	sum, count, err := t.validate(m, 0, 1)
+	if err != nil {
+		return nil, err
+	}
+	if count == 0 {
+		return nil, fmt.Errorf("eval: the validation set is empty")
+	}
+	out["loss"] = sum / count
+	et, ok := t.(*exampleTask)
+	if !ok {
+		return out, nil
+	}
+	switch job.Task.Kind {
+	case TaskClassify:
+		err = et.accuracy(m, out)
+	case TaskSeq2Seq:
+		err = et.exactMatch(m, out)
+	case TaskForecast:
+		err = et.forecastRMSE(m, out)
+	}
+	return out, err
+}
+
+func (t *exampleTask) accuracy(m *rnn.Model[float32], out map[string]float64) error {
+	tp := m.NewTape(0)
+	right, n := 0, 0
+	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+		logits, _, err := tp.Predict(b, rnn.State[float32]{})
+		if err != nil {
+			return err
+		}
+		C := t.outputs
+		for r := 0; r < b.B; r++ {
+			row := logits[r*C : (r+1)*C]
+			if int32(argmax(row)) == b.Targets[r] {
+				right++
+			}
+			n++
+		}
+		return nil
+	})
+	out["accuracy"] = float64(right) / float64(max(n, 1))
+	out["examples"] = float64(n)
+	return err
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for i, x := range v {
+		if x > v[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func (t *exampleTask) exactMatch(m *rnn.Model[float32], out map[string]float64) error {
+	right, n := 0, 0
+	eos := int32(t.job.Task.EOS)
+	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+		got, err := m.Decode(b, 2*b.TD+2)
+		if err != nil {
+			return err
+		}
+		for r := 0; r < b.B; r++ {
+			var want []int32
+			for s := 0; s < b.DecLengths[r]; s++ {
+				if tok := b.Targets[s*b.B+r]; tok != eos {
+					want = append(want, tok)
+				}
+			}
+			if slices.Equal(got[r], want) {
+				right++
+			}
+			n++
+		}
+		return nil
+	})
+	out["exact_match"] = float64(right) / float64(max(n, 1))
+	out["examples"] = float64(n)
+	return err
+}
+
+// forecastRMSE compares the model with persistence and a linear AR model
+// fitted by least squares on the training windows, in the series' units.
+func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], out map[string]float64) error {
+	cols := t.trainWindows().TargetColumns()
+	ar, err := t.fitAR(cols)
+	if err != nil {
+		return err
+	}
+	tp := m.NewTape(0)
+	var se, sePersist, seAR float64
+	n := 0
+	H := max(t.job.Data.Horizon, 1)
+	err = t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+		pred, _, err := tp.Predict(b, rnn.State[float32]{})
+		if err != nil {
+			return err
+		}
+		dim := len(t.norm.Mean)
+		for r := 0; r < b.B; r++ {
+			x := make([]float64, b.T*dim)
+			for s := 0; s < b.T; s++ {
+				for c := 0; c < dim; c++ {
+					x[s*dim+c] = float64(b.X[(s*b.B+r)*dim+c])
+				}
+			}
+			for h := 0; h < H; h++ {
+				for k, c := range cols {
+					i := r*t.outputs + h*len(cols) + k
+					truth := t.norm.Inverse(float64(b.Y[i]), c)
+					p := t.norm.Inverse(float64(pred[i]), c)
+					last := t.norm.Inverse(x[(b.T-1)*dim+c], c)
+					lin := t.norm.Inverse(ar.predict(x, h*len(cols)+k), c)
+					se += (p - truth) * (p - truth)
+					sePersist += (last - truth) * (last - truth)
+					seAR += (lin - truth) * (lin - truth)
+					n++
+				}
+			}
+		}
+		return nil
+	})
+	out["rmse"] = math.Sqrt(se / float64(max(n, 1)))
+	out["rmse_persistence"] = math.Sqrt(sePersist / float64(max(n, 1)))
+	out["rmse_linear_ar"] = math.Sqrt(seAR / float64(max(n, 1)))
+	return err
+}

@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/recur-ml/recur/pkg/rnn"
+	"github.com/recur-ml/recur/pkg/shard"
+)
+
+// exampleTask trains on a dataset of independent examples: IDX images or
+// JSONL sequences to classify, CSV windows to forecast, JSONL token pairs to
+// translate. Global batches come from a W-independent Sampler (bucketed by
+// length); the step alone positions the loader.
+type exampleTask struct {
+	job         JobConfig
+	train, val  shard.Dataset
+	dim         int // input features; 0 for token inputs
+	vocab       int // token vocabulary (inputs; outputs too for seq2seq)
+	outputs     int // classes, or forecast values (horizon * targets)
+	norm        *shard.Normalizer
+	loader      *shard.Loader
+	rank, world int
+	perEpoch    uint64
+	b           rnn.Batch[float32]
+}
+
+func openExampleTask(job JobConfig) (*exampleTask, error) {
+	t := &exampleTask{job: job}
+	d := job.Data
+	var err error
+	switch job.Task.Kind {
+	case TaskClassify:
+		t.train, t.val, err = loadClassify(d)
+		t.outputs = d.Classes
+	case TaskSeq2Seq:
+		jc := shard.JSONLConfig{Input: shard.TokenKind, Output: shard.TokenKind, MaxLen: d.MaxLen, Vocab: d.Vocab, AppendEOS: true, EOS: int32(job.Task.EOS)}
+		t.train, t.val, err = loadJSONLPair(d, jc)
+		t.outputs = d.Vocab
+	case TaskForecast:
+		err = t.loadForecast()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if t.train.Len() == 0 {
+		return nil, fmt.Errorf("config data.train: %s holds no examples", d.Train)
+	}
+	in := t.train.Example(0).Input
+	t.dim = in.Dim
+	if in.IsTokens() {
+		t.vocab = d.Vocab
+		if t.vocab <= 0 {
+			return nil, fmt.Errorf("config data.vocab: token inputs need the vocabulary size")
+		}
+	}
+	if t.outputs <= 0 {
+		return nil, fmt.Errorf("config data.classes / data.vocab: the %s task needs the number of outputs", job.Task.Kind)
+	}
+	return t, nil
+}
+
+// loadClassify reads "images,labels" IDX pairs or JSONL files.
+func loadClassify(d DataConfig) (train, val shard.Dataset, err error) {
+	if strings.Contains(d.Train, ",") {
+		load := func(pair, what string) (shard.Dataset, error) {
+			imgs, labels, ok := strings.Cut(pair, ",")
+			if !ok {
+				return nil, fmt.Errorf("config data.%s: want IMAGES,LABELS IDX files, got %q", what, pair)
+			}
+			s, err := shard.LoadImageSet(imgs, labels, d.Classes)
+			if err != nil {
+				return nil, fmt.Errorf("config data.%s: %w", what, err)
+			}
+			return s, nil
+		}
+		if train, err = load(d.Train, "train"); err != nil {
+			return nil, nil, err
+		}
+		if d.Val == "" {
+			return nil, nil, fmt.Errorf("config data.val: IDX classification needs a test set (IMAGES,LABELS)")
+		}
+		val, err = load(d.Val, "val")
+		return train, val, err
+	}
+	return loadJSONLPair(d, shard.JSONLConfig{Classes: d.Classes, MaxLen: d.MaxLen, Vocab: d.Vocab})
+}
+
+// loadJSONLPair reads data.train and data.val (or splits data.train).
+func loadJSONLPair(d DataConfig, jc shard.JSONLConfig) (train, val shard.Dataset, err error) {
+	tr, _, err := shard.LoadJSONL(d.Train, jc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("config data.train: %w", err)
+	}
+	if d.Val != "" {
+		v, _, err := shard.LoadJSONL(d.Val, jc)
+		if err != nil {
+			return nil, nil, fmt.Errorf("config data.val: %w", err)
+		}
+		return tr, v, nil
+	}
+	n := int(float64(len(tr)) * d.TrainFraction)
+	return tr[:n], tr[n:], nil
+}
+
+// loadForecast reads the CSV series, normalises it with statistics of the
+// training rows, and cuts windows: training windows lie in the first
+// train_fraction of the rows, validation windows after them.
+func (t *exampleTask) loadForecast() error {
+	d := t.job.Data
+	s, err := shard.LoadCSV(d.Train, shard.CSVConfig{})
+	if err != nil {
+		return fmt.Errorf("config data.train: %w", err)
+	}
+	rows := s.TrainRows(d.TrainFraction)
+	if t.norm, err = shard.FitNormalizer(s, rows); err != nil {
+		return err
+	}
+	wc := shard.WindowConfig{Input: d.Seq, Horizon: d.Horizon}
+	tr, err := shard.NewWindows(s, t.norm, wc, 0, rows)
+	if err != nil {
+		return fmt.Errorf("config data: training windows: %w", err)
+	}
+	va, err := shard.NewWindows(s, t.norm, wc, rows-d.Seq, s.Rows)
+	if err != nil {
+		return fmt.Errorf("config data: validation windows: %w", err)
+	}
+	t.train, t.val = tr, va
+	t.outputs = max(d.Horizon, 1) * len(tr.TargetColumns())
+	return nil
+}
+
+func (t *exampleTask) modelConfig() (rnn.Config, error) {
+	c, err := baseModel(t.job)
+	c.Vocab, c.Input, c.Outputs = t.vocab, t.dim, t.outputs
+	switch t.job.Task.Kind {
+	case TaskClassify:
+		c.Shape = rnn.SeqToVec
+	case TaskForecast:
+		c.Shape, c.Loss = rnn.SeqToVec, rnn.MSE
+	case TaskSeq2Seq:
+		c.Shape, c.EOS, c.BOS = rnn.EncoderDecoder, t.job.Task.EOS, t.job.Task.BOS
+	}
+	return c, err
+}
+
+func (t *exampleTask) loaderConfig(rank, world int, shuffle bool) shard.LoaderConfig {
+	lc := shard.LoaderConfig{Sampler: shard.SamplerConfig{BatchSize: t.job.Data.Batch, Seed: t.job.Train.Seed, NoShuffle: !shuffle},
+		Rank: rank, World: world}
+	if t.job.Data.Buckets > 0 {
+		lc.Buckets = &shard.BucketConfig{Buckets: t.job.Data.Buckets}
+	}
+	return lc
+}
+
+func (t *exampleTask) setRing(rank, world int) error {
+	if t.loader != nil && t.rank == rank && t.world == world {
+		return nil
+	}
+	l, err := shard.NewLoader(t.train, t.loaderConfig(rank, world, true))
+	if err != nil {
+		return err
+	}
+	t.loader, t.rank, t.world = l, rank, world
+	t.perEpoch = uint64(l.Sampler().NumBatches())
+	return nil
+}
+
+func (t *exampleTask) batch(step int64) (*rnn.Batch[float32], []int, []bool, error) {
+	c := t.loader.Cursor()
+	c.Epoch, c.Batch = uint64(step)/t.perEpoch, uint64(step)%t.perEpoch
+	if err := t.loader.Restore(c); err != nil {
+		return nil, nil, nil, err
+	}
+	sb, err := t.loader.Next()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	t.convert(&t.b, sb)
+	return &t.b, nil, nil, nil
+}
+
+// convert views a shard batch as a model batch of the task's shape.
+func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
+	*b = rnn.Batch[float32]{T: sb.T, B: sb.B, Tokens: sb.Tokens, X: sb.X, Lengths: sb.Lengths, Y: b.Y[:0], Targets: b.Targets[:0]}
+	switch t.job.Task.Kind {
+	case TaskClassify:
+		for _, l := range sb.Labels {
+			b.Targets = append(b.Targets, int32(l))
+		}
+	case TaskForecast:
+		// [OutT][B][OutDim] -> [B][OutT*OutDim]
+		b.Lengths = nil
+		for r := 0; r < sb.B; r++ {
+			for s := 0; s < sb.OutT; s++ {
+				b.Y = append(b.Y, sb.Y[(s*sb.B+r)*sb.OutDim:(s*sb.B+r+1)*sb.OutDim]...)
+			}
+		}
+	case TaskSeq2Seq:
+		b.TD, b.Targets, b.DecLengths = sb.OutT, sb.Targets, sb.OutLengths
+		b.DecIn = sb.DecoderInputs(int32(t.job.Task.BOS))
+	}
+}
+
+func (t *exampleTask) streams() int { return 0 }
+
+// validate sums the loss over this rank's share of the validation set.
+func (t *exampleTask) validate(m *rnn.Model[float32], rank, world int) (sum, count float64, err error) {
+	tp := m.NewTape(0)
+	err = t.EachVal(rank, world, func(b *rnn.Batch[float32]) error {
+		res, err := tp.Forward(b, rnn.State[float32]{}, false)
+		sum += res.Loss
+		count += float64(res.Count)
+		return err
+	})
+	return sum, count, err
+}
+
+// EachVal calls f on this rank's share of every validation batch, in order.
+func (t *exampleTask) EachVal(rank, world int, f func(*rnn.Batch[float32]) error) error {
+	l, err := shard.NewLoader(t.val, t.loaderConfig(rank, world, false))
+	if err != nil {
+		return fmt.Errorf("validation: %w", err)
+	}
+	var b rnn.Batch[float32]
+	for i := 0; i < l.Sampler().NumBatches(); i++ {
+		sb, err := l.Next()
+		if err != nil {
+			return fmt.Errorf("validation batch %d: %w", i, err)
+		}
+		if sb.B == 0 {
+			continue
+		}
+		t.convert(&b, sb)
+		if err := f(&b); err != nil {
+			return fmt.Errorf("validation batch %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
+func (t *exampleTask) close() error { return nil }
