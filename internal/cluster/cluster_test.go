@@ -110,7 +110,6 @@ func (tc *testCluster) kill(id string) {
 	w, cancel := tc.workers[id], tc.cancels[id]
 	tc.mu.Unlock()
 	w.gossip.ml.Shutdown() // no graceful leave: peers must detect it
-	w.gossip = nil
 	cancel()
 	w.Close()
 }

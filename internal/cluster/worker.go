@@ -169,6 +169,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	defer cancel()
 	stop := context.AfterFunc(w.stopCtx, cancel)
 	defer stop()
+	if w.gossip != nil {
+		go w.keepGossip(ctx)
+	}
 	if err := w.join(ctx); err != nil {
 		return err
 	}
@@ -209,11 +212,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // join registers with the coordinator (retrying until it answers) and
 // builds the engine from the job it sends.
 func (w *Worker) join(ctx context.Context) error {
-	if w.gossip != nil {
-		if err := w.gossip.join(w.cfg.Gossip); err != nil {
-			w.log.Debug("gossip join", zap.Error(err))
-		}
-	}
+	w.ensureGossip()
 	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.ring.Addr(), PeerAddr: w.peerLis.Addr().String(), Version: ProtocolVersion}
 	for {
 		rep, err := w.ctl.Join(ctx, req)
@@ -239,6 +238,35 @@ func (w *Worker) join(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(w.cfg.Retry):
+		}
+	}
+}
+
+// ensureGossip joins the gossip through the configured address unless the
+// coordinator is already among the members (it may have restarted, or not
+// have been up at the first attempt).
+func (w *Worker) ensureGossip() {
+	if w.gossip == nil {
+		return
+	}
+	if _, ok := w.gossip.coordinator(); ok {
+		return
+	}
+	if err := w.gossip.join(w.cfg.Gossip); err != nil {
+		w.log.Debug("gossip join", zap.Error(err))
+	}
+}
+
+// keepGossip rejoins the gossip whenever the coordinator is missing from it.
+func (w *Worker) keepGossip(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.ensureGossip()
 		}
 	}
 }
