@@ -109,7 +109,7 @@ func (tc *testCluster) kill(id string) {
 	tc.mu.Lock()
 	w, cancel := tc.workers[id], tc.cancels[id]
 	tc.mu.Unlock()
-	w.gossip.ml.Shutdown() // no graceful leave: peers must detect it
+	w.gossip.stop(false) // no graceful leave: peers must detect it
 	cancel()
 	w.Close()
 }

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -17,7 +18,8 @@ import (
 // coordinator through any member. Gossip is encrypted with a key derived
 // from the cluster secret.
 type gossip struct {
-	ml *memberlist.Memberlist
+	ml   *memberlist.Memberlist
+	once sync.Once
 }
 
 type gossipEvents struct {
@@ -100,7 +102,15 @@ func (g *gossip) coordinator() (string, bool) {
 	return "", false
 }
 
-func (g *gossip) shutdown() {
-	g.ml.Leave(200 * time.Millisecond)
-	g.ml.Shutdown()
+// shutdown leaves the gossip gracefully (peers learn at once) and stops.
+func (g *gossip) shutdown() { g.stop(true) }
+
+// stop stops the node, leaving first when graceful; later calls do nothing.
+func (g *gossip) stop(graceful bool) {
+	g.once.Do(func() {
+		if graceful {
+			g.ml.Leave(200 * time.Millisecond)
+		}
+		g.ml.Shutdown()
+	})
 }
