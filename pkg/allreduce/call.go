@@ -127,7 +127,8 @@ func (c *call) waitUntil(cond func() bool) bool {
 // call completes, ctx ends, or a peer is blamed (see Config.Timeout); on
 // error buf holds partial results and the ring is dead (Err, ErrRingFailed).
 // Calls on one Ring are serialised; all ranks must make the same calls in
-// the same order.
+// the same order. Invalid Options (unknown Op or Compression) are a
+// programming error and panic.
 func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Result, error) {
 	r.callMu.Lock()
 	defer r.callMu.Unlock()

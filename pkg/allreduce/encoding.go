@@ -107,6 +107,10 @@ func accumulate(c Compression, dst []float32, src []byte) {
 	switch c {
 	case None:
 		src = src[:4*len(dst)]
+		if littleEndian && len(dst) > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0 {
+			addFloats(dst, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), len(dst)))
+			return
+		}
 		for i := range dst {
 			dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
 		}
@@ -210,4 +214,24 @@ func f32ToBF16(f float32) uint16 {
 	}
 	b += 0x7fff + (b>>16)&1
 	return uint16(b >> 16)
+}
+
+// addFloats adds src to dst, unrolled: the hot loop of the reduce-scatter.
+func addFloats(dst, src []float32) {
+	src = src[:len(dst)]
+	n := len(dst) &^ 7
+	for i := 0; i < n; i += 8 {
+		d, s := dst[i:i+8:i+8], src[i:i+8:i+8]
+		d[0] += s[0]
+		d[1] += s[1]
+		d[2] += s[2]
+		d[3] += s[3]
+		d[4] += s[4]
+		d[5] += s[5]
+		d[6] += s[6]
+		d[7] += s[7]
+	}
+	for i := n; i < len(dst); i++ {
+		dst[i] += src[i]
+	}
 }

@@ -82,3 +82,23 @@ func TestEncodeDecodeAccumulate(t *testing.T) {
 		}
 	}
 }
+
+// Aligned and misaligned sources take different paths; both must add.
+func TestAccumulateAlignment(t *testing.T) {
+	src := make([]float32, 37)
+	for i := range src {
+		src[i] = float32(i) - 3.5
+	}
+	raw := make([]byte, 4*len(src)+3)
+	for off := 0; off < 4; off++ {
+		wire := raw[off : off+4*len(src)]
+		encode(None, wire, src)
+		dst := make([]float32, len(src))
+		accumulate(None, dst, wire)
+		for i := range src {
+			if dst[i] != src[i] {
+				t.Fatalf("offset %d elem %d = %g, want %g", off, i, dst[i], src[i])
+			}
+		}
+	}
+}

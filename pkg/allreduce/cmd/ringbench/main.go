@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -35,6 +36,7 @@ func run() error {
 	comp := flag.String("compression", "none", "wire encoding: none, fp16 or bf16")
 	timeout := flag.Duration("timeout", 0, "peer timeout (0: library default)")
 	join := flag.Duration("join", time.Minute, "how long to wait for the other ranks to start")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed iterations to this file")
 	flag.Parse()
 
 	addrs := strings.Split(*peers, ",")
@@ -74,6 +76,17 @@ func run() error {
 		if _, err := ring.AllReduce(ctx, buf, opts); err != nil {
 			return err
 		}
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var waitL, waitR time.Duration
 	start := time.Now()
