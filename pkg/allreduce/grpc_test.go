@@ -210,3 +210,22 @@ func TestGRPCGarbageAndOversizedFrames(t *testing.T) {
 		})
 	}
 }
+
+// A rank that stays connected but never joins the call is named by every
+// other rank within the timeout, over real gRPC.
+func TestGRPCStragglerNamedByAll(t *testing.T) {
+	trs, ms := grpcNodes(t, 4, nil)
+	rings := formRing(t, ms, 1, func(c *Config) { c.Timeout = time.Second }, func(i int) Transport { return trs[i] })
+	bufs, _ := randomInputs(rand.New(rand.NewPCG(5, 6)), 4, 100000)
+	start := time.Now()
+	_, errs := runAll(testCtx(t, 10*time.Second), rings[:3], bufs[:3], nil)
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("took %v", d)
+	}
+	for r, err := range errs {
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Rank != 3 || pe.Addr != ms[3].Addr || !errors.Is(err, ErrPeerNotReady) {
+			t.Fatalf("rank %d: %v, want ErrPeerNotReady naming rank 3 (%s)", r, err, ms[3].Addr)
+		}
+	}
+}
