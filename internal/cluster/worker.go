@@ -213,7 +213,8 @@ func (w *Worker) Run(ctx context.Context) error {
 // builds the engine from the job it sends.
 func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
-	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.ring.Addr(), PeerAddr: w.peerLis.Addr().String(), Version: ProtocolVersion}
+	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ring.Addr()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
+		Version: ProtocolVersion}
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {
@@ -299,6 +300,53 @@ func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlp
 		case <-time.After(w.cfg.Retry):
 		}
 	}
+}
+
+// advertised is the address peers dial for a listener bound to addr: addr
+// itself, or, when it is bound to every interface (0.0.0.0, ::), the same
+// port on this machine's IP, so a worker in a container can listen on
+// 0.0.0.0 and still be reachable by the others.
+func (w *Worker) advertised(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return addr
+	}
+	if ip := w.hostIP(); ip != nil {
+		return net.JoinHostPort(ip.String(), port)
+	}
+	return addr
+}
+
+// hostIP is the IP memberlist advertises for this worker (it picks a
+// private IP when bound to 0.0.0.0), else the first private, then the
+// first global unicast address of this machine.
+func (w *Worker) hostIP() net.IP {
+	if w.gossip != nil {
+		if ip := w.gossip.ml.LocalNode().Addr; !ip.IsLoopback() && !ip.IsUnspecified() {
+			return ip
+		}
+	}
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil
+	}
+	var global net.IP
+	for _, a := range addrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || !n.IP.IsGlobalUnicast() {
+			continue
+		}
+		if n.IP.IsPrivate() {
+			return n.IP
+		}
+		if global == nil {
+			global = n.IP
+		}
+	}
+	return global
 }
 
 // prepare brings the state to plan.Step (fetching it when told) and keeps
