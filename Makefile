@@ -50,3 +50,36 @@ quickstart: setup build
 	mkdir -p runs
 	find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' | sort | xargs cat > runs/fortunes.txt
 	./bin/recur train --text runs/fortunes.txt --workers 2 --minutes 3 --dir runs/fortunes --fresh
+
+# ---- deployment: container image, compose cluster test, Kubernetes manifests ----
+IMAGE     ?= recur:latest
+IMAGE_CTX ?= bin/image
+# Static link with OpenBLAS: libopenblas.a needs libgfortran (and its
+# libquadmath), libm and libpthread; netgo/osusergo keep glibc's resolver
+# and NSS (which need shared libraries at run time) out of the binary.
+STATIC_CGO_LDFLAGS ?= -lgfortran -lquadmath -lm -lpthread
+STATIC_LDFLAGS     ?= -s -w -linkmode external -extldflags -static
+
+.PHONY: image compose-test deploy-check
+
+## image: static binaries (OpenBLAS linked in) in a FROM-scratch image $(IMAGE), non-root
+image:
+	rm -rf $(IMAGE_CTX)
+	mkdir -p $(IMAGE_CTX)/rootfs $(IMAGE_CTX)/data
+	mkdir -m 1777 $(IMAGE_CTX)/rootfs/tmp
+	CGO_ENABLED=1 CGO_LDFLAGS='$(STATIC_CGO_LDFLAGS)' $(GO) build -tags '$(TAGS) netgo osusergo' -trimpath \
+		-ldflags '$(STATIC_LDFLAGS)' -o $(IMAGE_CTX)/recur ./cmd/recur
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CTX)/probe ./deploy/image/probe
+	@file $(IMAGE_CTX)/recur | grep -q 'statically linked' || { echo "$(IMAGE_CTX)/recur is not static"; file $(IMAGE_CTX)/recur; exit 1; }
+	cp deploy/image/Dockerfile deploy/image/passwd deploy/image/group $(IMAGE_CTX)/
+	docker build -t $(IMAGE) $(IMAGE_CTX)
+	docker run --rm $(IMAGE) --help >/dev/null
+	@docker image ls $(IMAGE) --format '{{.Repository}}:{{.Tag}} {{.Size}}'
+
+## compose-test: the compose cluster test (kill a worker, add one, restart the coordinator, partition a worker)
+compose-test: image
+	SKIP_IMAGE=1 IMAGE=$(IMAGE) bash scripts/cluster_test.sh
+
+## deploy-check: parse deploy/k8s and deploy/compose and check them against the binaries' flags
+deploy-check:
+	$(GO) test -count=1 ./deploy/...
