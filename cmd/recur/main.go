@@ -6,6 +6,7 @@
 //	recur sample      generate text from a run's newest checkpoint
 //	recur eval        loss of a run's newest checkpoint
 //	recur export      a run's newest checkpoint as safetensors (PyTorch names)
+//	recur gendata     make a synthetic data set (JSONL or CSV)
 //	recur keygen      print a new cluster key
 //
 // Run `recur COMMAND --help` for the flags of a command.
@@ -37,6 +38,8 @@ Usage:
   recur sample --run DIR            generate text from a run's newest checkpoint
   recur eval   --run DIR            loss of a run's newest checkpoint
   recur export --run DIR            write the checkpoint as safetensors (PyTorch names)
+  recur gendata reverse|sort|add|seasonal
+                                    make a synthetic data set for the example tasks
   recur keygen                      print a new cluster key (for RECUR_CLUSTER_KEY)
 
 Run "recur COMMAND --help" for a command's flags.
@@ -67,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.Eval(args[1:], stdout, stderr)
 	case "export":
 		err = cli.Export(args[1:], stdout, stderr)
+	case "gendata":
+		err = cli.GenData(args[1:], stdout, stderr)
 	case "keygen":
 		b := make([]byte, 32)
 		rand.Read(b)
