@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"image/color"
 	"path/filepath"
 
 	"go.uber.org/zap"
@@ -46,6 +47,7 @@ func (c *Coordinator) writeCurve() {
 		}
 		return out
 	}
+	p.Legend.Top = true
 	tl, err := plotter.NewLine(xy(train))
 	if err != nil {
 		return
@@ -55,7 +57,8 @@ func (c *Coordinator) writeCurve() {
 	if len(val) > 0 {
 		vl, vp, err := plotter.NewLinePoints(xy(val))
 		if err == nil {
-			vl.Color = plotter.DefaultLineStyle.Color
+			vl.Color = color.RGBA{R: 200, A: 255}
+			vp.Color = vl.Color
 			vl.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
 			p.Add(vl, vp)
 			p.Legend.Add("validation", vl, vp)
