@@ -332,9 +332,9 @@ func (p *progress) summary(dir string) {
 		loss, _ := p.last["loss"].(float64)
 		fmt.Fprintf(p.w, "recur: trained to step %.0f in %s; last train loss %.4f", step, time.Since(p.start).Round(time.Second), loss)
 		if p.hasVal {
-			fmt.Fprintf(p.w, ", validation loss %.4f nats/char", p.val)
+			fmt.Fprintf(p.w, ", last validation loss %.4f", p.val)
 		}
 		fmt.Fprintln(p.w)
 	}
-	fmt.Fprintf(p.w, "recur: checkpoints, loss curve (loss.png) and vocabulary in %s; try `recur sample --run %s`\n", dir, dir)
+	fmt.Fprintf(p.w, "recur: checkpoints and the loss curve (loss.png) are in %s; see `recur eval|sample|export --run %s`\n", dir, dir)
 }

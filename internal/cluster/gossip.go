@@ -31,8 +31,11 @@ func (e gossipEvents) NotifyJoin(n *memberlist.Node) {
 	e.log.Debug("gossip join", zap.String("node", n.Name))
 }
 func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
+	if e.gone == nil || n.Name == CoordinatorID {
+		return // only the coordinator acts on departures, and not its own
+	}
 	e.log.Info("gossip: member gone", zap.String("node", n.Name))
-	if e.gone != nil {
+	{
 		e.gone(n.Name)
 	}
 }
