@@ -35,9 +35,7 @@ func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
 		return // only the coordinator acts on departures, and not its own
 	}
 	e.log.Info("gossip: member gone", zap.String("node", n.Name))
-	{
-		e.gone(n.Name)
-	}
+	e.gone(n.Name)
 }
 func (e gossipEvents) NotifyUpdate(*memberlist.Node) {}
 
