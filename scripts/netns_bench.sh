@@ -8,6 +8,7 @@
 # and removes everything it created on exit.
 #
 # Usage: scripts/netns_bench.sh [N=4] [FLOATS=10000000] [ITERS=5] [RATE=1gbit]
+# Extra ringbench flags (e.g. --segment-bytes 262144) go in $RINGBENCH_ARGS.
 set -euo pipefail
 N=${1:-4}
 FLOATS=${2:-10000000}
@@ -58,11 +59,11 @@ done
 secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 for i in $(seq 1 $((N - 1))); do
   RECUR_RING_SECRET=$secret ip netns exec "$P-$i" "$tmp/ringbench" --rank "$i" --peers "$peers" \
-    --floats "$FLOATS" --iters "$ITERS" >"$tmp/rank$i.log" 2>&1 &
+    --floats "$FLOATS" --iters "$ITERS" ${RINGBENCH_ARGS:-} >"$tmp/rank$i.log" 2>&1 &
   pids+=($!)
 done
 RECUR_RING_SECRET=$secret ip netns exec "$P-0" "$tmp/ringbench" --rank 0 --peers "$peers" \
-  --floats "$FLOATS" --iters "$ITERS"
+  --floats "$FLOATS" --iters "$ITERS" ${RINGBENCH_ARGS:-}
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 pids=()
