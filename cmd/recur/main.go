@@ -5,6 +5,7 @@
 //	recur worker      run a worker that joins a coordinator
 //	recur sample      generate text from a run's newest checkpoint
 //	recur eval        loss of a run's newest checkpoint
+//	recur predict     apply a run's model to new data (JSONL or CSV)
 //	recur export      a run's newest checkpoint as safetensors (PyTorch names)
 //	recur gendata     make a synthetic data set (JSONL or CSV)
 //	recur keygen      print a new cluster key
@@ -37,6 +38,7 @@ Usage:
                                     run a worker that joins a coordinator
   recur sample --run DIR            generate text from a run's newest checkpoint
   recur eval   --run DIR            loss of a run's newest checkpoint
+  recur predict --run DIR --input F apply a classify/seq2seq/forecast model to new data
   recur export --run DIR            write the checkpoint as safetensors (PyTorch names)
   recur gendata reverse|sort|add|seasonal
                                     make a synthetic data set for the example tasks
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.Sample(args[1:], stdout, stderr)
 	case "eval":
 		err = cli.Eval(args[1:], stdout, stderr)
+	case "predict":
+		err = cli.PredictCmd(args[1:], stdout, stderr)
 	case "export":
 		err = cli.Export(args[1:], stdout, stderr)
 	case "gendata":

@@ -256,3 +256,26 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "wrote %s (step %d, %d parameters; names embedding.weight, rnn.weight_ih_l0, ..., head.bias)\n", *out, r.step, r.model.Params.Len())
 	return nil
 }
+
+// PredictCmd runs `recur predict`: the newest checkpoint applied to new data.
+func PredictCmd(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("recur predict", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
+	input := fs.String("input", "", "JSONL inputs (classify, seq2seq) or a CSV series (forecast); required")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: recur predict --run DIR --input FILE\n\nWrites one JSON line per prediction: a class with probabilities, a decoded\noutput sequence, or the forecast after the CSV's last window.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *input == "" {
+		return errors.New("predict: --input is required")
+	}
+	r, err := openRun(*dir)
+	if err != nil {
+		return err
+	}
+	return cluster.Predict(r.job, r.model, *input, stdout)
+}

@@ -9,11 +9,20 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/pkg/rnn"
 )
 
 // trainTask runs job on w in-process workers and returns the metrics of the
 // final state, read back from the last checkpoint like `recur eval` does.
 func trainTask(t *testing.T, job JobConfig, w int) map[string]float64 {
+	t.Helper()
+	m, _ := trainTaskModel(t, job, w)
+	return m
+}
+
+// trainTaskModel is trainTask that also returns the trained model.
+func trainTaskModel(t *testing.T, job JobConfig, w int) (map[string]float64, *rnn.Model[float32]) {
 	t.Helper()
 	tc := startCluster(t, job, t.TempDir(), false)
 	for i := 0; i < w; i++ {
@@ -26,7 +35,7 @@ func trainTask(t *testing.T, job JobConfig, w int) map[string]float64 {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %v", job.Task.Kind, m)
-	return m
+	return m, tc.workers["w0"].eng.model
 }
 
 func writeFile(t *testing.T, name, body string) string {
@@ -95,9 +104,17 @@ func TestTaskSeq2SeqReverse(t *testing.T) {
 	job.Model = ModelConfig{Cell: "lstm", Hidden: 64, Layers: 1, Embed: 16}
 	job.Schedule.BaseLR = 0.005
 	job.Data.Train, job.Data.Vocab = writeFile(t, "reverse.jsonl", b.String()), 12
-	m := trainTask(t, job, 2)
+	m, model := trainTaskModel(t, job, 2)
 	if m["exact_match"] < 0.9 {
 		t.Fatalf("exact match %.3f, want >= 0.9", m["exact_match"])
+	}
+	in := writeFile(t, "new.jsonl", `{"input": [2,3,4]}`+"\n"+`{"input": [9]}`+"\n")
+	var out strings.Builder
+	if err := Predict(job, model, in, &out); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"line":1,"output":[4,3,2]}` + "\n" + `{"line":2,"output":[9]}` + "\n"; out.String() != want {
+		t.Errorf("predictions\n%s want\n%s", out.String(), want)
 	}
 }
 

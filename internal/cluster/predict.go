@@ -1,0 +1,117 @@
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/recur-ml/recur/pkg/rnn"
+	"github.com/recur-ml/recur/pkg/shard"
+)
+
+// Predict applies a trained model to new data and writes one JSON line per
+// prediction:
+//
+//	classify (JSONL inputs): {"line": n, "class": k, "probs": [...]}
+//	seq2seq  (JSONL inputs): {"line": n, "output": [...]} (greedy, to EOS)
+//	forecast (CSV):          {"forecast": [...]} for the horizon after the
+//	                         file's last data.seq rows, in the series' units
+func Predict(job JobConfig, m *rnn.Model[float32], path string, w io.Writer) error {
+	t, err := openTask(job)
+	if err != nil {
+		return err
+	}
+	defer t.close()
+	et, ok := t.(*exampleTask)
+	if !ok {
+		return fmt.Errorf("predict: the %s task generates text; use recur sample", job.Task.Kind)
+	}
+	enc := json.NewEncoder(w)
+	if job.Task.Kind == TaskForecast {
+		return et.predictCSV(m, path, enc)
+	}
+	jc := shard.JSONLConfig{Vocab: job.Data.Vocab}
+	if job.Task.Kind == TaskSeq2Seq {
+		jc.Input = shard.TokenKind
+	}
+	exs, _, err := shard.LoadJSONL(path, jc)
+	if err != nil {
+		return err
+	}
+	tp := m.NewTape(0)
+	for i, ex := range exs {
+		sb, err := shard.Collate([]shard.Example{{Input: ex.Input, Label: shard.NoLabel}})
+		if err != nil {
+			return fmt.Errorf("%s: example %d: %w", path, i+1, err)
+		}
+		b := &rnn.Batch[float32]{T: sb.T, B: 1, Tokens: sb.Tokens, X: sb.X, Lengths: sb.Lengths}
+		if job.Task.Kind == TaskSeq2Seq {
+			out, err := m.Decode(b, 2*sb.T+10)
+			if err != nil {
+				return fmt.Errorf("%s: example %d: %w", path, i+1, err)
+			}
+			if out[0] == nil {
+				out[0] = []int32{}
+			}
+			if err := enc.Encode(map[string]any{"line": i + 1, "output": out[0]}); err != nil {
+				return err
+			}
+			continue
+		}
+		logits, _, err := tp.Predict(b, rnn.State[float32]{})
+		if err != nil {
+			return fmt.Errorf("%s: example %d: %w", path, i+1, err)
+		}
+		if err := enc.Encode(map[string]any{"line": i + 1, "class": argmax(logits), "probs": softmax(logits)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func softmax(v []float32) []float64 {
+	out := make([]float64, len(v))
+	m := v[argmax(v)]
+	var z float64
+	for i, x := range v {
+		out[i] = math.Exp(float64(x - m))
+		z += out[i]
+	}
+	for i := range out {
+		out[i] = math.Round(out[i]/z*1e4) / 1e4
+	}
+	return out
+}
+
+// predictCSV forecasts the horizon after the last window of a CSV file with
+// the training series' columns.
+func (t *exampleTask) predictCSV(m *rnn.Model[float32], path string, enc *json.Encoder) error {
+	s, err := shard.LoadCSV(path, shard.CSVConfig{})
+	if err != nil {
+		return err
+	}
+	L, dim := t.job.Data.Seq, len(t.norm.Mean)
+	if s.Cols != dim {
+		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, dim)
+	}
+	if s.Rows < L {
+		return fmt.Errorf("%s has %d rows, the model reads windows of %d", path, s.Rows, L)
+	}
+	b := &rnn.Batch[float32]{T: L, B: 1, X: make([]float32, L*dim)}
+	for r := 0; r < L; r++ {
+		for c := 0; c < dim; c++ {
+			b.X[r*dim+c] = float32(t.norm.Transform(s.At(s.Rows-L+r, c), c))
+		}
+	}
+	pred, _, err := m.NewTape(0).Predict(b, rnn.State[float32]{})
+	if err != nil {
+		return err
+	}
+	cols := t.trainWindows().TargetColumns()
+	out := make([]float64, len(pred))
+	for i, v := range pred {
+		out[i] = t.norm.Inverse(float64(v), cols[i%len(cols)])
+	}
+	return enc.Encode(map[string]any{"forecast": out, "columns": cols})
+}
