@@ -83,3 +83,7 @@ compose-test: image
 ## deploy-check: parse deploy/k8s and deploy/compose and check them against the binaries' flags
 deploy-check:
 	$(GO) test -count=1 ./deploy/...
+
+## bench-compare: side-by-side benchmarks against the PyTorch references (needs python3-torch)
+bench-compare:
+	bash scripts/bench_compare.sh all
