@@ -8,7 +8,7 @@ RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/sche
 BENCH    ?= .
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-purego test-cluster bench lint proto proto-check quickstart
+.PHONY: setup build test test-race test-purego test-cluster bench bench-netns bench-compare fuzz lint proto proto-check quickstart
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -40,8 +40,16 @@ test-cluster: build
 bench:
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
 
-## lint: gofmt and go vet
-lint:
+## proto: regenerate the gRPC code with the pinned generators
+proto:
+	bash scripts/genproto.sh
+
+## proto-check: fail if the committed generated code is stale
+proto-check:
+	bash scripts/verify_genproto.sh
+
+## lint: gofmt, go vet, generated code up to date
+lint: proto-check
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 
@@ -83,6 +91,14 @@ compose-test: image
 ## deploy-check: parse deploy/k8s and deploy/compose and check them against the binaries' flags
 deploy-check:
 	$(GO) test -count=1 ./deploy/...
+
+## bench-netns: ring busbw over 1 Gbit/s tbf-shaped veths in network namespaces (root)
+bench-netns:
+	bash scripts/netns_bench.sh 4 10000000 5 1gbit
+
+## fuzz: run every fuzz target briefly
+fuzz:
+	for p in $$(go list ./...); do for f in $$(go test -list 'Fuzz.*' $$p | grep ^Fuzz); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$p || exit 1; done; done
 
 ## bench-compare: side-by-side benchmarks against the PyTorch references (needs python3-torch)
 bench-compare:

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerates the committed gRPC code of pkg/allreduce/ringpb with pinned
+# Regenerates the committed gRPC code (pkg/allreduce/ringpb,
+# internal/cluster/controlpb) with pinned
 # generator versions. Usage: scripts/genproto.sh [OUTDIR]
 # OUTDIR defaults to the source tree; verify_genproto.sh passes a temp dir.
 set -euo pipefail
@@ -26,4 +27,4 @@ cd "$root"
 PATH="$bin:$PATH" protoc -I . \
   --go_out="$out" --go_opt=paths=source_relative \
   --go-grpc_out="$out" --go-grpc_opt=paths=source_relative \
-  pkg/allreduce/ringpb/ring.proto
+  pkg/allreduce/ringpb/ring.proto internal/cluster/controlpb/control.proto
