@@ -10,6 +10,8 @@
 #                                                            step continues from the checkpoint
 #   5. docker network disconnect a worker                    members=2 (evicted), step rising
 #      docker network connect it again (same IP)             members=3 (rejoined), step rising
+#   6. compose down (volume kept), up again                    resumes from the checkpoint; fresh
+#                                                            workers get the state from the coordinator
 #
 # Prints a timeline with how long each recovery took. Every wait polls with
 # a timeout; the compose project is removed (down -v) on any exit.
@@ -60,6 +62,7 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'log "FAIL: line $LINENO: $BASH_COMMAND"' ERR
 
 # containers SERVICE [all]: container ids of a compose service (running ones
 # unless "all"), found by the labels both compose implementations set.
@@ -96,11 +99,19 @@ step_at_least() { [ "$(metric recur_step)" -ge "$1" ]; }
 # advancing N: waits until training runs N steps past the current step.
 advancing() {
 	local s
+	wait_for "metrics" metric recur_step
 	s=$(metric recur_step)
 	wait_for "step $((s + $1)) (from $s)" step_at_least $((s + $1))
 }
 
-coordinator_log_has() { docker logs --since "$2" "$(containers coordinator)" 2>&1 | grep -q "$1"; }
+coordinator_log() { docker logs --since "$1" "$(containers coordinator)" 2>&1; }
+coordinator_log_has() { local out; out=$(coordinator_log "$2") && grep -q "$1" <<<"$out"; }
+# resumed_step SINCE: the step in the coordinator's "resuming from checkpoint" line.
+resumed_step() {
+	local out
+	out=$(coordinator_log "$1")
+	sed -n '/resuming from checkpoint/s/.*"step":\([0-9]*\).*/\1/p' <<<"$out" | head -1
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -203,7 +214,7 @@ sleep 2 # the workers notice the coordinator is gone and retry
 docker start "$coord" >/dev/null
 mark "docker start coordinator"
 wait_for "'resuming from checkpoint' in the coordinator's log" coordinator_log_has "resuming from checkpoint" "$since"
-ckpt=$(docker logs --since "$since" "$coord" 2>&1 | grep -m1 'resuming from checkpoint' | sed -n 's/.*"step":\([0-9]*\).*/\1/p')
+ckpt=$(resumed_step "$since")
 [ -n "$ckpt" ] && [ "$ckpt" -gt 0 ] || die "no checkpoint step in the resume log line"
 wait_for "members 3 after the restart" members_are 3
 wait_for "step past the checkpoint ($ckpt)" step_at_least $((ckpt + 1))
@@ -232,6 +243,23 @@ mark "docker network connect worker ${victim:0:12} ($ip)"
 wait_for "members 3 after reconnecting" members_are 3
 advancing 10
 mark "worker rejoined, 3 workers at step $(metric recur_step), generation $(metric recur_generation): took $((SECONDS - t))s"
+
+# ---- 6. take the whole cluster down (keeping the volume) and up again: the
+# coordinator resumes from its volume and sends the new workers its
+# checkpoint state.
+before=$(metric recur_step)
+since=$(date -u +%Y-%m-%dT%H:%M:%S)
+t=$SECONDS
+"${COMPOSE[@]}" down --timeout 10 >/dev/null 2>&1
+[ -z "$(containers coordinator all)$(containers worker all)" ] || die "compose down left containers"
+mark "compose down (the run volume stays) at step $before"
+"${COMPOSE[@]}" up -d --scale worker=3 >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; die "compose up (resume) failed"; }
+wait_for "'resuming from checkpoint' after the full restart" coordinator_log_has "resuming from checkpoint" "$since"
+ckpt=$(resumed_step "$since")
+wait_for "members 3 after the full restart" members_are 3
+wait_for "step past the checkpoint ($ckpt)" step_at_least $((ckpt + 1))
+advancing 10
+mark "whole cluster resumed from checkpoint step $ckpt (stopped at $before), 3 workers at step $(metric recur_step): took $((SECONDS - t))s"
 
 [ "$(metric recur_rejected_peers_total)" -eq 0 ] || die "the coordinator rejected peers: recur_rejected_peers_total=$(metric recur_rejected_peers_total)"
 
