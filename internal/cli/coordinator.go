@@ -50,6 +50,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	gossip := fs.String("gossip", "127.0.0.1:7946", `memberlist address workers join ("off" disables failure detection by gossip)`)
 	dir := fs.String("dir", "runs/recur", "directory of checkpoints, job.json, vocab.json, loss.png")
 	metrics := fs.String("metrics", "127.0.0.1:9090", `Prometheus /metrics and /healthz address ("" disables)`)
+	advertise := fs.String("advertise", "", "host workers use to reach this coordinator (set it when --listen is 0.0.0.0)")
 	fresh := fs.Bool("fresh", false, "ignore existing checkpoints in --dir (the default resumes from the newest good one)")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
 	fs.Usage = func() {
@@ -69,7 +70,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := NewLogger(stderr)
 	defer log.Sync()
-	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Log: log})
+	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Advertise: *advertise, Log: log})
 	if err != nil {
 		return err
 	}
@@ -116,6 +117,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	ringListen := fs.String("ring-listen", "127.0.0.1:0", "allreduce listener address")
 	peerListen := fs.String("peer-listen", "127.0.0.1:0", "state-transfer listener address")
 	gossipListen := fs.String("gossip-listen", "127.0.0.1:0", "memberlist bind address")
+	advertise := fs.String("advertise", "", "host peers use to reach this worker (default: the listen host, or this machine's IP for 0.0.0.0)")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n\n")
@@ -134,7 +136,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	log := NewLogger(stderr)
 	defer log.Sync()
 	w, err := cluster.NewWorker(cluster.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
-		PeerListen: *peerListen, GossipListen: *gossipListen, Secret: key, Log: log})
+		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Log: log})
 	if err != nil {
 		return err
 	}

@@ -30,9 +30,13 @@ type CoordinatorConfig struct {
 	Listen string // control and state gRPC address; default 127.0.0.1:7070
 	Gossip string // memberlist bind address; default 127.0.0.1:7946; "off" disables
 	Dir    string // checkpoint directory; default runs/recur
-	Secret []byte // cluster key, at least 16 bytes; required
-	Fresh  bool   // ignore existing checkpoints (by default training resumes)
-	Log    *zap.Logger
+	// Advertise is the host workers use to reach the coordinator's
+	// listeners (default: the listen address's host; set it when listening
+	// on 0.0.0.0).
+	Advertise string
+	Secret    []byte // cluster key, at least 16 bytes; required
+	Fresh     bool   // ignore existing checkpoints (by default training resumes)
+	Log       *zap.Logger
 }
 
 func (c *CoordinatorConfig) defaults() {
@@ -117,7 +121,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.store.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if c.p, err = NewPlanner(pc, c.ckptStep, c.lis.Addr().String()); err != nil {
+	if c.p, err = NewPlanner(pc, c.ckptStep, c.advertised()); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -129,7 +133,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt})
 	go c.srv.Serve(c.lis)
 	if cfg.Gossip != "off" {
-		if c.gossip, err = startGossip(CoordinatorID, cfg.Gossip, cfg.Secret, c.lis.Addr().String(), c.memberGone, c.log); err != nil {
+		if c.gossip, err = startGossip(CoordinatorID, cfg.Gossip, cfg.Advertise, cfg.Secret, c.advertised(), c.memberGone, c.log); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -137,6 +141,15 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	c.log.Info("listening", zap.String("control", c.Addr()), zap.String("gossip", c.GossipAddr()),
 		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
 	return c, nil
+}
+
+// advertised is the control address workers dial.
+func (c *Coordinator) advertised() string {
+	if c.cfg.Advertise == "" {
+		return c.lis.Addr().String()
+	}
+	_, port, _ := net.SplitHostPort(c.lis.Addr().String())
+	return net.JoinHostPort(c.cfg.Advertise, port)
 }
 
 // Addr returns the control address.

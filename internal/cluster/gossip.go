@@ -48,8 +48,9 @@ func (metaDelegate) LocalState(join bool) []byte                { return nil }
 func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // startGossip starts a memberlist node named name on bind (host:port, port
-// 0 picks one), advertising meta (the control address).
-func startGossip(name, bind string, secret []byte, meta string, gone func(string), lg *zap.Logger) (*gossip, error) {
+// 0 picks one), reachable at advertise (a host; empty: memberlist's choice),
+// carrying meta (the control address).
+func startGossip(name, bind, advertise string, secret []byte, meta string, gone func(string), lg *zap.Logger) (*gossip, error) {
 	host, portStr, err := net.SplitHostPort(bind)
 	if err != nil {
 		return nil, fmt.Errorf("gossip address %q: %w", bind, err)
@@ -62,6 +63,9 @@ func startGossip(name, bind string, secret []byte, meta string, gone func(string
 	conf.Name = name
 	conf.BindAddr, conf.BindPort = host, port
 	conf.AdvertisePort = port
+	if advertise != "" {
+		conf.AdvertiseAddr = advertise
+	}
 	// Detect a dead worker in about 2-3 s: probe every 500 ms, suspect after
 	// a 250 ms timeout, declare dead after 3 probe intervals of suspicion.
 	conf.ProbeInterval = 500 * time.Millisecond

@@ -289,6 +289,15 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		return nil // a stale report: the worker will get the current plan
 	}
 	switch {
+	case r.Failed && p.phase == forming:
+		// A sync failed: the source may no longer hold the start state
+		// (it moved since it reported). Distrust it until it reports again
+		// and form the generation anew.
+		p.event(fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
+		if src, ok := p.workers[p.source.ID]; ok && src.ID != r.ID {
+			src.stateStep = -1
+		}
+		p.regroup(now)
 	case r.Failed:
 		w.failed = true
 		p.event(fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))

@@ -216,3 +216,25 @@ func TestPlannerCheckpointAndValidationFlags(t *testing.T) {
 		t.Fatalf("validation %v %v, want 2", v, ok)
 	}
 }
+
+func TestPlannerFailedSyncReforms(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, -1)
+	join(t, p, "a", "b")
+	report(t, p, Report{ID: "a", StateStep: 7})
+	report(t, p, Report{ID: "b", StateStep: 3})
+	p.form(t0)
+	pb := must(t, p, "b")
+	if pb.Action != Sync || pb.Step != 7 || pb.SyncFrom.ID != "a" {
+		t.Fatalf("plan %+v, want sync of step 7 from a", pb)
+	}
+	// a no longer holds 7 (say it rolled back): b's sync fails.
+	g := p.Generation()
+	report(t, p, Report{ID: "b", Generation: g, StateStep: 3, Failed: true, Err: "holds step 5"})
+	if p.Generation() == g {
+		t.Fatal("a failed sync did not form a new generation")
+	}
+	pb = must(t, p, "b")
+	if pb.Step == 7 {
+		t.Fatalf("the new generation still trusts a's step 7: %+v", pb)
+	}
+}

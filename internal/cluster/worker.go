@@ -33,9 +33,13 @@ type WorkerConfig struct {
 	// member's); empty runs without gossip (the coordinator then learns of
 	// a dead worker only from the ring's failure reports and timeouts).
 	Gossip       string
-	GossipListen string        // memberlist bind address; default 127.0.0.1:0
-	Retry        time.Duration // pause between attempts to reach the coordinator; default 500ms
-	Log          *zap.Logger
+	GossipListen string // memberlist bind address; default 127.0.0.1:0
+	// Advertise is the host peers use to reach this worker's listeners
+	// (default: the listener's own host, or this machine's IP when bound to
+	// 0.0.0.0).
+	Advertise string
+	Retry     time.Duration // pause between attempts to reach the coordinator; default 500ms
+	Log       *zap.Logger
 }
 
 // Validate reports a missing field.
@@ -120,7 +124,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	w.ctl = controlpb.NewControlClient(w.conn)
 	if cfg.Gossip != "" {
-		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Secret, w.peerLis.Addr().String(), nil, w.log); err != nil {
+		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Advertise, cfg.Secret, w.peerLis.Addr().String(), nil, w.log); err != nil {
 			w.Close()
 			return nil, err
 		}
@@ -199,6 +203,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			if err := w.prepare(ctx, plan); err != nil {
 				w.log.Warn("sync failed", zap.Error(err))
 				rep.Failed, rep.Error = true, err.Error()
+				select { // do not spin if the coordinator insists
+				case <-ctx.Done():
+				case <-time.After(w.cfg.Retry):
+				}
 			} else {
 				rep.Ready = true
 			}
@@ -310,6 +318,9 @@ func (w *Worker) advertised(addr string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return addr
+	}
+	if w.cfg.Advertise != "" {
+		return net.JoinHostPort(w.cfg.Advertise, port)
 	}
 	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
 		return addr
