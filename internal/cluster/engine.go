@@ -121,32 +121,39 @@ func (e *engine) load(b []byte) error {
 }
 
 // snapshot keeps a copy of the current state for peers and checkpoints.
+// It publishes the copy before releasing e.mu, so a fetch that waits for
+// e.mu finds it even if the next step starts at once.
 func (e *engine) snapshot() error {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	b, err := e.state()
-	step := e.step
-	e.mu.Unlock()
 	if err != nil {
 		return err
 	}
 	e.snapMu.Lock()
-	e.snap, e.snapStep = b, step
+	e.snap, e.snapStep = b, e.step
 	e.snapMu.Unlock()
 	return nil
+}
+
+// snapshotAt returns the snapshot if it is of step.
+func (e *engine) snapshotAt(step int64) ([]byte, bool) {
+	e.snapMu.Lock()
+	defer e.snapMu.Unlock()
+	return e.snap, e.snapStep == step && e.snap != nil
 }
 
 // stateAt returns the state of step: the snapshot if it matches, else the
 // live state if it matches (waiting for a running step to end).
 func (e *engine) stateAt(step int64) ([]byte, error) {
-	e.snapMu.Lock()
-	if e.snapStep == step {
-		b := e.snap
-		e.snapMu.Unlock()
+	if b, ok := e.snapshotAt(step); ok {
 		return b, nil
 	}
-	e.snapMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if b, ok := e.snapshotAt(step); ok { // taken while this call waited
+		return b, nil
+	}
 	if e.step != step {
 		return nil, fmt.Errorf("cluster: state of step %d requested, this process holds step %d", step, e.step)
 	}
