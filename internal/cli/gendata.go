@@ -20,7 +20,8 @@ import (
 //	               (tokens 2..11 are the digits 0..9; 0 is BOS, 1 is EOS)
 //	add:           JSONL, two numbers written as digits with a "+" (token
 //	               12) to their sum
-//	seasonal:      CSV, one column: two seasons, a trend and noise
+//	seasonal:      CSV, one column: a daily and a weekly season (hourly
+//	               steps), their nonlinear interaction, and noise
 func GenData(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur gendata", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -92,7 +93,7 @@ func GenData(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(bw, "value")
 		for i := 0; i < *n; i++ {
 			t := float64(i)
-			v := 20 + 0.002*t + 4*math.Sin(2*math.Pi*t/24) + 2*math.Sin(2*math.Pi*t/168) +
+			v := 20 + 4*math.Sin(2*math.Pi*t/24) + 2*math.Sin(2*math.Pi*t/168) +
 				1.5*math.Max(0, math.Sin(2*math.Pi*t/24))*math.Sin(2*math.Pi*t/168) + 0.5*rng.NormFloat64()
 			fmt.Fprintf(bw, "%.4f\n", v)
 		}
