@@ -129,7 +129,8 @@ const (
 
 type worker struct {
 	Member
-	order     int // join order, the rank order of generations
+	reported  bool // it has said which state it holds
+	order     int  // join order, the rank order of generations
 	stateStep int64
 	gen       uint64 // generation of its last report
 	ready     bool
@@ -232,10 +233,7 @@ func (p *Planner) Join(m Member, now time.Time) error {
 	p.joins++
 	p.workers[m.ID] = &worker{Member: m, order: p.joins, stateStep: -1}
 	p.event(fmt.Sprintf("worker %s joined", m.ID))
-	if p.phase == waiting || p.phase == forming {
-		p.form(now) // nothing runs yet: include it at once
-	}
-	return nil
+	return nil // it becomes a candidate once it reports the state it holds
 }
 
 // Leave removes a worker (dead, partitioned, or gone). If it was in the
@@ -282,6 +280,12 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	}
 	w.gen = r.Generation
 	w.stateStep = r.StateStep
+	if !w.reported {
+		w.reported = true
+		if p.phase == waiting || p.phase == forming {
+			p.form(now) // nothing runs yet: include it at once
+		}
+	}
 	if r.ValCount > 0 {
 		p.addVal(r)
 	}
@@ -383,11 +387,15 @@ func (p *Planner) changePending() bool {
 	return false
 }
 
-// candidates returns the workers of the next generation in join order.
+// candidates returns the workers of the next generation in join order:
+// those that have reported the state they hold, so that a restarted
+// coordinator starts from the newest state, not from an older checkpoint.
 func (p *Planner) candidates() []string {
 	ws := make([]*worker, 0, len(p.workers))
 	for _, w := range p.workers {
-		ws = append(ws, w)
+		if w.reported { // after a restart, wait to learn what each holds
+			ws = append(ws, w)
+		}
 	}
 	slices.SortFunc(ws, func(a, b *worker) int { return a.order - b.order })
 	var ids []string

@@ -25,6 +25,10 @@ func join(t *testing.T, p *Planner, ids ...string) {
 		if err := p.Join(Member{ID: id, RingAddr: id + ":r", PeerAddr: id + ":p"}, t0); err != nil {
 			t.Fatal(err)
 		}
+		// A worker's first report says what it holds: a fresh one, step 0.
+		if err := p.Report(Report{ID: id, StateStep: 0}, t0); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -236,5 +240,25 @@ func TestPlannerFailedSyncReforms(t *testing.T) {
 	pb = must(t, p, "b")
 	if pb.Step == 7 {
 		t.Fatalf("the new generation still trusts a's step 7: %+v", pb)
+	}
+}
+
+// TestPlannerWaitsForStatesAfterRestart: a restarted coordinator with an
+// older checkpoint must not roll back workers that hold a newer state.
+func TestPlannerWaitsForStatesAfterRestart(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, 685)
+	for _, id := range []string{"a", "b"} {
+		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("before any report: %v, want wait", pl.Action)
+	}
+	report(t, p, Report{ID: "a", StateStep: 688})
+	report(t, p, Report{ID: "b", StateStep: 688})
+	pl := must(t, p, "b")
+	if pl.Step != 688 || pl.Action != Ready {
+		t.Fatalf("plan %+v, want ready at step 688 (the workers' state, not the checkpoint's 685)", pl)
 	}
 }
