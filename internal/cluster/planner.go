@@ -294,13 +294,11 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	}
 	switch {
 	case r.Failed && p.phase == forming:
-		// A sync failed: the source may no longer hold the start state
-		// (it moved since it reported). Distrust it until it reports again
-		// and form the generation anew.
+		// A sync failed: the source may not hold the start state any more,
+		// or not serve it yet. Form the generation anew: every member,
+		// the source too, is asked again and reports what it really holds
+		// (a source that lost the state fails its Ready and says so).
 		p.event(fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
-		if src, ok := p.workers[p.source.ID]; ok && src.ID != r.ID {
-			src.stateStep = -1
-		}
 		p.regroup(now)
 	case r.Failed:
 		w.failed = true

@@ -231,15 +231,22 @@ func TestPlannerFailedSyncReforms(t *testing.T) {
 	if pb.Action != Sync || pb.Step != 7 || pb.SyncFrom.ID != "a" {
 		t.Fatalf("plan %+v, want sync of step 7 from a", pb)
 	}
-	// a no longer holds 7 (say it rolled back): b's sync fails.
+	// b's sync fails: a new generation asks everyone again.
 	g := p.Generation()
-	report(t, p, Report{ID: "b", Generation: g, StateStep: 3, Failed: true, Err: "holds step 5"})
+	report(t, p, Report{ID: "b", Generation: g, StateStep: 3, Failed: true, Err: "state of step 7 requested, holds step 5"})
 	if p.Generation() == g {
 		t.Fatal("a failed sync did not form a new generation")
 	}
+	pa := must(t, p, "a")
+	if pa.Action != Ready || pa.Step != 7 {
+		t.Fatalf("source plan %+v, want ready at 7", pa)
+	}
+	// a no longer holds 7: its Ready fails with what it holds, and the
+	// next generation starts there, not at step 0.
+	report(t, p, Report{ID: "a", Generation: p.Generation(), StateStep: 5, Failed: true, Err: "holds step 5"})
 	pb = must(t, p, "b")
-	if pb.Step == 7 {
-		t.Fatalf("the new generation still trusts a's step 7: %+v", pb)
+	if pb.Step != 5 || pb.SyncFrom.ID != "a" {
+		t.Fatalf("plan %+v, want sync of step 5 from a", pb)
 	}
 }
 
