@@ -278,6 +278,15 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	if !ok {
 		return fmt.Errorf("cluster: worker %q is not a member; join first", r.ID)
 	}
+	if r.Generation > p.gen {
+		// A worker has seen a newer generation than this planner (a
+		// restarted coordinator): generations must only grow, because ring
+		// transports refuse older ones. Jump past it.
+		p.gen = r.Generation
+		if p.phase == forming || p.phase == running {
+			p.form(now)
+		}
+	}
 	w.gen = r.Generation
 	w.stateStep = r.StateStep
 	if !w.reported {

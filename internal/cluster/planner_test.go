@@ -269,3 +269,14 @@ func TestPlannerWaitsForStatesAfterRestart(t *testing.T) {
 		t.Fatalf("plan %+v, want ready at step 688 (the workers' state, not the checkpoint's 685)", pl)
 	}
 }
+
+// TestPlannerGenerationOnlyGrows: after a restart the planner jumps past
+// any generation a worker has seen.
+func TestPlannerGenerationOnlyGrows(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, -1)
+	join(t, p, "a")
+	report(t, p, Report{ID: "a", Generation: 2021, StateStep: 9})
+	if pl := must(t, p, "a"); pl.Generation <= 2021 {
+		t.Fatalf("generation %d after a worker saw 2021", pl.Generation)
+	}
+}
