@@ -158,7 +158,13 @@ func (pc *procCluster) dumpLogs() {
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		pc.t.Logf("---- %s (last lines)\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-15):], "\n"))
+		var keep []string
+		for _, l := range lines {
+			if !strings.Contains(l, `"msg":"step"`) || strings.Contains(l, "failed") {
+				keep = append(keep, l)
+			}
+		}
+		pc.t.Logf("---- %s (last lines)\n%s", filepath.Base(f), strings.Join(keep[max(0, len(keep)-25):], "\n"))
 	}
 }
 
@@ -224,7 +230,9 @@ func TestProcessesSurviveKill9(t *testing.T) {
 	for _, id := range []string{"w1", "w2", "w3"} {
 		pc.startWorker(id)
 	}
-	pc.waitMetric("recur_step", func(v float64) bool { return v >= 40 }, time.Minute, "3 workers train")
+	pc.waitMetric("recur_members", func(v float64) bool { return v == 3 }, time.Minute, "3 workers in the ring")
+	step0 := pc.metric("recur_step")
+	pc.waitMetric("recur_step", func(v float64) bool { return v >= step0+20 }, time.Minute, "3 workers train")
 	gen := pc.metric("recur_generation")
 	// kill -9 a worker mid-step: the others go on as a new generation.
 	t0 := time.Now()
@@ -299,6 +307,7 @@ func TestSoakRandomKills(t *testing.T) {
 			}
 			s := m["step"].(float64)
 			if first && s < last || !first && s <= last {
+				pc.dumpLogs()
 				t.Fatalf("%s: step %v recorded after step %v", filepath.Base(f), s, last)
 			}
 			first, last = false, s

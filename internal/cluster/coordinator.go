@@ -115,7 +115,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
-		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 20 * time.Second,
+		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second,
 		LR: func(step int64, world int) float64 { return c.sched.LR(int(step), world) }}
 	if c.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		c.store.Close()

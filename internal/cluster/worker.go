@@ -226,6 +226,7 @@ func (w *Worker) join(ctx context.Context) error {
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {
+			w.ensureGossip() // the coordinator is up now: be known to its failure detector
 			if w.eng != nil {
 				return nil // rejoined after a coordinator restart; keep the state
 			}
