@@ -36,8 +36,3 @@ func grow[F any](s []F, n int) []F {
 	}
 	return make([]F, n)
 }
-
-// zero clears s.
-func zero[F Float](s []F) {
-	clear(s)
-}

@@ -280,6 +280,17 @@ func backward[F Float](l *layer, vals, grads []F, tp *layerTape[F], dOut, dhT, d
 	return tp.dh, nil
 }
 
+// stateGrad adds the output gradient of sequence b at step t (dOut may be
+// nil) into its running state gradient and returns that row: the total
+// gradient reaching h_t.
+func (tp *layerTape[F]) stateGrad(dOut []F, t, b, H int) []F {
+	dh := tp.dh[b*H : (b+1)*H]
+	if dOut != nil {
+		addTo(dh, dOut[(t*tp.B+b)*H:(t*tp.B+b+1)*H])
+	}
+	return dh
+}
+
 // padded reports whether step t of sequence b lies past its length; the
 // state gradient then passes through the step unchanged.
 func (tp *layerTape[F]) padded(t, b int) bool {
@@ -295,19 +306,12 @@ func lstmBack[F Float](tp *layerTape[F], dOut []F, t, B, H int) {
 			continue
 		}
 		g := tp.act[(t*B+b)*G : (t*B+b+1)*G]
-		dh := tp.dh[b*H : (b+1)*H]
+		dh := tp.stateGrad(dOut, t, b, H)
 		dc := tp.dc[b*H : (b+1)*H]
 		cp := tp.cs[(t*B+b)*H : (t*B+b+1)*H]
 		tc := tp.tc[(t*B+b)*H : (t*B+b+1)*H]
-		var do []F
-		if dOut != nil {
-			do = dOut[(t*B+b)*H : (t*B+b+1)*H]
-		}
 		for j := 0; j < H; j++ {
 			d := dh[j]
-			if do != nil {
-				d += do[j]
-			}
 			i, f, gv, o := g[j], g[H+j], g[2*H+j], g[3*H+j]
 			th := tc[j]
 			c := dc[j] + d*o*(1-th*th)
@@ -334,16 +338,9 @@ func gruBack[F Float](tp *layerTape[F], dOut []F, t, B, H int) {
 		g := tp.act[(t*B+b)*G : (t*B+b+1)*G]
 		hnn := tp.hn[(t*B+b)*H : (t*B+b+1)*H]
 		hp := tp.hs[(t*B+b)*H : (t*B+b+1)*H]
-		dh := tp.dh[b*H : (b+1)*H]
-		var do []F
-		if dOut != nil {
-			do = dOut[(t*B+b)*H : (t*B+b+1)*H]
-		}
+		dh := tp.stateGrad(dOut, t, b, H)
 		for j := 0; j < H; j++ {
 			d := dh[j]
-			if do != nil {
-				d += do[j]
-			}
 			r, z, n := g[j], g[H+j], g[2*H+j]
 			dan := d * (1 - z) * (1 - n*n)
 			dar := dan * hnn[j] * r * (1 - r)
@@ -363,16 +360,9 @@ func rnnBack[F Float](tp *layerTape[F], dOut []F, t, B, H int, relu bool) {
 			continue
 		}
 		h := tp.act[(t*B+b)*H : (t*B+b+1)*H]
-		dh := tp.dh[b*H : (b+1)*H]
-		var do []F
-		if dOut != nil {
-			do = dOut[(t*B+b)*H : (t*B+b+1)*H]
-		}
+		dh := tp.stateGrad(dOut, t, b, H)
 		for j := 0; j < H; j++ {
 			d := dh[j]
-			if do != nil {
-				d += do[j]
-			}
 			if relu {
 				if h[j] <= 0 {
 					d = 0
