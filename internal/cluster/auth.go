@@ -21,18 +21,20 @@ import (
 
 const tokenKey = "recur-token"
 
-func clusterToken(secret []byte) string {
+// deriveKey derives a 32-byte key for one purpose from the cluster secret,
+// so the control token, the ring key and the gossip key are independent.
+func deriveKey(secret []byte, purpose string) []byte {
 	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("recur control v1"))
-	return hex.EncodeToString(m.Sum(nil))
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
+}
+
+func clusterToken(secret []byte) string {
+	return hex.EncodeToString(deriveKey(secret, "recur control v1"))
 }
 
 // gossipKey derives memberlist's AES-256 key from the cluster secret.
-func gossipKey(secret []byte) []byte {
-	m := hmac.New(sha256.New, secret)
-	m.Write([]byte("recur gossip v1"))
-	return m.Sum(nil)
-}
+func gossipKey(secret []byte) []byte { return deriveKey(secret, "recur gossip v1") }
 
 // authenticator checks tokens and counts refusals.
 type authenticator struct {

@@ -78,6 +78,7 @@ type Coordinator struct {
 	bestVal      float64
 	started      time.Time
 	stats        Stats
+	savedGen     uint64
 	curve        lossCurve
 	saving       sync.WaitGroup
 	pendingFinal int64
@@ -290,9 +291,15 @@ func (c *Coordinator) broadcast() {
 	for _, e := range c.p.Events() {
 		c.log.Info(e)
 	}
-	c.Metrics.generation.Set(float64(c.p.Generation()))
 	c.Metrics.members.Set(float64(len(c.p.Members())))
-	os.WriteFile(filepath.Join(c.cfg.Dir, "generation"), []byte(strconv.FormatUint(c.p.Generation(), 10)), 0o644)
+	if g := c.p.Generation(); g != c.savedGen {
+		// Persisted only when it changes: a restart must never reuse it.
+		c.savedGen = g
+		c.Metrics.generation.Set(float64(g))
+		if err := os.WriteFile(filepath.Join(c.cfg.Dir, "generation"), []byte(strconv.FormatUint(g, 10)), 0o644); err != nil {
+			c.log.Warn("saving the generation", zap.Error(err))
+		}
+	}
 }
 
 // memberGone is memberlist's report of a dead or departed worker.

@@ -132,13 +132,12 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	return w, nil
 }
 
-// ringSecret gives the allreduce transport a key of the length it needs.
+// ringSecret derives the allreduce transport's key from the cluster secret.
 func ringSecret(secret []byte) []byte {
 	if len(secret) == 0 {
 		return nil
 	}
-	k := gossipKey(append([]byte("ring:"), secret...))
-	return k
+	return deriveKey(secret, "recur ring v1")
 }
 
 // Close stops the worker: Run returns, the servers stop.
