@@ -57,6 +57,7 @@ type call struct {
 	sig      chan struct{} // wakes the sender (cap 1)
 	failed   chan struct{} // closed on failure
 	finished chan struct{} // closed on success
+	sent     chan struct{} // closed when the sender is done with the call
 }
 
 // fail ends the call with err unless it already ended.
@@ -143,7 +144,8 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Resu
 	}
 	seg := max(1, r.cfg.SegmentBytes/4)
 	c := &call{buf: buf, opts: opts, sched: newSchedule(r.n, r.rank, len(buf), seg), start: time.Now(),
-		sig: make(chan struct{}, 1), failed: make(chan struct{}), finished: make(chan struct{})}
+		sig: make(chan struct{}, 1), failed: make(chan struct{}), finished: make(chan struct{}),
+		sent: make(chan struct{})}
 	c.total, c.lastProgress = c.sched.slots(), c.start
 	c.stats.Left, c.stats.Right = r.left.Member, r.right.Member
 	if need := r.cfg.Window * seg * opts.Compression.elemSize(); len(r.arena) < need {
@@ -165,6 +167,11 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Resu
 	r.wg.Add(1)
 	go r.sendLoop(c)
 	err := r.wait(ctx, c)
+	if err == nil {
+		// Every slot is acknowledged, so the sender is past its last send;
+		// wait for it to account for that send before reading the stats.
+		<-c.sent
+	}
 	c.mu.Lock()
 	st, bad := c.stats, c.bad || opts.Bad
 	if c.allAcked.After(c.lastSend) && !c.lastSend.IsZero() {
@@ -253,6 +260,7 @@ func (r *Ring) check(c *call, now time.Time) error {
 // as its input is ready and a send buffer is free.
 func (r *Ring) sendLoop(c *call) {
 	defer r.wg.Done()
+	defer close(c.sent)
 	s, w := c.sched, r.cfg.Window
 	comp := c.opts.Compression
 	slotBytes := s.seg * comp.elemSize()
