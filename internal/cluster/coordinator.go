@@ -10,7 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
+	"slices"
 	"sync"
 	"time"
 
@@ -82,6 +82,9 @@ type Coordinator struct {
 	curve        lossCurve
 	saving       sync.WaitGroup
 	pendingFinal int64
+	crcs         map[stateKey]stateSeen
+	checked      int // state checksums compared
+	diverged     int // and found different
 }
 
 // NewCoordinator opens the checkpoint store (resuming from its newest good
@@ -126,7 +129,13 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.Close()
 		return nil, err
 	}
-	c.p.SetGeneration(c.loadGeneration())
+	gen, ring := c.loadGeneration()
+	c.p.SetGeneration(gen)
+	if len(ring) > 0 {
+		// The workers of the last ring may hold a newer state than the
+		// checkpoint: let them report before a generation forms.
+		c.p.Expect(ring, time.Now())
+	}
 	c.auth = newAuthenticator(cfg.Secret)
 	c.Metrics.registerRejected(c.auth)
 	c.srv = grpc.NewServer(c.auth.serverOptions()...)
@@ -267,13 +276,28 @@ func (c *Coordinator) checkData() error {
 	return os.WriteFile(filepath.Join(c.cfg.Dir, "vocab.json"), vb, 0o644)
 }
 
-func (c *Coordinator) loadGeneration() uint64 {
+// ringRecord is the last generation and its members, persisted beside the
+// checkpoints so that a restarted coordinator never reuses a generation
+// number and knows which workers to wait for.
+type ringRecord struct {
+	Generation uint64   `json:"generation"`
+	Members    []string `json:"members"`
+}
+
+// loadGeneration returns the generation to continue after (the last one,
+// plus room for any the predecessor formed without saving) and the last
+// ring's members.
+func (c *Coordinator) loadGeneration() (uint64, []string) {
 	b, err := os.ReadFile(filepath.Join(c.cfg.Dir, "generation"))
 	if err != nil {
-		return 0
+		return 0, nil
 	}
-	g, _ := strconv.ParseUint(string(b), 10, 64)
-	return g + 1000 // leave room: generations after a restart never reuse a number
+	var rec ringRecord
+	if err := json.Unmarshal(b, &rec); err != nil {
+		c.log.Warn("unreadable generation record; continuing without it", zap.Error(err))
+		return 1000, nil
+	}
+	return rec.Generation + 1000, rec.Members
 }
 
 // stateAt serves the checkpoint the coordinator resumed from.
@@ -292,24 +316,26 @@ func (c *Coordinator) broadcast() {
 		c.log.Info(e)
 	}
 	c.Metrics.members.Set(float64(len(c.p.Members())))
-	if g := c.p.Generation(); g != c.savedGen {
+	if g := c.p.Generation(); g != c.savedGen && len(c.p.ring) > 0 {
 		// Persisted only when it changes: a restart must never reuse it.
 		c.savedGen = g
 		c.Metrics.generation.Set(float64(g))
-		if err := os.WriteFile(filepath.Join(c.cfg.Dir, "generation"), []byte(strconv.FormatUint(g, 10)), 0o644); err != nil {
+		b, _ := json.Marshal(ringRecord{Generation: g, Members: slices.Clone(c.p.ring)})
+		if err := writeFileAtomic(filepath.Join(c.cfg.Dir, "generation"), b); err != nil {
 			c.log.Warn("saving the generation", zap.Error(err))
 		}
 	}
 }
 
-// memberGone is memberlist's report of a dead or departed worker.
-func (c *Coordinator) memberGone(id string) {
+// memberGone is memberlist's report of a dead or departed worker; meta is
+// the departed process's incarnation.
+func (c *Coordinator) memberGone(id, meta string) {
 	if id == CoordinatorID {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.p.Leave(id, time.Now())
+	c.p.Leave(id, meta, time.Now())
 	c.broadcast()
 }
 
@@ -324,7 +350,7 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.p.Join(Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr}, time.Now()); err != nil {
+	if err := c.p.Join(Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, time.Now()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	c.broadcast()
@@ -344,8 +370,15 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	c.observe(rep, before)
+	c.checkState(rep)
 	c.broadcast()
 	for {
+		if _, ok := c.p.workers[rep.WorkerId]; !ok {
+			// Removed while it waited (its departure was detected, or it
+			// was not ready in time): it must join again.
+			c.mu.Unlock()
+			return nil, status.Errorf(codes.FailedPrecondition, "worker %s was removed from the cluster; join again", rep.WorkerId)
+		}
 		plan, ok := c.p.Next(rep.WorkerId)
 		if ok {
 			c.startCheckpoints(plan)
@@ -416,6 +449,52 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 
 func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }
 
+// stateKey names a state: a step within a generation.
+type stateKey struct {
+	gen  uint64
+	step int64
+}
+
+// stateSeen is the first checksum reported for a state, and by whom.
+type stateSeen struct {
+	crc uint32
+	id  string
+}
+
+// checkState compares the checksum of the reported state with the other
+// members' of the same generation and step: every member must hold
+// identical weights. A mismatch is logged as an error and counted
+// (recur_state_divergences_total); training goes on, since no member can
+// tell which copy is right. The caller holds c.mu.
+func (c *Coordinator) checkState(rep *controlpb.StepReport) {
+	if rep.StateCrc == 0 || rep.StateStep < 0 || rep.Failed || rep.Generation != c.p.Generation() || !c.p.inRing(rep.WorkerId) {
+		return
+	}
+	if c.crcs == nil {
+		c.crcs = map[stateKey]stateSeen{}
+	}
+	k := stateKey{rep.Generation, rep.StateStep}
+	seen, ok := c.crcs[k]
+	if !ok {
+		c.crcs[k] = stateSeen{rep.StateCrc, rep.WorkerId}
+		for old := range c.crcs {
+			if old.gen != k.gen || old.step < k.step-50 {
+				delete(c.crcs, old)
+			}
+		}
+		return
+	}
+	c.Metrics.stateChecks.Inc()
+	c.checked++
+	if seen.crc != rep.StateCrc {
+		c.Metrics.divergences.Inc()
+		c.diverged++
+		c.log.Error("divergence: members hold different weights", zap.Int64("step", rep.StateStep), zap.Uint64("generation", rep.Generation),
+			zap.String("worker", seen.id), zap.String("crc", fmt.Sprintf("%08x", seen.crc)),
+			zap.String("other_worker", rep.WorkerId), zap.String("other_crc", fmt.Sprintf("%08x", rep.StateCrc)))
+	}
+}
+
 // startCheckpoints fetches the snapshots the planner asked for from rank 0.
 func (c *Coordinator) startCheckpoints(plan Plan) {
 	for _, step := range c.p.TakeCheckpoints() {
@@ -450,6 +529,9 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 		}
 		c.saving.Wait()
 		c.writeCurve()
+		c.mu.Lock()
+		c.log.Info("state checks", zap.Int("compared", c.checked), zap.Int("divergences", c.diverged))
+		c.mu.Unlock()
 		close(c.finished)
 	})
 }
@@ -501,6 +583,28 @@ func (c *Coordinator) toProto(p Plan) *controlpb.StepPlan {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
 	}
 	return out
+}
+
+// writeFileAtomic replaces path with b: a crash leaves the old or the new
+// content, never a torn file.
+func writeFileAtomic(path string, b []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func floatsToBytes(f []float32) []byte {

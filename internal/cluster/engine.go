@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
@@ -118,6 +120,19 @@ func (e *engine) load(b []byte) error {
 	copy(e.carry, s.Carry)
 	e.step = s.Step
 	return nil
+}
+
+// checksum returns a CRC-32C of the parameters and carried states (never 0,
+// which means "not computed" on the wire).
+func (e *engine) checksum() uint32 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v := e.model.Params.Value
+	c := crc32.Update(0, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)))
+	if len(e.carry) > 0 {
+		c = crc32.Update(c, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.carry))), 4*len(e.carry)))
+	}
+	return max(c, 1)
 }
 
 // snapshot keeps a copy of the current state for peers and checkpoints.

@@ -23,7 +23,7 @@ type gossip struct {
 }
 
 type gossipEvents struct {
-	gone func(name string)
+	gone func(name, meta string)
 	log  *zap.Logger
 }
 
@@ -35,7 +35,7 @@ func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
 		return // only the coordinator acts on departures, and not its own
 	}
 	e.log.Info("gossip: member gone", zap.String("node", n.Name))
-	e.gone(n.Name)
+	e.gone(n.Name, string(n.Meta))
 }
 func (e gossipEvents) NotifyUpdate(*memberlist.Node) {}
 
@@ -49,8 +49,9 @@ func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
 // startGossip starts a memberlist node named name on bind (host:port, port
 // 0 picks one), reachable at advertise (a host; empty: memberlist's choice),
-// carrying meta (the control address).
-func startGossip(name, bind, advertise string, secret []byte, meta string, gone func(string), lg *zap.Logger) (*gossip, error) {
+// carrying meta (the coordinator's control address, a worker's
+// incarnation). gone is called with the name and meta of a departed node.
+func startGossip(name, bind, advertise string, secret []byte, meta string, gone func(name, meta string), lg *zap.Logger) (*gossip, error) {
 	host, portStr, err := net.SplitHostPort(bind)
 	if err != nil {
 		return nil, fmt.Errorf("gossip address %q: %w", bind, err)
@@ -73,6 +74,9 @@ func startGossip(name, bind, advertise string, secret []byte, meta string, gone 
 	conf.SuspicionMult = 3
 	conf.GossipInterval = 100 * time.Millisecond
 	conf.PushPullInterval = 5 * time.Second
+	// A restarted worker comes back under its name from another address;
+	// let it take the name over once the old process is known dead.
+	conf.DeadNodeReclaimTime = time.Second
 	conf.Events = gossipEvents{gone: gone, log: lg}
 	conf.Delegate = metaDelegate{meta: []byte(meta)}
 	conf.Logger = log.New(io.Discard, "", 0)

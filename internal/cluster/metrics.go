@@ -21,6 +21,8 @@ type Metrics struct {
 	generation       prometheus.Gauge
 	members          prometheus.Gauge
 	checkpoints      prometheus.Counter
+	stateChecks      prometheus.Counter
+	divergences      prometheus.Counter
 }
 
 // NewMetrics registers the metrics in a fresh registry.
@@ -41,8 +43,13 @@ func NewMetrics() *Metrics {
 		generation:       g("generation", "Current ring generation."),
 		members:          g("members", "Workers in the current ring."),
 		checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoints_total", Help: "Checkpoints saved."}),
+		stateChecks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_checks_total",
+			Help: "Worker states compared (by checksum) with another member's state of the same step and generation."}),
+		divergences: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_divergences_total",
+			Help: "Members of one generation found holding different weights for the same step."}),
 	}
-	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members, m.checkpoints)
+	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members,
+		m.checkpoints, m.stateChecks, m.divergences)
 	return m
 }
 

@@ -43,6 +43,9 @@ type Member struct {
 	ID       string
 	RingAddr string
 	PeerAddr string
+	// Incarnation tells processes with the same ID apart (random per
+	// process; empty: unknown).
+	Incarnation string
 }
 
 // CoordinatorID names the coordinator when it is the source of a state
@@ -87,6 +90,10 @@ type PlannerConfig struct {
 	CheckpointEvery int64         // snapshot every this many steps; 0: never
 	ValidateEvery   int64         // validate every this many steps; 0: never
 	ReadyTimeout    time.Duration // a member that is not ready by then leaves the generation; default 30s
+	// RejoinGrace is how long a restarted coordinator waits for the members
+	// of the last ring to report the states they hold before it forms a
+	// generation without them; default 10s.
+	RejoinGrace time.Duration
 	// LR returns the learning rate of a step for a world size; required.
 	LR func(step int64, world int) float64
 }
@@ -97,6 +104,9 @@ func (c *PlannerConfig) defaults() {
 	}
 	if c.ReadyTimeout == 0 {
 		c.ReadyTimeout = 30 * time.Second
+	}
+	if c.RejoinGrace == 0 {
+		c.RejoinGrace = 10 * time.Second
 	}
 }
 
@@ -110,8 +120,8 @@ func (c PlannerConfig) Validate() error {
 		return fmt.Errorf("cluster: max workers %d is below min workers %d", c.MaxWorkers, c.MinWorkers)
 	case c.TotalSteps < 0 || c.CheckpointEvery < 0 || c.ValidateEvery < 0:
 		return errors.New("cluster: total steps, checkpoint and validation intervals must not be negative")
-	case c.ReadyTimeout < 0:
-		return errors.New("cluster: ready timeout must not be negative")
+	case c.ReadyTimeout < 0 || c.RejoinGrace < 0:
+		return errors.New("cluster: ready timeout and rejoin grace must not be negative")
 	case c.LR == nil:
 		return errors.New("cluster: no learning-rate schedule")
 	}
@@ -169,6 +179,11 @@ type Planner struct {
 	events     []string
 	stopReason string
 	stopAsked  string // stop at the next step boundary, for this reason
+	// expect holds the members of the last ring before a coordinator
+	// restart that have not reported yet; no generation forms before they
+	// do, leave, or expectUntil passes.
+	expect      map[string]bool
+	expectUntil time.Time
 }
 
 type valAgg struct {
@@ -216,11 +231,48 @@ func (p *Planner) SetGeneration(g uint64) {
 	p.gen = max(p.gen, g)
 }
 
-// Join registers a worker. A worker that joins again under the same id (a
-// restarted process) is a new member.
+// Expect tells a restarted planner which workers formed the last ring
+// before the restart: no generation forms until each of them has reported
+// the state it holds (one of them may hold a newer state than every other
+// worker and the checkpoint), has left, or RejoinGrace has passed.
+func (p *Planner) Expect(ids []string, now time.Time) {
+	p.expect = map[string]bool{}
+	for _, id := range ids {
+		if w, ok := p.workers[id]; !ok || !w.reported {
+			p.expect[id] = true
+		}
+	}
+	p.expectUntil = now.Add(p.cfg.RejoinGrace)
+	if len(p.expect) == 0 {
+		p.expect = nil
+	}
+}
+
+// awaiting reports whether members of the last ring are still expected.
+func (p *Planner) awaiting(now time.Time) bool {
+	return len(p.expect) > 0 && now.Before(p.expectUntil)
+}
+
+// expected removes id from the expected members; it returns true when that
+// was the last one.
+func (p *Planner) expected(id string) bool {
+	if !p.expect[id] {
+		return false
+	}
+	delete(p.expect, id)
+	return len(p.expect) == 0
+}
+
+// Join registers a worker. A worker that joins again under the same id is a
+// new member when it is another process (another incarnation); the same
+// process joining again (after a coordinator restart) keeps its place.
 func (p *Planner) Join(m Member, now time.Time) error {
 	if m.ID == "" || m.ID == CoordinatorID {
 		return fmt.Errorf("cluster: invalid worker id %q", m.ID)
+	}
+	if w, ok := p.workers[m.ID]; ok && m.Incarnation != "" && w.Incarnation == m.Incarnation {
+		w.Member = m
+		return nil
 	}
 	if w, ok := p.workers[m.ID]; ok && p.inRing(m.ID) {
 		// A restarted worker lost its state: the generation is broken.
@@ -237,9 +289,20 @@ func (p *Planner) Join(m Member, now time.Time) error {
 }
 
 // Leave removes a worker (dead, partitioned, or gone). If it was in the
-// ring, the generation is over.
-func (p *Planner) Leave(id string, now time.Time) {
-	if _, ok := p.workers[id]; !ok {
+// ring, the generation is over. A departure of another incarnation than the
+// registered one (a late notice about a process that was replaced) is
+// ignored; an empty incarnation matches any.
+func (p *Planner) Leave(id, incarnation string, now time.Time) {
+	if p.expected(id) && p.phase == waiting {
+		p.event(fmt.Sprintf("worker %s of the last ring is gone", id))
+		p.form(now)
+	}
+	w, ok := p.workers[id]
+	if !ok {
+		return
+	}
+	if incarnation != "" && w.Incarnation != "" && incarnation != w.Incarnation {
+		p.event(fmt.Sprintf("departure of an earlier process of worker %s ignored", id))
 		return
 	}
 	delete(p.workers, id)
@@ -291,9 +354,17 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	w.stateStep = r.StateStep
 	if !w.reported {
 		w.reported = true
-		if p.phase == waiting || p.phase == forming {
+		p.expected(r.ID)
+		if p.phase == forming || p.phase == waiting && !p.awaiting(now) {
 			p.form(now) // nothing runs yet: include it at once
 		}
+	}
+	if p.newer(r) {
+		// The generation works on an older state than this worker holds
+		// (a restarted coordinator formed it before this worker reported):
+		// its steps would be run twice. Start again from the newest state.
+		p.event(fmt.Sprintf("worker %s holds step %d, newer than generation %d's step %d", r.ID, r.StateStep, p.gen, p.Step()))
+		p.form(now)
 	}
 	if r.ValCount > 0 {
 		p.addVal(r)
@@ -325,6 +396,20 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		p.regroup(now)
 	}
 	return nil
+}
+
+// newer reports whether r shows a state newer than the one the current
+// generation starts from (forming) or works on (running), other than the
+// step the ring itself just completed.
+func (p *Planner) newer(r Report) bool {
+	switch p.phase {
+	case forming:
+		return r.StateStep > p.start
+	case running:
+		own := r.Generation == p.gen && p.inRing(r.ID)
+		return !own && r.StateStep > p.next
+	}
+	return false
 }
 
 // addVal sums the validation shares of the state r.Step.
@@ -397,6 +482,7 @@ func (p *Planner) changePending() bool {
 // candidates returns the workers of the next generation in join order:
 // those that have reported the state they hold, so that a restarted
 // coordinator starts from the newest state, not from an older checkpoint.
+// Workers beyond MaxWorkers stay spares.
 func (p *Planner) candidates() []string {
 	ws := make([]*worker, 0, len(p.workers))
 	for _, w := range p.workers {
@@ -425,6 +511,15 @@ func (p *Planner) regroup(now time.Time) {
 
 // form starts a new generation from the current workers, or waits.
 func (p *Planner) form(now time.Time) {
+	if p.awaiting(now) {
+		if p.phase != waiting {
+			p.event(fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.expectedIDs()))
+		}
+		p.phase = waiting
+		p.ring = nil
+		return
+	}
+	p.expect = nil
 	cands := p.candidates()
 	if len(cands) < p.cfg.MinWorkers {
 		if p.phase != waiting {
@@ -434,11 +529,11 @@ func (p *Planner) form(now time.Time) {
 		p.ring = nil
 		return
 	}
-	// Start from the newest state anyone holds.
+	// Start from the newest state anyone holds, spares included (they
+	// serve their state too).
 	start, src := p.coordStep, Member{ID: CoordinatorID, PeerAddr: p.coordPeer}
-	for _, id := range cands {
-		w := p.workers[id]
-		if w.stateStep > start {
+	for _, w := range p.workers {
+		if w.reported && (w.stateStep > start || w.stateStep == start && src.ID != CoordinatorID && w.order < p.workers[src.ID].order) {
 			start, src = w.stateStep, w.Member
 		}
 	}
@@ -478,8 +573,26 @@ func (p *Planner) RequestStop(reason string) {
 	}
 }
 
-// Tick applies deadlines: members not ready in time leave the generation.
+// expectedIDs lists the expected members in order, for messages.
+func (p *Planner) expectedIDs() []string {
+	ids := make([]string, 0, len(p.expect))
+	for id := range p.expect {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Tick applies deadlines: members not ready in time leave the generation,
+// and a restarted coordinator stops waiting for the last ring's members
+// after RejoinGrace.
 func (p *Planner) Tick(now time.Time) {
+	if p.phase == waiting && len(p.expect) > 0 && !now.Before(p.expectUntil) {
+		p.event(fmt.Sprintf("workers %v of the last ring did not report within %v", p.expectedIDs(), p.cfg.RejoinGrace))
+		p.expect = nil
+		p.form(now)
+		return
+	}
 	if p.phase != forming || now.Before(p.deadline) {
 		return
 	}
@@ -508,6 +621,9 @@ func (p *Planner) Next(id string) (Plan, bool) {
 	case done:
 		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason}, true
 	case waiting:
+		if len(p.expect) > 0 {
+			return Plan{Action: Wait, Reason: fmt.Sprintf("waiting for the last ring's workers %v to report", p.expectedIDs())}, true
+		}
 		return Plan{Action: Wait, Reason: fmt.Sprintf("%d worker(s), waiting for %d", len(p.workers), p.cfg.MinWorkers)}, true
 	}
 	rank := slices.Index(p.ring, id)

@@ -117,7 +117,7 @@ func TestPlannerWorkerDeathRegroupsAtLastStep(t *testing.T) {
 	runStep(t, p, "a", "b", "c")
 	g := p.Generation()
 	// c dies while step 2 runs; a and b report the failure.
-	p.Leave("c", t0)
+	p.Leave("c", "", t0)
 	for _, id := range []string{"a", "b"} {
 		report(t, p, Report{ID: id, Generation: g, StateStep: 2, Failed: true, Step: 2, Err: "peer c"})
 	}
@@ -161,7 +161,7 @@ func TestPlannerPausesBelowMinimum(t *testing.T) {
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	runStep(t, p, "a", "b")
-	p.Leave("b", t0)
+	p.Leave("b", "", t0)
 	if pl := must(t, p, "a"); pl.Action != Wait {
 		t.Fatalf("below minimum: %v, want wait", pl.Action)
 	}
@@ -278,5 +278,120 @@ func TestPlannerGenerationOnlyGrows(t *testing.T) {
 	report(t, p, Report{ID: "a", Generation: 2021, StateStep: 9})
 	if pl := must(t, p, "a"); pl.Generation <= 2021 {
 		t.Fatalf("generation %d after a worker saw 2021", pl.Generation)
+	}
+}
+
+// TestPlannerRestartWaitsForLastRing reproduces the soak failure: after a
+// coordinator restart, a freshly restarted worker (no state) reported
+// first and ran steps from the checkpoint while the others still held a
+// newer state. The planner now waits for the last ring's members.
+func TestPlannerRestartWaitsForLastRing(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{RejoinGrace: 10 * time.Second}, 500)
+	p.Expect([]string{"a", "b", "c"}, t0)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(t, p, Report{ID: "a", StateStep: -1})
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("with b and c not reported: %v, want wait", pl.Action)
+	}
+	report(t, p, Report{ID: "b", StateStep: 541, Generation: 7})
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("with c not reported: %v, want wait", pl.Action)
+	}
+	report(t, p, Report{ID: "c", StateStep: 541, Generation: 7})
+	pl := must(t, p, "a")
+	if pl.Action != Sync || pl.Step != 541 || pl.SyncFrom.ID != "b" {
+		t.Fatalf("plan %+v, want a sync of step 541 from b", pl)
+	}
+	ready(t, p, "a", "b", "c")
+	runStep(t, p, "a", "b", "c")
+	if h := p.History(); len(h) != 1 || h[0].Step != 541 {
+		t.Fatalf("history %+v, want step 541", h)
+	}
+}
+
+// TestPlannerRestartGraceEnds: a member of the last ring that never comes
+// back holds training up for RejoinGrace at most, or until it is known to
+// be gone.
+func TestPlannerRestartGraceEnds(t *testing.T) {
+	for _, gone := range []bool{false, true} {
+		p := newTestPlanner(t, PlannerConfig{RejoinGrace: 5 * time.Second}, 500)
+		p.Expect([]string{"a", "b"}, t0)
+		if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
+			t.Fatal(err)
+		}
+		report(t, p, Report{ID: "a", StateStep: 520})
+		p.Tick(t0.Add(4 * time.Second))
+		if pl := must(t, p, "a"); pl.Action != Wait {
+			t.Fatalf("within the grace: %v, want wait", pl.Action)
+		}
+		if gone {
+			p.Leave("b", "", t0.Add(4*time.Second))
+		} else {
+			p.Tick(t0.Add(5 * time.Second))
+		}
+		if pl := must(t, p, "a"); pl.Action != Ready || pl.Step != 520 {
+			t.Fatalf("gone=%v: plan %+v, want ready at 520", gone, pl)
+		}
+	}
+}
+
+// TestPlannerNewerStateReforms: a worker that shows a newer state than the
+// running ring's (it reported late) makes the planner start again from it
+// rather than run the same steps twice.
+func TestPlannerNewerStateReforms(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, 500)
+	if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	report(t, p, Report{ID: "a", StateStep: -1})
+	ready(t, p, "a") // a syncs the checkpoint of step 500
+	if err := p.Join(Member{ID: "b", PeerAddr: "b:p"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	report(t, p, Report{ID: "b", StateStep: 541, Generation: 3})
+	pl := must(t, p, "a")
+	if pl.Action != Sync || pl.Step != 541 || pl.SyncFrom.ID != "b" {
+		t.Fatalf("plan %+v, want a sync of step 541 from b", pl)
+	}
+}
+
+// TestPlannerIncarnations: a late departure notice of a replaced process
+// does not remove its successor; the same process joining again keeps its
+// place in the ring.
+func TestPlannerIncarnations(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, -1)
+	for _, id := range []string{"a", "b"} {
+		if err := p.Join(Member{ID: id, PeerAddr: id + ":p", Incarnation: id + "1"}, t0); err != nil {
+			t.Fatal(err)
+		}
+		report(t, p, Report{ID: id, StateStep: 0})
+	}
+	ready(t, p, "a", "b")
+	runStep(t, p, "a", "b")
+	gen := p.Generation()
+	// a joins again from the same process (say, after a coordinator
+	// hiccup): nothing changes.
+	if err := p.Join(Member{ID: "a", PeerAddr: "a:p", Incarnation: "a1"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if p.Generation() != gen {
+		t.Fatalf("the same process joining again broke generation %d", gen)
+	}
+	// b restarts: a new incarnation breaks the generation.
+	if err := p.Join(Member{ID: "b", PeerAddr: "b:p2", Incarnation: "b2"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	// The old b's departure is noticed late: ignored.
+	p.Leave("b", "b1", t0)
+	if _, ok := p.workers["b"]; !ok {
+		t.Fatal("a late departure of the replaced process removed its successor")
+	}
+	p.Leave("b", "b2", t0)
+	if _, ok := p.workers["b"]; ok {
+		t.Fatal("the departure of the current process was ignored")
 	}
 }

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,6 +93,9 @@ type Worker struct {
 	running sync.WaitGroup
 	// brokenGen is the last generation whose ring failed here.
 	brokenGen uint64
+	// incarnation is random per process: the coordinator tells a restarted
+	// process from the one it replaces.
+	incarnation string
 }
 
 // NewWorker opens the worker's listeners.
@@ -99,7 +104,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID))}
+	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation()}
 	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
 	if w.ring, err = allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: cfg.RingListen, Secret: ringSecret(cfg.Secret)}); err != nil {
@@ -124,12 +129,19 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	w.ctl = controlpb.NewControlClient(w.conn)
 	if cfg.Gossip != "" {
-		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Advertise, cfg.Secret, w.peerLis.Addr().String(), nil, w.log); err != nil {
+		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Advertise, cfg.Secret, w.incarnation, nil, w.log); err != nil {
 			w.Close()
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// newIncarnation returns a random token naming this process.
+func newIncarnation() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // ringSecret derives the allreduce transport's key from the cluster secret.
@@ -178,7 +190,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.join(ctx); err != nil {
 		return err
 	}
-	rep := &controlpb.StepReport{WorkerId: w.cfg.ID, StateStep: w.eng.step, Step: -1}
+	rep := &controlpb.StepReport{WorkerId: w.cfg.ID, StateStep: w.eng.step, StateCrc: w.eng.checksum(), Step: -1}
 	var waited time.Duration
 	for {
 		t0 := time.Now()
@@ -212,7 +224,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case controlpb.StepPlan_RUN:
 			w.runStep(ctx, plan, rep)
 		}
-		rep.StateStep = w.eng.step
+		rep.StateStep, rep.StateCrc = w.eng.step, w.eng.checksum()
 	}
 }
 
@@ -221,7 +233,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
 	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ring.Addr()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
-		Version: ProtocolVersion}
+		Version: ProtocolVersion, Incarnation: w.incarnation}
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {

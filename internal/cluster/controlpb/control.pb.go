@@ -80,12 +80,16 @@ func (StepPlan_Action) EnumDescriptor() ([]byte, []int) {
 }
 
 type JoinRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	RingAddr      string                 `protobuf:"bytes,2,opt,name=ring_addr,json=ringAddr,proto3" json:"ring_addr,omitempty"`       // address of the worker's allreduce endpoint
-	PeerAddr      string                 `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`       // address of the worker's Peer service
-	Version       string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`                         // protocol version of the worker
-	ConfigHash    string                 `protobuf:"bytes,5,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"` // hash of the worker's own config, if it has one
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId   string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	RingAddr   string                 `protobuf:"bytes,2,opt,name=ring_addr,json=ringAddr,proto3" json:"ring_addr,omitempty"`       // address of the worker's allreduce endpoint
+	PeerAddr   string                 `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`       // address of the worker's Peer service
+	Version    string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`                         // protocol version of the worker
+	ConfigHash string                 `protobuf:"bytes,5,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"` // hash of the worker's own config, if it has one
+	// incarnation is random per worker process: a restarted process with the
+	// same id is a new member, and a late departure notice of the old
+	// process does not remove the new one.
+	Incarnation   string `protobuf:"bytes,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -151,6 +155,13 @@ func (x *JoinRequest) GetVersion() string {
 func (x *JoinRequest) GetConfigHash() string {
 	if x != nil {
 		return x.ConfigHash
+	}
+	return ""
+}
+
+func (x *JoinRequest) GetIncarnation() string {
+	if x != nil {
+		return x.Incarnation
 	}
 	return ""
 }
@@ -285,8 +296,12 @@ type StepReport struct {
 	WaitSeconds      float64                `protobuf:"fixed64,14,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"` // time blocked in the previous Step call
 	Busbw            float64                `protobuf:"fixed64,15,opt,name=busbw,proto3" json:"busbw,omitempty"`                                // allreduce bus bandwidth of the step, bytes/s
 	Ready            bool                   `protobuf:"varint,16,opt,name=ready,proto3" json:"ready,omitempty"`                                 // the worker holds state_step and serves it
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// state_crc is a CRC-32C of the parameters and carried states at
+	// state_step (0: not computed): the coordinator checks that every
+	// member holds identical weights.
+	StateCrc      uint32 `protobuf:"varint,17,opt,name=state_crc,json=stateCrc,proto3" json:"state_crc,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StepReport) Reset() {
@@ -429,6 +444,13 @@ func (x *StepReport) GetReady() bool {
 		return x.Ready
 	}
 	return false
+}
+
+func (x *StepReport) GetStateCrc() uint32 {
+	if x != nil {
+		return x.StateCrc
+	}
+	return 0
 }
 
 type StepPlan struct {
@@ -655,14 +677,15 @@ var File_internal_cluster_controlpb_control_proto protoreflect.FileDescriptor
 
 const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\n" +
-	"(internal/cluster/controlpb/control.proto\x12\x10recur.control.v1\"\x9f\x01\n" +
+	"(internal/cluster/controlpb/control.proto\x12\x10recur.control.v1\"\xc1\x01\n" +
 	"\vJoinRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
 	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12\x1f\n" +
 	"\vconfig_hash\x18\x05 \x01(\tR\n" +
-	"configHash\"F\n" +
+	"configHash\x12 \n" +
+	"\vincarnation\x18\x06 \x01(\tR\vincarnation\"F\n" +
 	"\tJoinReply\x12\x1f\n" +
 	"\vconfig_json\x18\x01 \x01(\fR\n" +
 	"configJson\x12\x18\n" +
@@ -670,7 +693,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
-	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\xe3\x03\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\x80\x04\n" +
 	"\n" +
 	"StepReport\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
@@ -695,7 +718,8 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x11allreduce_seconds\x18\r \x01(\x01R\x10allreduceSeconds\x12!\n" +
 	"\fwait_seconds\x18\x0e \x01(\x01R\vwaitSeconds\x12\x14\n" +
 	"\x05busbw\x18\x0f \x01(\x01R\x05busbw\x12\x14\n" +
-	"\x05ready\x18\x10 \x01(\bR\x05ready\"\xfa\x02\n" +
+	"\x05ready\x18\x10 \x01(\bR\x05ready\x12\x1b\n" +
+	"\tstate_crc\x18\x11 \x01(\rR\bstateCrc\"\xfa\x02\n" +
 	"\bStepPlan\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.recur.control.v1.StepPlan.ActionR\x06action\x12\x1e\n" +
 	"\n" +
