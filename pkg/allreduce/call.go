@@ -54,6 +54,10 @@ type call struct {
 	lastProgress time.Time
 	stats        Stats
 
+	// holds tracks the views of buf the transport may still read (nil
+	// when the right link copies every payload; see sendHolds).
+	holds *sendHolds
+
 	sig      chan struct{} // wakes the sender (cap 1)
 	failed   chan struct{} // closed on failure
 	finished chan struct{} // closed on success
@@ -148,8 +152,8 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Resu
 		sent: make(chan struct{})}
 	c.total, c.lastProgress = c.sched.slots(), c.start
 	c.stats.Left, c.stats.Right = r.left.Member, r.right.Member
-	if need := r.cfg.Window * seg * opts.Compression.elemSize(); len(r.arena) < need {
-		r.arena = make([]byte, need)
+	if zc, ok := r.out.(zeroCopyConn); ok && zc.zeroCopy() && opts.Compression == None && littleEndian {
+		c.holds = newSendHolds()
 	}
 	r.mu.Lock()
 	if r.err != nil {
@@ -171,6 +175,9 @@ func (r *Ring) AllReduce(ctx context.Context, buf []float32, opts Options) (Resu
 		// Every slot is acknowledged, so the sender is past its last send;
 		// wait for it to account for that send before reading the stats.
 		<-c.sent
+	}
+	if err2 := r.quiesce(c, err != nil); err == nil {
+		err = err2
 	}
 	c.mu.Lock()
 	st, bad := c.stats, c.bad || opts.Bad
@@ -278,20 +285,36 @@ func (r *Ring) sendLoop(c *call) {
 		}
 		t2 := time.Now()
 		lo, hi := s.sendRange(t)
-		payload := r.arena[(t%w)*slotBytes:][:(hi-lo)*comp.elemSize()]
+		size := (hi - lo) * comp.elemSize()
 		c.mu.Lock()
 		if c.err != nil {
 			c.mu.Unlock()
 			return
 		}
-		encode(comp, payload, c.buf[lo:hi])
+		if c.holds != nil && canWrap(size) {
+			// No copy: the transport reads the caller's elements, which
+			// nothing writes until the hold is released (see onData).
+			f.Payload = asBytes(c.buf[lo:hi])
+			f.tx = c.holds.wrap(f.Payload, t)
+		} else {
+			if len(r.arena) < w*slotBytes {
+				r.arena = make([]byte, w*slotBytes)
+			}
+			f.Payload = r.arena[(t%w)*slotBytes:][:size]
+			encode(comp, f.Payload, c.buf[lo:hi])
+		}
 		f.Flags = uint32(comp) << flagCompShift
 		if c.bad || c.opts.Bad {
 			f.Flags |= flagBad
 		}
 		c.mu.Unlock()
-		f.Slot, f.Payload = uint32(t), payload
-		if err := sendTo(r.out, &r.outMu, &f); err != nil {
+		f.Slot = uint32(t)
+		err := sendTo(r.out, &r.outMu, &f)
+		if f.tx != nil {
+			f.tx.Free() // the sender's reference; the transport keeps its own
+			f.tx = nil
+		}
+		if err != nil {
 			r.fail(r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: %w", ErrLinkBroken, err)), nil)
 			return
 		}
@@ -299,7 +322,7 @@ func (r *Ring) sendLoop(c *call) {
 		c.lastSend = time.Now()
 		c.stats.WaitLeft += t1.Sub(t0)
 		c.stats.WaitRight += t2.Sub(t1) + c.lastSend.Sub(t2) // credits, then flow control
-		c.stats.BytesSent += int64(len(payload))
+		c.stats.BytesSent += int64(size)
 		c.stats.Segments++
 		c.mu.Unlock()
 	}
@@ -334,6 +357,9 @@ func (r *Ring) onData(f *Frame, ack *Frame) (bool, error) {
 			return false, nil
 		}
 	}
+	if !r.awaitRelease(c, f) {
+		return true, nil // the call failed or the ring closed
+	}
 	applied, err := c.apply(f)
 	if err != nil || !applied {
 		return true, err
@@ -343,6 +369,52 @@ func (r *Ring) onData(f *Frame, ack *Frame) (bool, error) {
 		return true, fmt.Errorf("%w: ack: %w", ErrLinkBroken, err)
 	}
 	return true, nil
+}
+
+// awaitRelease waits until the transport released the send whose
+// elements the data frame f, the next slot of c, overwrites. It reports
+// false if the call failed (or the ring closed) first.
+func (r *Ring) awaitRelease(c *call, f *Frame) bool {
+	if c.holds == nil {
+		return true
+	}
+	c.mu.Lock()
+	next := c.recvNext
+	c.mu.Unlock()
+	t := int(f.Slot)
+	if t != next || t >= c.total {
+		return true // apply rejects the frame
+	}
+	u := c.sched.overwrites(t)
+	return u < 0 || c.holds.wait(u, c.failed, 0)
+}
+
+// quiesce returns once the transport reads c.buf no more, so that the
+// caller may write to it again. After a success that takes a moment:
+// every payload was delivered, and gRPC releases each right after
+// writing it. A failed call waits a little, then closes the outgoing link
+// (the ring is dead anyway), which stops gRPC's writer for good. Payloads
+// still held a Timeout after a success fail the call: the caller could
+// otherwise change bytes that are still being sent.
+func (r *Ring) quiesce(c *call, failed bool) error {
+	if c.holds == nil {
+		return nil
+	}
+	var err error
+	if !failed {
+		if c.holds.wait(-1, nil, r.cfg.Timeout) {
+			return nil
+		}
+		err = r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: sent data not released by the transport after %v", ErrLinkBroken, r.cfg.Timeout))
+		r.fail(err, nil)
+	}
+	if !c.holds.wait(-1, nil, r.cfg.HeartbeatInterval) {
+		r.out.Close()
+		// Close returns once gRPC's writer has stopped; collect what it
+		// releases on the way out.
+		c.holds.wait(-1, nil, r.cfg.HeartbeatInterval)
+	}
+	return err
 }
 
 // apply adds or copies one received slot into the buffer.

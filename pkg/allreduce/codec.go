@@ -10,7 +10,8 @@ import (
 // exactly the protobuf encoding of ringpb.Frame, but never copies the
 // payload on the way out: Marshal returns the encoded header followed by
 // the caller's payload slice, which gRPC writes to the connection
-// directly. On the way in the message is copied once, into the Frame's
+// directly; a tracked payload (Frame.tx) is referenced until gRPC
+// releases it. On the way in the message is copied once, into the Frame's
 // reusable buffer, and Payload aliases it.
 type rawCodec struct{}
 
@@ -27,6 +28,10 @@ func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
 	hdr := mem.SliceBuffer(appendHeader(make([]byte, 0, 48+len(f.Reason)), f))
 	if len(f.Payload) == 0 {
 		return mem.BufferSlice{hdr}, nil
+	}
+	if f.tx != nil {
+		f.tx.Ref() // gRPC's, freed once its writer is done with the bytes
+		return mem.BufferSlice{hdr, f.tx}, nil
 	}
 	return mem.BufferSlice{hdr, mem.SliceBuffer(f.Payload)}, nil
 }

@@ -73,8 +73,13 @@
 //
 // The gRPC codec (codec.go) speaks ringpb.Frame's exact protobuf wire
 // format but never marshals the payload: the header is encoded by hand and
-// the payload goes to gRPC as a separate buffer; on receipt the payload is
-// added into the caller's buffer straight from gRPC's receive buffers.
+// the payload goes to gRPC as a separate buffer. Uncompressed, that buffer
+// is a view of the caller's own elements, not a copy: gRPC's writer reads
+// it after SendMsg returns, so the ring tracks each view until gRPC
+// releases it and only then lets a later receive overwrite those elements
+// (sendhold.go); AllReduce returns once gRPC holds none. On receipt the
+// payload is added into the caller's buffer straight from gRPC's receive
+// buffers.
 // HTTP/2 windows (GRPCConfig.WindowBytes) hold several segments. See
 // BenchmarkRing and scripts/netns_bench.sh for measurements.
 //

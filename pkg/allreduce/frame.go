@@ -52,6 +52,10 @@ type Frame struct {
 	// rxOff of gRPC's received buffers, applied in place and then released.
 	rx           mem.BufferSlice
 	rxOff, rxLen int
+	// tx, when set on a frame being sent, is Payload as a tracked buffer
+	// (see sendHolds): a zeroCopyConn takes its own reference and releases
+	// it once done reading. Other transports copy Payload and ignore it.
+	tx mem.Buffer
 }
 
 // payloadLen is the received payload's length.

@@ -228,6 +228,11 @@ type clientConn struct {
 
 func (c *clientConn) Send(f *Frame) error { return mapStreamErr(c.stream.SendMsg(f)) }
 func (c *clientConn) Recv(f *Frame) error { return mapStreamErr(c.stream.RecvMsg(f)) }
+
+// zeroCopy implements zeroCopyConn: the codec hands gRPC the tracked
+// payload, and Close tears down the connection, gRPC's writer included.
+func (c *clientConn) zeroCopy() bool { return true }
+
 func (c *clientConn) Close() error {
 	c.once.Do(func() {
 		c.cancel()

@@ -227,7 +227,7 @@ var errMemBroken = fmt.Errorf("%w: in-memory link closed", ErrLinkBroken)
 
 func copyFrame(f *Frame) *Frame {
 	c := *f
-	c.buf = nil
+	c.buf, c.tx = nil, nil
 	c.Payload = append([]byte(nil), f.Payload...)
 	return &c
 }

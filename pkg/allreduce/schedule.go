@@ -106,3 +106,15 @@ func (s schedule) dependsOn(t int) int {
 // ownedChunk is the chunk this rank holds fully reduced after the
 // reduce-scatter.
 func (s schedule) ownedChunk() int { return s.mod(s.rank + 1) }
+
+// overwrites is the earlier send slot whose elements receive slot t
+// overwrites, or -1 when no slot that may already be sent covers them:
+// an allgather step brings back, fully reduced, the chunk this rank sent
+// in the same-numbered reduce-scatter step. (Every other send of those
+// elements waits for slot t itself.)
+func (s schedule) overwrites(t int) int {
+	if s.reduces(t) {
+		return -1
+	}
+	return t - (s.ranks-1)*s.segs
+}

@@ -118,3 +118,31 @@ func TestScheduleSendsBandwidthOptimalShare(t *testing.T) {
 		}
 	}
 }
+
+// The sender hands gRPC views of the buffer, so a receive must not write
+// elements of a send that may still be in flight, other than the one send
+// overwrites names (which the ring waits for).
+func TestScheduleOverwritesNamesEveryEarlierSend(t *testing.T) {
+	for ranks := 2; ranks <= 7; ranks++ {
+		for _, n := range []int{0, 1, ranks + 1, 50, 97} {
+			for r := 0; r < ranks; r++ {
+				s := newSchedule(ranks, r, n, 4)
+				for ts := 0; ts < s.slots(); ts++ {
+					lo, hi := s.recvRange(ts)
+					want := s.overwrites(ts)
+					for u := 0; u < s.slots() && s.dependsOn(u) < ts; u++ {
+						slo, shi := s.sendRange(u)
+						if max(lo, slo) < min(hi, shi) && u != want {
+							t.Fatalf("N=%d n=%d rank %d: receive %d [%d,%d) overlaps send %d [%d,%d), overwrites says %d", ranks, n, r, ts, lo, hi, u, slo, shi, want)
+						}
+					}
+					if want >= 0 {
+						if slo, shi := s.sendRange(want); slo != lo || shi != hi {
+							t.Fatalf("N=%d n=%d rank %d: receive %d [%d,%d) but send %d was [%d,%d)", ranks, n, r, ts, lo, hi, want, slo, shi)
+						}
+					}
+				}
+			}
+		}
+	}
+}

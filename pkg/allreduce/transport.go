@@ -30,6 +30,17 @@ type Conn interface {
 	Close() error
 }
 
+// zeroCopyConn is implemented by Conns whose Send may return while the
+// transport still reads the payload (gRPC's writer copies it to the
+// socket later). The Ring then sends views of the caller's buffer instead
+// of copies, tracked through Frame.tx: Send takes its own reference and
+// the transport frees it once it has written or dropped the bytes.
+// Closing such a Conn stops the transport from reading any payload.
+type zeroCopyConn interface {
+	Conn
+	zeroCopy() bool
+}
+
 // Transport connects a rank to its ring neighbours. A worker creates one
 // transport (one listener) for its lifetime; rings of successive
 // generations dial and accept through it.
