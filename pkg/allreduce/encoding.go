@@ -216,8 +216,9 @@ func f32ToBF16(f float32) uint16 {
 	return uint16(b >> 16)
 }
 
-// addFloats adds src to dst, unrolled: the hot loop of the reduce-scatter.
-func addFloats(dst, src []float32) {
+// addFloatsGeneric adds src to dst, unrolled: the portable hot loop of
+// the reduce-scatter (addFloats is SIMD where an assembly version exists).
+func addFloatsGeneric(dst, src []float32) {
 	src = src[:len(dst)]
 	n := len(dst) &^ 7
 	for i := 0; i < n; i += 8 {
