@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -52,7 +53,7 @@ func benchRing(b *testing.B, rings []*Ring, floats int) {
 	}
 	b.SetBytes(int64(4 * floats))
 	b.ResetTimer()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
 		if _, errs := runAll(ctx, rings, bufs, nil); errors.Join(errs...) != nil {
 			b.Fatal(errs)
@@ -62,6 +63,18 @@ func benchRing(b *testing.B, rings []*Ring, floats int) {
 	alg := float64(4*floats) / per / 1e9
 	b.ReportMetric(alg, "algbw_GB/s")
 	b.ReportMetric(alg*2*float64(n-1)/float64(n), "busbw_GB/s")
+	// CPU time of all ranks together: on a shared machine it drifts much
+	// less than wall time, and on loopback the ring is CPU-bound.
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu_ms/op")
+}
+
+// cpuTime is the process's user+system CPU time, or 0 where unknown.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // envInt reads an integer knob from the environment.
