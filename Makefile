@@ -32,9 +32,11 @@ test-purego:
 test-race:
 	$(GO) test $(GOFLAGS_TAGS) -race -count=1 -timeout 20m $(RACE_PKGS)
 
-## test-cluster: multi-process kill -9 tests and the soak test (random kills)
+## test-cluster: multi-process kill -9 tests and the soak test (10 random kills of workers
+## and the coordinator per run, SOAK_RUNS runs with fresh random seeds)
+SOAK_RUNS ?= 3
 test-cluster: build
-	RECUR_SOAK=1 $(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 30m -run 'TestProcesses|TestSoak' -v ./internal/cli/
+	RECUR_SOAK=1 $(GO) test $(GOFLAGS_TAGS) -count=$(SOAK_RUNS) -timeout 30m -run 'TestProcesses|TestSoak' -v ./internal/cli/
 
 ## bench: the speed benchmarks (set RECUR_DATA for data-backed ones)
 bench:

@@ -114,7 +114,11 @@ func (pc *procCluster) startCoordinator() {
 		"--dir", pc.dir, "--set", "data.text="+pc.corpus, "--set", "model.hidden=48", "--set", "model.layers=1",
 		"--set", "model.embed=16", "--set", "data.seq=32", "--set", "data.batch=12", "--set", fmt.Sprintf("train.steps=%d", pc.steps),
 		"--set", "train.checkpoint_every=5", "--set", "train.validate_every=100", "--set", "train.val_windows=4",
-		"--set", "cluster.allreduce_timeout_ms=2000")
+		"--set", "cluster.allreduce_timeout_ms=2000",
+		// At least two workers hold the state at every step, so one kill
+		// never loses it (a lone worker's state dies with it and training
+		// falls back to the newest checkpoint, repeating steps).
+		"--set", "cluster.min_workers=2")
 }
 
 func (pc *procCluster) startWorker(id string) {

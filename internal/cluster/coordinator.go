@@ -71,7 +71,7 @@ type Coordinator struct {
 	mu           sync.Mutex
 	p            *Planner
 	changed      chan struct{}
-	ckptBlob     []byte // state served to workers when resuming from a checkpoint
+	ckptBlob     []byte // the newest checkpoint's state, served to workers (under mu)
 	ckptStep     int64
 	finished     chan struct{}
 	once         sync.Once
@@ -300,8 +300,11 @@ func (c *Coordinator) loadGeneration() (uint64, []string) {
 	return rec.Generation + 1000, rec.Members
 }
 
-// stateAt serves the checkpoint the coordinator resumed from.
+// stateAt serves the newest checkpoint: the one the coordinator resumed
+// from or has saved since.
 func (c *Coordinator) stateAt(step int64) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.ckptBlob == nil || step != c.ckptStep {
 		return nil, fmt.Errorf("the coordinator holds the checkpoint of step %d, not %d", c.ckptStep, step)
 	}
@@ -572,6 +575,14 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	c.Metrics.checkpoints.Inc()
+	c.mu.Lock()
+	if st.Step > c.ckptStep {
+		// Serve it: should every worker lose its state, training goes on
+		// from here rather than from the checkpoint it resumed from.
+		c.ckptBlob, c.ckptStep = b, st.Step
+		c.p.SetCheckpoint(st.Step)
+	}
+	c.mu.Unlock()
 	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
 	c.writeCurve()
 }

@@ -145,3 +145,31 @@ func TestCoordinatorRefusesCheckpointOfAnotherJob(t *testing.T) {
 		t.Fatalf("error %q does not name the field %q", err, want)
 	}
 }
+
+// TestClusterAllWorkersLostResumesFromNewestCheckpoint: when every worker
+// dies, a new worker continues from the newest checkpoint the coordinator
+// saved during the run, not from the start.
+func TestClusterAllWorkersLostResumesFromNewestCheckpoint(t *testing.T) {
+	job := testJob(testCorpus(t), 200)
+	tc := startCluster(t, job, t.TempDir(), true)
+	tc.addWorker("w1")
+	tc.waitSteps(45, time.Minute)
+	tc.kill("w1")
+	tc.coord.mu.Lock()
+	ckpt := tc.coord.ckptStep
+	tc.coord.mu.Unlock()
+	if ckpt < 30 {
+		t.Fatalf("newest checkpoint at step %d after 45 steps, want >= 30", ckpt)
+	}
+	before := len(tc.coord.History())
+	tc.addWorker("w2")
+	tc.wait(2 * time.Minute)
+	h := tc.coord.History()
+	if len(h) == before {
+		t.Fatal("no step after the new worker joined")
+	}
+	if first := h[before].Step; first != ckpt {
+		t.Fatalf("after losing every worker, training went on from step %d, want the newest checkpoint's %d", first, ckpt)
+	}
+	checkHistory(t, h[before:], ckpt)
+}

@@ -225,6 +225,13 @@ func (p *Planner) Step() int64 {
 	return p.start
 }
 
+// SetCheckpoint records that the coordinator now holds and serves the
+// checkpoint of step: if every worker loses its state, training goes on
+// from there.
+func (p *Planner) SetCheckpoint(step int64) {
+	p.coordStep = max(p.coordStep, step)
+}
+
 // SetGeneration raises the generation counter (after a restart, so new
 // generations never reuse an old number).
 func (p *Planner) SetGeneration(g uint64) {
