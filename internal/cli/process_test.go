@@ -321,7 +321,7 @@ func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(pc.logs, "coordinator-*.log"))
 	sort.Strings(files) // named by start time
-	last := -1.0         // state step after the last recorded step
+	last := -1.0        // state step after the last recorded step
 	fail := func(format string, args ...any) {
 		pc.dumpLogs()
 		t.Fatalf(format, args...)
