@@ -2,5 +2,15 @@
 
 package allreduce
 
-// addFloats adds src to dst element-wise (len(src) >= len(dst)).
-func addFloats(dst, src []float32) { addFloatsGeneric(dst, src) }
+import "unsafe"
+
+// addWire adds the float32s whose little-endian bytes are src to dst
+// (len(src) >= 4*len(dst)); only called on little-endian machines.
+func addWire(dst []float32, src []byte) {
+	src = src[:4*len(dst)]
+	if len(dst) > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0 {
+		addFloatsGeneric(dst, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), len(dst)))
+		return
+	}
+	addWireScalar(dst, src)
+}

@@ -107,13 +107,13 @@ func accumulate(c Compression, dst []float32, src []byte) {
 	switch c {
 	case None:
 		src = src[:4*len(dst)]
-		if littleEndian && len(dst) > 0 && uintptr(unsafe.Pointer(&src[0]))%4 == 0 {
-			addFloats(dst, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), len(dst)))
+		if littleEndian {
+			// gRPC's buffers split the payload anywhere, so src is often
+			// not 4-byte aligned.
+			addWire(dst, src)
 			return
 		}
-		for i := range dst {
-			dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
-		}
+		addWireScalar(dst, src)
 	case FP16:
 		src = src[:2*len(dst)]
 		for i := range dst {
@@ -216,8 +216,17 @@ func f32ToBF16(f float32) uint16 {
 	return uint16(b >> 16)
 }
 
+// addWireScalar adds the little-endian float32s in src to dst, one at a
+// time: any alignment, any byte order.
+func addWireScalar(dst []float32, src []byte) {
+	src = src[:4*len(dst)]
+	for i := range dst {
+		dst[i] += math.Float32frombits(binary.LittleEndian.Uint32(src[4*i:]))
+	}
+}
+
 // addFloatsGeneric adds src to dst, unrolled: the portable hot loop of
-// the reduce-scatter (addFloats is SIMD where an assembly version exists).
+// the reduce-scatter where no assembly version exists.
 func addFloatsGeneric(dst, src []float32) {
 	src = src[:len(dst)]
 	n := len(dst) &^ 7

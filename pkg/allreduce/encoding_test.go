@@ -1,9 +1,11 @@
 package allreduce
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 )
 
 func TestF16RoundTripsEveryValue(t *testing.T) {
@@ -103,36 +105,51 @@ func TestAccumulateAlignment(t *testing.T) {
 	}
 }
 
-// addFloats (SIMD where available) performs exactly the float32 additions
-// of the portable loop, for every length and alignment.
-func TestAddFloatsMatchesGeneric(t *testing.T) {
+// addWire (SIMD where available) performs exactly the float32 additions
+// of the portable loops, for every length and byte alignment of the
+// source (gRPC splits payloads anywhere).
+func TestAddWireMatchesScalar(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	base := make([]float32, 300)
-	src := make([]float32, 300)
+	src := make([]byte, 4*300+3)
 	for i := range base {
 		base[i] = float32(rng.NormFloat64()) * 1e3
-		src[i] = float32(rng.NormFloat64())
 	}
-	src[7], src[40] = float32(math.Inf(1)), float32(math.NaN())
+	for i := range src {
+		src[i] = byte(rng.Uint32())
+	}
 	for off := range 4 {
-		for n := 0; n+off <= 260; n++ {
-			got := append([]float32(nil), base[off:off+n]...)
+		for n := 0; n <= 260; n++ {
+			got := append([]float32(nil), base[:n]...)
 			want := append([]float32(nil), got...)
-			addFloats(got, src[off:])
-			addFloatsGeneric(want, src[off:])
+			addWire(got, src[off:])
+			addWireScalar(want, src[off:])
 			for i := range got {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("off %d n %d: [%d] = %g, want %g", off, n, i, got[i], want[i])
+				}
+			}
+			if off == 0 && n > 0 {
+				g2 := append([]float32(nil), base[:n]...)
+				addFloatsGeneric(g2, unsafe.Slice((*float32)(unsafe.Pointer(&src[0])), n))
+				for i := range g2 {
+					if math.Float32bits(g2[i]) != math.Float32bits(want[i]) {
+						t.Fatalf("generic n %d: [%d] = %g, want %g", n, i, g2[i], want[i])
+					}
 				}
 			}
 		}
 	}
 }
 
-func BenchmarkAddFloats(b *testing.B) {
-	dst, src := make([]float32, 1<<18), make([]float32, 1<<18)
-	b.SetBytes(4 << 18)
-	for range b.N {
-		addFloats(dst, src)
+func BenchmarkAddWire(b *testing.B) {
+	for _, off := range []int{0, 1} {
+		b.Run(fmt.Sprintf("offset-%d", off), func(b *testing.B) {
+			dst, src := make([]float32, 1<<18), make([]byte, 4<<18+1)
+			b.SetBytes(4 << 18)
+			for range b.N {
+				addWire(dst, src[off:])
+			}
+		})
 	}
 }
