@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs Recur's build and test dependencies on Debian (run as root):
-# OpenBLAS for the fast math path, protoc for the generated gRPC code, and the
-# fortunes corpus used by the quick start.
+# OpenBLAS for the fast math path (and libgfortran's static archive, which
+# the static binaries of the container image link), protoc for the generated
+# gRPC code, file (the image build checks that its binary is static), and
+# the fortunes corpus used by the quick start.
 set -euo pipefail
-pkgs=(libopenblas-dev protobuf-compiler fortunes)
+pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

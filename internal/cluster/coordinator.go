@@ -36,6 +36,10 @@ type CoordinatorConfig struct {
 	Advertise string
 	Secret    []byte // cluster key, at least 16 bytes; required
 	Fresh     bool   // ignore existing checkpoints (by default training resumes)
+	// RejoinGrace is how long a restarted coordinator waits for the last
+	// ring's workers to report before it forms a generation without them;
+	// default 10s.
+	RejoinGrace time.Duration
 	Log       *zap.Logger
 }
 
@@ -119,7 +123,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
-		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second,
+		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
 		LR: func(step int64, world int) float64 { return c.sched.LR(int(step), world) }}
 	if c.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		c.store.Close()
@@ -368,6 +372,7 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
 		ValSum: rep.ValLossSum, ValCount: rep.ValCount}
 	before := len(c.p.History())
+	c.p.Tick(now) // deadlines pass even while every worker is told to wait
 	if err := c.p.Report(r, now); err != nil {
 		c.mu.Unlock()
 		return nil, status.Error(codes.FailedPrecondition, err.Error())

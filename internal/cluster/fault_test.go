@@ -173,3 +173,41 @@ func TestClusterAllWorkersLostResumesFromNewestCheckpoint(t *testing.T) {
 	}
 	checkHistory(t, h[before:], ckpt)
 }
+
+// TestClusterRestartWithoutAWorker: a restarted coordinator waits for the
+// last ring's workers, but one that never comes back holds training up for
+// the rejoin grace only, even while the others are told to wait.
+func TestClusterRestartWithoutAWorker(t *testing.T) {
+	job := testJob(testCorpus(t), 150)
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	for _, id := range []string{"w1", "w2"} {
+		tc.addWorker(id)
+	}
+	tc.waitSteps(30, time.Minute)
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+	tc.mu.Lock()
+	tc.cancels["w2"]()
+	tc.mu.Unlock()
+	t0 := time.Now()
+	c2, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: tc.secret,
+		RejoinGrace: 2 * time.Second, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	select {
+	case <-c2.Done():
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("training did not finish without w2 (%d steps)", len(c2.History()))
+	}
+	h := c2.History()
+	if el := time.Since(t0); len(h) == 0 || el < 2*time.Second {
+		t.Fatalf("%d steps in %v: the restarted coordinator did not wait for w2", len(h), el)
+	}
+	if h[0].World != 1 {
+		t.Fatalf("first step after the restart ran with %d workers, want 1", h[0].World)
+	}
+	checkHistory(t, h, h[0].Step)
+}

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -115,6 +117,35 @@ func BenchmarkSgemmPeak(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+	// concurrent-2: two goroutines, each running single-threaded sgemm at
+	// the same time, as two workers of a local cluster do on a 2-core
+	// machine. Its GFLOP/s over threads-1's is the machine's scaling
+	// ceiling for compute-bound data parallelism (shared caches, memory
+	// bandwidth and clock limit it below 2).
+	b.Run("concurrent-2", func(b *testing.B) {
+		SetBLASThreads(1)
+		const n = 1024
+		var wg sync.WaitGroup
+		start := time.Now()
+		for g := 0; g < 2; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
+				a, x, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+				for i := range a {
+					a[i], x[i] = float32(i%7)*0.1, float32(i%5)*0.1
+				}
+				for i := 0; i < b.N; i++ {
+					gemm(false, false, n, n, n, 1, a, n, x, n, 0, c, n)
+				}
+			}()
+		}
+		wg.Wait()
+		b.ReportMetric(2*2*n*n*n*float64(b.N)/time.Since(start).Seconds()/1e9, "GFLOP/s")
+		b.ReportMetric(0, "ns/op")
+	})
 }
 
 func randTokens32(rng *rand.Rand, n, vocab int) []int32 { return randTokens(rng, n, vocab) }
