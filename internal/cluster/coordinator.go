@@ -40,7 +40,7 @@ type CoordinatorConfig struct {
 	// ring's workers to report before it forms a generation without them;
 	// default 10s.
 	RejoinGrace time.Duration
-	Log       *zap.Logger
+	Log         *zap.Logger
 }
 
 func (c *CoordinatorConfig) defaults() {
