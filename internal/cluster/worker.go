@@ -18,6 +18,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/pkg/allreduce"
+	"github.com/recur-ml/recur/pkg/rnn"
 )
 
 // ProtocolVersion is checked when a worker joins: a worker of another
@@ -248,7 +249,8 @@ func (w *Worker) join(ctx context.Context) error {
 			if w.eng, err = newEngine(job); err != nil {
 				return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
 			}
-			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("peer", req.PeerAddr))
+			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("peer", req.PeerAddr),
+				zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
 			return nil
 		}
 		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {

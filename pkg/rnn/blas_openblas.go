@@ -14,3 +14,12 @@ func SetBLASThreads(n int) { openblas.SetThreads(n) }
 
 // BLASThreads returns the number of threads OpenBLAS uses for one call.
 func BLASThreads() int { return openblas.Threads() }
+
+// BLASKernels describes the OpenBLAS kernels in use, and the ones OpenBLAS
+// had chosen itself when Recur replaced a pre-AVX2 choice on a newer CPU.
+func BLASKernels() string {
+	if d := openblas.Reselected(); d != "" {
+		return openblas.Core() + " (OpenBLAS detected " + d + ")"
+	}
+	return openblas.Core()
+}

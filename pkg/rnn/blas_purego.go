@@ -11,3 +11,6 @@ func SetBLASThreads(n int) {}
 
 // BLASThreads returns 1 for the pure-Go BLAS.
 func BLASThreads() int { return 1 }
+
+// BLASKernels describes the BLAS kernels in use: gonum's pure-Go ones.
+func BLASKernels() string { return "gonum pure Go" }
