@@ -12,6 +12,20 @@ DATA=${RECUR_DATA:-../shared/data}
 what=${1:-all}
 py=/usr/bin/python3
 [ -x "$py" ] && "$py" -c "import torch" 2>/dev/null || { echo "PyTorch missing: apt-get install -y python3-torch libopenblas0-pthread" >&2; exit 1; }
+# PyTorch at its best: Debian's OpenBLAS 0.3.21 picks its SSE3 "Prescott"
+# kernels on CPUs newer than itself (Recur's openblas package corrects this
+# in-process); give the PyTorch runs the same kernels through
+# OPENBLAS_CORETYPE unless the caller set it.
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  flags=$(grep -m1 '^flags' /proc/cpuinfo || true)
+  has() { [[ " $flags " == *" $1 "* ]]; }
+  if has avx512f && has avx512bw && has avx512vl && has avx512dq; then
+    export OPENBLAS_CORETYPE=SkylakeX
+  elif has avx2 && has fma; then
+    export OPENBLAS_CORETYPE=Haswell
+  fi
+fi
+echo "OpenBLAS kernels for PyTorch: ${OPENBLAS_CORETYPE:-OpenBLAS's own choice}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
