@@ -25,7 +25,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
     export OPENBLAS_CORETYPE=Haswell
   fi
 fi
-echo "OpenBLAS kernels for PyTorch: ${OPENBLAS_CORETYPE:-OpenBLAS's own choice}"
+echo "OpenBLAS kernels for PyTorch: ${OPENBLAS_CORETYPE:-detected by OpenBLAS}"
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
