@@ -104,8 +104,11 @@ func TestClusterSurvivesCoordinatorRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c2.Close()
-	if c2.ckptStep < 10 {
-		t.Fatalf("restarted coordinator resumed from checkpoint step %d, want >= 10", c2.ckptStep)
+	c2.mu.Lock()
+	resumed := c2.ckptStep
+	c2.mu.Unlock()
+	if resumed < 10 {
+		t.Fatalf("restarted coordinator resumed from checkpoint step %d, want >= 10", resumed)
 	}
 	select {
 	case <-c2.Done():
