@@ -219,16 +219,21 @@ func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
 // progress renders the cluster's logs: a progress bar on a terminal, plain
 // lines otherwise.
 type progress struct {
-	mu       sync.Mutex
-	w        io.Writer
-	tty      bool
-	steps    int64
-	minutes  float64
-	start    time.Time
-	last     map[string]any
-	val      float64
-	hasVal   bool
-	barShown bool
+	mu      sync.Mutex
+	w       io.Writer
+	tty     bool
+	steps   int64
+	minutes float64
+	start   time.Time
+	last    map[string]any
+	// first is the first step line after the first step (warm-up), when
+	// it came: the mean throughput is measured from there.
+	first     map[string]any
+	firstTime time.Time
+	lastTime  time.Time
+	val       float64
+	hasVal    bool
+	barShown  bool
 }
 
 func newProgress(w io.Writer, steps int64, minutes float64) *progress {
@@ -250,7 +255,10 @@ func (p *progress) line(who string, b []byte) {
 	p.mu.Lock()
 	switch msg {
 	case "step":
-		p.last = m
+		p.last, p.lastTime = m, time.Now()
+		if s, _ := m["step"].(float64); p.first == nil && s > 1 {
+			p.first, p.firstTime = m, p.lastTime
+		}
 		p.mu.Unlock()
 		p.bar()
 		return
@@ -324,6 +332,22 @@ func (p *progress) finish() {
 	}
 }
 
+// meanThroughput returns the tokens per second between the first step line
+// after warm-up and the last one; the caller holds p.mu.
+func (p *progress) meanThroughput() (tps, from, to float64, ok bool) {
+	if p.first == nil || p.last == nil {
+		return 0, 0, 0, false
+	}
+	from, _ = p.first["step"].(float64)
+	to, _ = p.last["step"].(float64)
+	tokens, _ := p.last["tokens"].(float64)
+	el := p.lastTime.Sub(p.firstTime).Seconds()
+	if to <= from || tokens <= 0 || el <= 0 {
+		return 0, 0, 0, false
+	}
+	return (to - from) * tokens / el, from, to, true
+}
+
 func (p *progress) summary(dir string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -335,6 +359,9 @@ func (p *progress) summary(dir string) {
 			fmt.Fprintf(p.w, ", last validation loss %.4f", p.val)
 		}
 		fmt.Fprintln(p.w)
+		if tps, from, to, ok := p.meanThroughput(); ok {
+			fmt.Fprintf(p.w, "recur: mean throughput %.0f tokens/s over steps %.0f-%.0f\n", tps, from, to)
+		}
 	}
 	fmt.Fprintf(p.w, "recur: checkpoints and the loss curve (loss.png) are in %s; see `recur eval|sample|export --run %s`\n", dir, dir)
 }

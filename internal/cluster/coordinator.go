@@ -435,7 +435,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		}
 		if rec.Step%20 == 0 || c.p.phase == done && rec.Step == h[len(h)-1].Step {
 			c.log.Info("step", zap.Int64("step", rec.Step+1), zap.Float64("loss", round4(rec.Loss)), zap.Float64("lr", rec.LR),
-				zap.Int("world", rec.World), zap.Uint64("generation", rec.Generation),
+				zap.Int("world", rec.World), zap.Uint64("generation", rec.Generation), zap.Float64("tokens", rep.LossCount),
 				zap.Float64("tokens_per_s", math.Round(rep.LossCount/math.Max(rep.StepSeconds, 1e-9))),
 				zap.Float64("allreduce_share", round4(rep.AllreduceSeconds/math.Max(rep.StepSeconds, 1e-9))))
 		}

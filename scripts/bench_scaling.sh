@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Multi-process scaling of the whole training loop, as users run it: local
+# mode (`recur train --workers W`: a coordinator and W worker processes on
+# loopback) on the model of ../shared/bench/torch_ddp_charlm.py (embedding
+# 64, 2x256 LSTM, per-worker batch 32, T=100, Adam, clip 5), each worker one
+# goroutine and one BLAS thread. Runs W=1 and W=2 alternately ROUNDS times
+# (the machine's load drifts) and prints each run's mean tokens/s (after the
+# warm-up step) and the W=2/W=1 ratio of each round, then the median ratio.
+# Usage: scripts/bench_scaling.sh [ROUNDS] [STEPS]   (defaults 3, 200)
+# Needs: make build; the corpus at $RECUR_DATA/tinyshakespeare.txt
+# (default ../shared/data).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+steps=${2:-200}
+text=${RECUR_DATA:-../shared/data}/tinyshakespeare.txt
+[ -f "$text" ] || { echo "bench_scaling: corpus $text missing (set RECUR_DATA)" >&2; exit 1; }
+[ -x bin/recur ] || { echo "bench_scaling: bin/recur missing: make build" >&2; exit 1; }
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+run() { # run W: prints the mean tokens/s of a run with W workers
+  local w=$1
+  ./bin/recur train --config examples/charlm.yaml --workers "$w" --dir "$work/w$w" --fresh \
+    --set data.text="$text" --set data.batch=$((32 * w)) --set train.threads=1 \
+    --set train.steps="$steps" --set train.minutes=0 --set train.validate_every=0 \
+    --set train.checkpoint_every=0 >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
+  sed -n 's/.*mean throughput \([0-9]*\) tokens\/s.*/\1/p' "$work/log"
+}
+
+ratios=()
+echo "| round | 1 worker tokens/s | 2 workers tokens/s | ratio |"
+echo "|---|---|---|---|"
+for r in $(seq "$rounds"); do
+  one=$(run 1)
+  two=$(run 2)
+  ratio=$(awk -v a="$two" -v b="$one" 'BEGIN{printf "%.2f", a/b}')
+  ratios+=("$ratio")
+  echo "| $r | $one | $two | ${ratio}x |"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "median ratio %.2fx over %d rounds\n", m, NR}'
