@@ -109,7 +109,9 @@ func (tc *testCluster) kill(id string) {
 	tc.mu.Lock()
 	w, cancel := tc.workers[id], tc.cancels[id]
 	tc.mu.Unlock()
-	w.gossip.stop(false) // no graceful leave: peers must detect it
+	if w.gossip != nil {
+		w.gossip.stop(false) // no graceful leave: peers must detect it
+	}
 	cancel()
 	w.Close()
 }

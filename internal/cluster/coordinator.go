@@ -87,6 +87,8 @@ type Coordinator struct {
 	saving       sync.WaitGroup
 	pendingFinal int64
 	crcs         map[stateKey]stateSeen
+	closed       chan struct{} // closed by Close
+	closeOnce    sync.Once
 	checked      int // state checksums compared
 	diverged     int // and found different
 }
@@ -102,7 +104,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), ckptStep: -1, started: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -154,7 +156,49 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	c.log.Info("listening", zap.String("control", c.Addr()), zap.String("gossip", c.GossipAddr()),
 		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
+	if len(ring) > 0 {
+		go c.awaitLastRing()
+	}
 	return c, nil
+}
+
+// gossipSettle is how long after a restart the gossip membership is taken
+// as complete: live workers rejoin it within about a second.
+const gossipSettle = 3 * time.Second
+
+// awaitLastRing ends the wait for the last ring's workers early: once the
+// gossip has settled, a worker absent from it is gone (a whole cluster that
+// was restarted comes back with new worker ids), and the rejoin grace
+// deadline passes even if no worker reports.
+func (c *Coordinator) awaitLastRing() {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.finished:
+			return
+		case <-c.closed:
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			ids := c.p.Expected()
+			if len(ids) == 0 {
+				c.mu.Unlock()
+				return
+			}
+			if c.gossip != nil && now.Sub(c.started) >= gossipSettle {
+				alive := c.gossip.members()
+				for _, id := range ids {
+					if !alive[id] {
+						c.p.Forget(id, now)
+					}
+				}
+			}
+			c.p.Tick(now)
+			c.broadcast()
+			c.mu.Unlock()
+		}
+	}
 }
 
 // advertised is the control address workers dial.
@@ -205,6 +249,7 @@ func (c *Coordinator) Stats() Stats {
 
 // Close stops serving and closes the store.
 func (c *Coordinator) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
 	if c.gossip != nil {
 		c.gossip.shutdown()
 	}

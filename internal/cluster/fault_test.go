@@ -179,38 +179,49 @@ func TestClusterAllWorkersLostResumesFromNewestCheckpoint(t *testing.T) {
 
 // TestClusterRestartWithoutAWorker: a restarted coordinator waits for the
 // last ring's workers, but one that never comes back holds training up for
-// the rejoin grace only, even while the others are told to wait.
+// the rejoin grace only, even while the others are told to wait; with
+// gossip, only until the gossip shows it is not there.
 func TestClusterRestartWithoutAWorker(t *testing.T) {
-	job := testJob(testCorpus(t), 150)
-	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
-	for _, id := range []string{"w1", "w2"} {
-		tc.addWorker(id)
+	for _, gossipOn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "grace", true: "gossip"}[gossipOn], func(t *testing.T) {
+			job := testJob(testCorpus(t), 150)
+			dir := t.TempDir()
+			tc := startCluster(t, job, dir, gossipOn)
+			for _, id := range []string{"w1", "w2"} {
+				tc.addWorker(id)
+			}
+			tc.waitSteps(30, time.Minute)
+			addr, gossipAddr, grace := tc.coord.Addr(), "off", 2*time.Second
+			if gossipOn {
+				gossipAddr, grace = tc.coord.GossipAddr(), time.Minute
+			}
+			tc.coord.Close()
+			tc.kill("w2")
+			t0 := time.Now()
+			c2, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: gossipAddr, Dir: dir, Secret: tc.secret,
+				RejoinGrace: grace, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c2.Close()
+			select {
+			case <-c2.Done():
+			case <-time.After(2 * time.Minute):
+				t.Fatalf("training did not finish without w2 (%d steps)", len(c2.History()))
+			}
+			h := c2.History()
+			el := time.Since(t0)
+			if len(h) == 0 || !gossipOn && el < grace {
+				t.Fatalf("%d steps in %v: the restarted coordinator did not wait for w2", len(h), el)
+			}
+			if gossipOn && el > 30*time.Second {
+				t.Fatalf("training finished %v after the restart: the gossip did not end the wait for w2", el)
+			}
+			if h[0].World != 1 {
+				t.Fatalf("first step after the restart ran with %d workers, want 1", h[0].World)
+			}
+			checkHistory(t, h, h[0].Step)
+			t.Logf("finished %v after the restart", el.Round(100*time.Millisecond))
+		})
 	}
-	tc.waitSteps(30, time.Minute)
-	addr := tc.coord.Addr()
-	tc.coord.Close()
-	tc.mu.Lock()
-	tc.cancels["w2"]()
-	tc.mu.Unlock()
-	t0 := time.Now()
-	c2, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: tc.secret,
-		RejoinGrace: 2 * time.Second, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
-	select {
-	case <-c2.Done():
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("training did not finish without w2 (%d steps)", len(c2.History()))
-	}
-	h := c2.History()
-	if el := time.Since(t0); len(h) == 0 || el < 2*time.Second {
-		t.Fatalf("%d steps in %v: the restarted coordinator did not wait for w2", len(h), el)
-	}
-	if h[0].World != 1 {
-		t.Fatalf("first step after the restart ran with %d workers, want 1", h[0].World)
-	}
-	checkHistory(t, h, h[0].Step)
 }

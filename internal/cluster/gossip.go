@@ -111,6 +111,15 @@ func (g *gossip) coordinator() (string, bool) {
 	return "", false
 }
 
+// members returns the names of the live members.
+func (g *gossip) members() map[string]bool {
+	out := map[string]bool{}
+	for _, n := range g.ml.Members() {
+		out[n.Name] = true
+	}
+	return out
+}
+
 // shutdown leaves the gossip gracefully (peers learn at once) and stops.
 func (g *gossip) shutdown() { g.stop(true) }
 

@@ -255,6 +255,19 @@ func (p *Planner) Expect(ids []string, now time.Time) {
 	}
 }
 
+// Expected returns the members of the last ring still awaited, sorted.
+func (p *Planner) Expected() []string { return p.expectedIDs() }
+
+// Forget stops waiting for id, a member of the last ring known to be gone
+// (absent from the gossip membership, say); a generation forms once no
+// other is awaited.
+func (p *Planner) Forget(id string, now time.Time) {
+	if p.expected(id) && p.phase == waiting {
+		p.event(fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
+		p.form(now)
+	}
+}
+
 // awaiting reports whether members of the last ring are still expected.
 func (p *Planner) awaiting(now time.Time) bool {
 	return len(p.expect) > 0 && now.Before(p.expectUntil)
