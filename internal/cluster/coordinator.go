@@ -163,8 +163,10 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 }
 
 // gossipSettle is how long after a restart the gossip membership is taken
-// as complete: live workers rejoin it within about a second.
-const gossipSettle = 3 * time.Second
+// as complete: live workers rejoin it within about a second, or are learnt
+// at the next push-pull exchange (every 5 s). Live workers report to the
+// control service well before that anyway.
+const gossipSettle = 6 * time.Second
 
 // awaitLastRing ends the wait for the last ring's workers early: once the
 // gossip has settled, a worker absent from it is gone (a whole cluster that
