@@ -8,7 +8,7 @@ RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/sche
 BENCH    ?= .
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-purego test-cluster bench bench-netns bench-compare fuzz lint proto proto-check quickstart
+.PHONY: setup build test test-race test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -101,6 +101,12 @@ bench-netns:
 ## fuzz: run every fuzz target briefly
 fuzz:
 	for p in $$(go list ./...); do for f in $$(go test -list 'Fuzz.*' $$p | grep ^Fuzz); do $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime 10s $$p || exit 1; done; done
+
+## bench-scaling: 1 vs 2 worker processes in local mode, alternately (ROUNDS, STEPS)
+ROUNDS ?= 3
+STEPS ?= 200
+bench-scaling: build
+	bash scripts/bench_scaling.sh $(ROUNDS) $(STEPS)
 
 ## bench-compare: side-by-side benchmarks against the PyTorch references (needs python3-torch)
 bench-compare:
