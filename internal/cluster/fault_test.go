@@ -158,6 +158,7 @@ func TestClusterAllWorkersLostResumesFromNewestCheckpoint(t *testing.T) {
 	tc.addWorker("w1")
 	tc.waitSteps(45, time.Minute)
 	tc.kill("w1")
+	tc.coord.saving.Wait() // a checkpoint fetch may still be finishing
 	tc.coord.mu.Lock()
 	ckpt := tc.coord.ckptStep
 	tc.coord.mu.Unlock()
