@@ -262,8 +262,11 @@ func (p *Planner) Expected() []string { return p.expectedIDs() }
 // (absent from the gossip membership, say); a generation forms once no
 // other is awaited.
 func (p *Planner) Forget(id string, now time.Time) {
+	if !p.expect[id] {
+		return
+	}
+	p.event(fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
 	if p.expected(id) && p.phase == waiting {
-		p.event(fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
 		p.form(now)
 	}
 }
@@ -313,9 +316,11 @@ func (p *Planner) Join(m Member, now time.Time) error {
 // registered one (a late notice about a process that was replaced) is
 // ignored; an empty incarnation matches any.
 func (p *Planner) Leave(id, incarnation string, now time.Time) {
-	if p.expected(id) && p.phase == waiting {
+	if p.expect[id] {
 		p.event(fmt.Sprintf("worker %s of the last ring is gone", id))
-		p.form(now)
+		if p.expected(id) && p.phase == waiting {
+			p.form(now)
+		}
 	}
 	w, ok := p.workers[id]
 	if !ok {

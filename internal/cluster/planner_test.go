@@ -395,3 +395,25 @@ func TestPlannerIncarnations(t *testing.T) {
 		t.Fatal("the departure of the current process was ignored")
 	}
 }
+
+// TestPlannerForgetExpected: workers of the last ring that the gossip does
+// not know are no longer awaited, one by one.
+func TestPlannerForgetExpected(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{RejoinGrace: time.Minute}, 100)
+	p.Expect([]string{"a", "b", "c"}, t0)
+	if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	report(t, p, Report{ID: "a", StateStep: 120})
+	p.Forget("b", t0)
+	if pl := must(t, p, "a"); pl.Action != Wait {
+		t.Fatalf("with c still awaited: %v, want wait", pl.Action)
+	}
+	if got := p.Expected(); len(got) != 1 || got[0] != "c" {
+		t.Fatalf("expected %v, want [c]", got)
+	}
+	p.Forget("c", t0)
+	if pl := must(t, p, "a"); pl.Action != Ready || pl.Step != 120 {
+		t.Fatalf("plan %+v, want ready at 120", pl)
+	}
+}
