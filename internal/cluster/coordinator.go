@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -182,14 +184,19 @@ func (c *Coordinator) awaitLastRing() {
 		case <-c.closed:
 			return
 		case now := <-t.C:
+			// Read the gossip before taking c.mu: memberlist calls
+			// memberGone (which takes c.mu) while holding its own lock.
+			var alive map[string]bool
+			if c.gossip != nil && now.Sub(c.started) >= gossipSettle {
+				alive = c.gossip.members()
+			}
 			c.mu.Lock()
 			ids := c.p.Expected()
 			if len(ids) == 0 {
 				c.mu.Unlock()
 				return
 			}
-			if c.gossip != nil && now.Sub(c.started) >= gossipSettle {
-				alive := c.gossip.members()
+			if alive != nil {
 				for _, id := range ids {
 					if !alive[id] {
 						c.p.Forget(id, now)
@@ -345,8 +352,13 @@ func (c *Coordinator) loadGeneration() (uint64, []string) {
 	}
 	var rec ringRecord
 	if err := json.Unmarshal(b, &rec); err != nil {
-		c.log.Warn("unreadable generation record; continuing without it", zap.Error(err))
-		return 1000, nil
+		// Before the ring was recorded, the file held the number alone.
+		g, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if perr != nil {
+			c.log.Warn("unreadable generation record; continuing without it", zap.Error(err))
+			return 1000, nil
+		}
+		return g + 1000, nil
 	}
 	return rec.Generation + 1000, rec.Members
 }
@@ -382,15 +394,19 @@ func (c *Coordinator) broadcast() {
 }
 
 // memberGone is memberlist's report of a dead or departed worker; meta is
-// the departed process's incarnation.
+// the departed process's incarnation. Memberlist calls it holding its own
+// lock, so it hands over to a goroutine: c.mu is never taken inside a
+// memberlist callback (awaitLastRing reads the membership).
 func (c *Coordinator) memberGone(id, meta string) {
 	if id == CoordinatorID {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.p.Leave(id, meta, time.Now())
-	c.broadcast()
+	go func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.p.Leave(id, meta, time.Now())
+		c.broadcast()
+	}()
 }
 
 // Join registers a worker.
@@ -415,15 +431,15 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
 	now := time.Now()
 	c.mu.Lock()
-	r := Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, Failed: rep.Failed, Err: rep.Error,
+	r := Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
 		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
 		ValSum: rep.ValLossSum, ValCount: rep.ValCount}
 	before := len(c.p.History())
-	c.p.Tick(now) // deadlines pass even while every worker is told to wait
 	if err := c.p.Report(r, now); err != nil {
 		c.mu.Unlock()
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
+	c.p.Tick(now) // deadlines pass even while every worker is told to wait (after the report: a late ready still counts)
 	c.observe(rep, before)
 	c.checkState(rep)
 	c.broadcast()

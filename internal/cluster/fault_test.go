@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -224,5 +226,24 @@ func TestClusterRestartWithoutAWorker(t *testing.T) {
 			checkHistory(t, h, h[0].Step)
 			t.Logf("finished %v after the restart", el.Round(100*time.Millisecond))
 		})
+	}
+}
+
+// TestCoordinatorReadsOldGenerationFile: a run directory written before the
+// ring was recorded (the generation number alone) still never reuses a
+// generation number.
+func TestCoordinatorReadsOldGenerationFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "generation"), []byte("5012"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCoordinator(CoordinatorConfig{Job: testJob(testCorpus(t), 10), Listen: "127.0.0.1:0", Gossip: "off", Dir: dir,
+		Secret: []byte("test-cluster-key-0123456789")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if g := c.p.Generation(); g <= 5012 {
+		t.Fatalf("generation %d after a run that reached 5012", g)
 	}
 }

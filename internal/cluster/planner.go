@@ -71,7 +71,11 @@ type Report struct {
 	ID         string
 	Generation uint64
 	StateStep  int64 // updates applied to the worker's state; -1: none
-	Failed     bool  // the step it ran failed; StateStep is unchanged
+	// StateCRC is a checksum of that state (0: unknown). Two states of the
+	// same step may differ (a restarted coordinator re-ran steps from an
+	// older checkpoint); a member is ready only with the source's state.
+	StateCRC   uint32
+	Failed     bool // the step it ran failed; StateStep is unchanged
 	Err        string
 	FailedPeer string
 	Ready      bool // after Sync/Ready: it holds StateStep and serves it
@@ -142,6 +146,7 @@ type worker struct {
 	reported  bool // it has said which state it holds
 	order     int  // join order, the rank order of generations
 	stateStep int64
+	crc       uint32 // checksum of that state (0: unknown)
 	gen       uint64 // generation of its last report
 	ready     bool
 	failed    bool
@@ -168,7 +173,8 @@ type Planner struct {
 	ring       []string // ids in rank order
 	start      int64    // the state the generation starts from
 	source     Member
-	next       int64 // running: the step the ring runs now
+	sourceCRC  uint32 // checksum of the source's state (0: unknown)
+	next       int64  // running: the step the ring runs now
 	deadline   time.Time
 	coordStep  int64 // step of the coordinator's checkpoint; -1: none
 	coordPeer  string
@@ -376,7 +382,7 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		}
 	}
 	w.gen = r.Generation
-	w.stateStep = r.StateStep
+	w.stateStep, w.crc = r.StateStep, r.StateCRC
 	if !w.reported {
 		w.reported = true
 		p.expected(r.ID)
@@ -556,10 +562,10 @@ func (p *Planner) form(now time.Time) {
 	}
 	// Start from the newest state anyone holds, spares included (they
 	// serve their state too).
-	start, src := p.coordStep, Member{ID: CoordinatorID, PeerAddr: p.coordPeer}
+	start, src, crc := p.coordStep, Member{ID: CoordinatorID, PeerAddr: p.coordPeer}, uint32(0)
 	for _, w := range p.workers {
 		if w.reported && (w.stateStep > start || w.stateStep == start && src.ID != CoordinatorID && w.order < p.workers[src.ID].order) {
-			start, src = w.stateStep, w.Member
+			start, src, crc = w.stateStep, w.Member, w.crc
 		}
 	}
 	if start < 0 {
@@ -568,7 +574,7 @@ func (p *Planner) form(now time.Time) {
 	p.gen++
 	p.ring = cands
 	p.start = start
-	p.source = src
+	p.source, p.sourceCRC = src, crc
 	p.phase = forming
 	p.deadline = now.Add(p.cfg.ReadyTimeout)
 	for _, id := range cands {
@@ -576,6 +582,21 @@ func (p *Planner) form(now time.Time) {
 		w.ready, w.failed = false, false
 	}
 	p.event(fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
+}
+
+// holdsStart reports whether worker id already holds the state the forming
+// generation starts from: it is the source, or there is no source (a fresh
+// start), or it holds the same step with the source's checksum. A state of
+// the same step but of another history (or of unknown checksum, against
+// the coordinator's checkpoint) is fetched again.
+func (p *Planner) holdsStart(id string, w *worker) bool {
+	switch {
+	case p.source.ID == "" || id == p.source.ID:
+		return true
+	case w.stateStep != p.start:
+		return false
+	}
+	return p.sourceCRC != 0 && w.crc == p.sourceCRC
 }
 
 // maybeStart moves a formed generation to running once all are ready.
@@ -662,7 +683,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 			return Plan{}, false // wait for the others
 		}
 		base.Step = p.start
-		if w.stateStep == p.start || p.source.ID == "" {
+		if p.holdsStart(id, w) {
 			base.Action = Ready
 		} else {
 			base.Action, base.SyncFrom = Sync, p.source

@@ -262,8 +262,8 @@ func TestPlannerWaitsForStatesAfterRestart(t *testing.T) {
 	if pl := must(t, p, "a"); pl.Action != Wait {
 		t.Fatalf("before any report: %v, want wait", pl.Action)
 	}
-	report(t, p, Report{ID: "a", StateStep: 688})
-	report(t, p, Report{ID: "b", StateStep: 688})
+	report(t, p, Report{ID: "a", StateStep: 688, StateCRC: 7})
+	report(t, p, Report{ID: "b", StateStep: 688, StateCRC: 7})
 	pl := must(t, p, "b")
 	if pl.Step != 688 || pl.Action != Ready {
 		t.Fatalf("plan %+v, want ready at step 688 (the workers' state, not the checkpoint's 685)", pl)
@@ -415,5 +415,30 @@ func TestPlannerForgetExpected(t *testing.T) {
 	p.Forget("c", t0)
 	if pl := must(t, p, "a"); pl.Action != Ready || pl.Step != 120 {
 		t.Fatalf("plan %+v, want ready at 120", pl)
+	}
+}
+
+// TestPlannerSameStepOtherHistorySyncs: a worker holding the generation's
+// start step but of another history (its checksum differs from the
+// source's) fetches the state instead of joining with different weights.
+func TestPlannerSameStepOtherHistorySyncs(t *testing.T) {
+	p := newTestPlanner(t, PlannerConfig{}, -1)
+	for _, id := range []string{"a", "b", "c"} {
+		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	report(t, p, Report{ID: "a", StateStep: 510, StateCRC: 11})
+	report(t, p, Report{ID: "b", StateStep: 510, StateCRC: 22}) // same step, other weights
+	report(t, p, Report{ID: "c", StateStep: 510, StateCRC: 11})
+	pa, pb, pc := must(t, p, "a"), must(t, p, "b"), must(t, p, "c")
+	if pa.Action != Ready || pa.SyncFrom.ID != "" && pa.Action == Sync {
+		t.Fatalf("source a: %+v, want ready", pa)
+	}
+	if pb.Action != Sync || pb.SyncFrom.ID != "a" {
+		t.Fatalf("b with another history: %+v, want a sync from a", pb)
+	}
+	if pc.Action != Ready {
+		t.Fatalf("c with the source's checksum: %+v, want ready", pc)
 	}
 }
