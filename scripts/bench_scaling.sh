@@ -6,6 +6,9 @@
 # goroutine and one BLAS thread. Runs W=1 and W=2 alternately ROUNDS times
 # (the machine's load drifts) and prints each run's mean tokens/s (after the
 # warm-up step) and the W=2/W=1 ratio of each round, then the median ratio.
+# Each round also measures the machine's ceiling for this: the same training
+# step (pkg/rnn BenchmarkTrainStep lstm-2x256, one goroutine) in one process
+# alone, then in two independent processes at once, with no communication.
 # Usage: scripts/bench_scaling.sh [ROUNDS] [STEPS]   (defaults 3, 200)
 # Needs: make build; the corpus at $RECUR_DATA/tinyshakespeare.txt
 # (default ../shared/data).
@@ -28,14 +31,24 @@ run() { # run W: prints the mean tokens/s of a run with W workers
   sed -n 's/.*mean throughput \([0-9]*\) tokens\/s.*/\1/p' "$work/log"
 }
 
-ratios=()
-echo "| round | 1 worker tokens/s | 2 workers tokens/s | ratio |"
-echo "|---|---|---|---|"
+go test -tags openblas -c -o "$work/rnn.test" ./pkg/rnn
+step() { # step OUT: one process's TrainStep tokens/s into OUT
+  RECUR_THREADS=1 "$work/rnn.test" -test.run '^$' -test.bench 'TrainStep/lstm-2x256$' -test.benchtime 30x |
+    awk '/Benchmark/ {for (i = 1; i < NF; i++) if ($(i+1) == "tokens/s") print $i}' >"$1"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END{printf "%.2f", (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
+ratios=() ceilings=()
+echo "| round | 1 worker tokens/s | 2 workers tokens/s | ratio | ceiling: 2 independent processes / 1 |"
+echo "|---|---|---|---|---|"
 for r in $(seq "$rounds"); do
   one=$(run 1)
   two=$(run 2)
   ratio=$(awk -v a="$two" -v b="$one" 'BEGIN{printf "%.2f", a/b}')
-  ratios+=("$ratio")
-  echo "| $r | $one | $two | ${ratio}x |"
+  step "$work/s0"
+  step "$work/s1" & step "$work/s2"; wait
+  ceil=$(awk -v a="$(cat "$work/s0")" -v x="$(cat "$work/s1")" -v y="$(cat "$work/s2")" 'BEGIN{printf "%.2f", (x+y)/a}')
+  ratios+=("$ratio") ceilings+=("$ceil")
+  echo "| $r | $one | $two | ${ratio}x | ${ceil}x |"
 done
-printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR]=$1} END{m=(NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2; printf "median ratio %.2fx over %d rounds\n", m, NR}'
+echo "median ratio $(printf '%s\n' "${ratios[@]}" | median)x, median ceiling $(printf '%s\n' "${ceilings[@]}" | median)x, over $rounds rounds"

@@ -55,6 +55,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		{"lstm-1x128", LSTM, 1, 128},
 		{"gru-1x128", GRU, 1, 128},
 		{"rnn-1x128", RNNTanh, 1, 128},
+		{"lstm-2x256", LSTM, 2, 256}, // the model of torch_ddp_charlm.py (embedding 256 here)
 		{"lstm-2x512", LSTM, 2, 512},
 	}
 	const T, B, V = 100, 32, 65
