@@ -261,9 +261,6 @@ func (p *Planner) Expect(ids []string, now time.Time) {
 	}
 }
 
-// Expected returns the members of the last ring still awaited, sorted.
-func (p *Planner) Expected() []string { return p.expectedIDs() }
-
 // Forget stops waiting for id, a member of the last ring known to be gone
 // (absent from the gossip membership, say); a generation forms once no
 // other is awaited.
@@ -544,7 +541,7 @@ func (p *Planner) regroup(now time.Time) {
 func (p *Planner) form(now time.Time) {
 	if p.awaiting(now) {
 		if p.phase != waiting {
-			p.event(fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.expectedIDs()))
+			p.event(fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.Expected()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -619,8 +616,8 @@ func (p *Planner) RequestStop(reason string) {
 	}
 }
 
-// expectedIDs lists the expected members in order, for messages.
-func (p *Planner) expectedIDs() []string {
+// Expected returns the members of the last ring still awaited, sorted.
+func (p *Planner) Expected() []string {
 	ids := make([]string, 0, len(p.expect))
 	for id := range p.expect {
 		ids = append(ids, id)
@@ -634,7 +631,7 @@ func (p *Planner) expectedIDs() []string {
 // after RejoinGrace.
 func (p *Planner) Tick(now time.Time) {
 	if p.phase == waiting && len(p.expect) > 0 && !now.Before(p.expectUntil) {
-		p.event(fmt.Sprintf("workers %v of the last ring did not report within %v", p.expectedIDs(), p.cfg.RejoinGrace))
+		p.event(fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
 		p.expect = nil
 		p.form(now)
 		return
@@ -668,7 +665,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason}, true
 	case waiting:
 		if len(p.expect) > 0 {
-			return Plan{Action: Wait, Reason: fmt.Sprintf("waiting for the last ring's workers %v to report", p.expectedIDs())}, true
+			return Plan{Action: Wait, Reason: fmt.Sprintf("waiting for the last ring's workers %v to report", p.Expected())}, true
 		}
 		return Plan{Action: Wait, Reason: fmt.Sprintf("%d worker(s), waiting for %d", len(p.workers), p.cfg.MinWorkers)}, true
 	}
