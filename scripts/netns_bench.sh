@@ -8,7 +8,8 @@
 # and removes everything it created on exit.
 #
 # Usage: scripts/netns_bench.sh [N=4] [FLOATS=10000000] [ITERS=5] [RATE=1gbit]
-# Extra ringbench flags (e.g. --segment-bytes 262144) go in $RINGBENCH_ARGS.
+# Extra ringbench flags (e.g. --transport grpc, --segment-bytes 262144) go in
+# $RINGBENCH_ARGS; the transport defaults to plain TCP links, as in workers.
 set -euo pipefail
 N=${1:-4}
 FLOATS=${2:-10000000}

@@ -30,8 +30,12 @@ type WorkerConfig struct {
 	ID          string // unique worker id; required
 	Coordinator string // the coordinator's control address (host:port); required
 	RingListen  string // allreduce listener; default 127.0.0.1:0
-	PeerListen  string // state-transfer listener; default 127.0.0.1:0
-	Secret      []byte // cluster key; empty disables authentication
+	// RingTransport carries the allreduce: "tcp" (default; plain TCP
+	// links, the fastest) or "grpc" (gRPC streams). Every worker of a
+	// cluster must use the same one.
+	RingTransport string
+	PeerListen    string // state-transfer listener; default 127.0.0.1:0
+	Secret        []byte // cluster key; empty disables authentication
 	// Gossip is a memberlist address to join (the coordinator's or any
 	// member's); empty runs without gossip (the coordinator then learns of
 	// a dead worker only from the ring's failure reports and timeouts).
@@ -54,6 +58,8 @@ func (c *WorkerConfig) Validate() error {
 		return errors.New("worker: no coordinator address")
 	case len(c.Secret) < 16:
 		return fmt.Errorf("worker: the cluster key has %d bytes, need at least 16 (recur keygen)", len(c.Secret))
+	case c.RingTransport != "" && c.RingTransport != RingTCP && c.RingTransport != RingGRPC:
+		return fmt.Errorf("worker: ring transport %q: want %q or %q", c.RingTransport, RingTCP, RingGRPC)
 	}
 	return nil
 }
@@ -61,6 +67,9 @@ func (c *WorkerConfig) Validate() error {
 func (c *WorkerConfig) defaults() {
 	if c.RingListen == "" {
 		c.RingListen = "127.0.0.1:0"
+	}
+	if c.RingTransport == "" {
+		c.RingTransport = RingTCP
 	}
 	if c.PeerListen == "" {
 		c.PeerListen = "127.0.0.1:0"
@@ -76,11 +85,31 @@ func (c *WorkerConfig) defaults() {
 	}
 }
 
+// Ring transports (WorkerConfig.RingTransport).
+const (
+	RingTCP  = "tcp"
+	RingGRPC = "grpc"
+)
+
+// ringTransport is the worker's allreduce listener and dialer.
+type ringTransport interface {
+	allreduce.Transport
+	Addr() string
+	Close() error
+}
+
+func newRingTransport(kind, listen string, secret []byte) (ringTransport, error) {
+	if kind == RingGRPC {
+		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: listen, Secret: secret})
+	}
+	return allreduce.NewTCPTransport(allreduce.TCPConfig{ListenAddr: listen, Secret: secret})
+}
+
 // Worker trains its share of every global batch in the rings the
 // coordinator forms.
 type Worker struct {
 	cfg     WorkerConfig
-	ring    *allreduce.GRPCTransport
+	ring    ringTransport
 	peerLis net.Listener
 	peer    *grpc.Server
 	conn    *grpc.ClientConn
@@ -108,7 +137,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation()}
 	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
-	if w.ring, err = allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: cfg.RingListen, Secret: ringSecret(cfg.Secret)}); err != nil {
+	if w.ring, err = newRingTransport(cfg.RingTransport, cfg.RingListen, ringSecret(cfg.Secret)); err != nil {
 		return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
 	}
 	if w.peerLis, err = net.Listen("tcp", cfg.PeerListen); err != nil {

@@ -38,6 +38,24 @@ func BenchmarkRing(b *testing.B) {
 	}
 }
 
+// BenchmarkRingTCP is BenchmarkRing over the plain TCP transport.
+func BenchmarkRingTCP(b *testing.B) {
+	for _, n := range []int{2, 4, 8} {
+		b.Run(fmt.Sprintf("ranks-%d", n), func(b *testing.B) {
+			trs, ms := tcpNodes(b, n, nil)
+			rings := formRing(b, ms, 1, func(c *Config) {
+				c.SegmentBytes = envInt("RING_BENCH_SEGMENT_BYTES", 0)
+				c.Window = envInt("RING_BENCH_CREDITS", 0)
+			}, func(i int) Transport { return trs[i] })
+			for _, mb := range []int{1, 10, 40} {
+				b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
+					benchRing(b, rings, mb*1000*1000/4)
+				})
+			}
+		})
+	}
+}
+
 func benchRing(b *testing.B, rings []*Ring, floats int) {
 	n := len(rings)
 	bufs := make([][]float32, n)

@@ -36,6 +36,7 @@ func run() error {
 	comp := flag.String("compression", "none", "wire encoding: none, fp16 or bf16")
 	timeout := flag.Duration("timeout", 0, "peer timeout (0: library default)")
 	join := flag.Duration("join", time.Minute, "how long to wait for the other ranks to start")
+	transport := flag.String("transport", "tcp", `ring transport: "tcp" (plain TCP links) or "grpc" (gRPC streams)`)
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the timed iterations to this file")
 	flag.Parse()
 
@@ -50,7 +51,18 @@ func run() error {
 	if *listen == "" {
 		*listen = addrs[*rank]
 	}
-	tr, err := allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: *listen, Secret: []byte(*secret)})
+	var tr interface {
+		allreduce.Transport
+		Close() error
+	}
+	switch *transport {
+	case "tcp":
+		tr, err = allreduce.NewTCPTransport(allreduce.TCPConfig{ListenAddr: *listen, Secret: []byte(*secret)})
+	case "grpc":
+		tr, err = allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: *listen, Secret: []byte(*secret)})
+	default:
+		err = fmt.Errorf("--transport %q: want tcp or grpc", *transport)
+	}
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,312 @@
+package allreduce
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// tcpNodes starts n loopback TCP transports, closed at cleanup.
+func tcpNodes(t testing.TB, n int, m *Metrics) ([]*TCPTransport, []Member) {
+	t.Helper()
+	trs := make([]*TCPTransport, n)
+	ms := make([]Member, n)
+	for i := range trs {
+		tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tr.Close() })
+		trs[i] = tr
+		ms[i] = Member{ID: members(n, "")[i].ID, Addr: tr.Addr()}
+	}
+	return trs, ms
+}
+
+func TestTCPConfigValidate(t *testing.T) {
+	for _, c := range []TCPConfig{
+		{Secret: testSecret},
+		{ListenAddr: ":0", Secret: []byte("short")},
+		{ListenAddr: ":0", Secret: testSecret, HelloTimeout: -1},
+	} {
+		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v: %v, want ErrInvalidConfig", c, err)
+		}
+	}
+}
+
+// Random sizes, 1 to 8 ranks, plain and compressed: every rank ends with
+// the sum, the same bytes on every rank.
+func TestTCPAllReduce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for n := 1; n <= 8; n++ {
+		trs, ms := tcpNodes(t, n, nil)
+		rings := formRing(t, ms, 1, func(c *Config) { c.SegmentBytes = 4096 }, func(i int) Transport { return trs[i] })
+		for _, l := range []int{0, 1, n + 1, 999, 20000 + rng.IntN(5000)} {
+			for _, comp := range []Compression{None, FP16} {
+				bufs, sum := randomInputs(rng, n, l)
+				_, errs := runAll(testCtx(t, 20*time.Second), rings, bufs, func(int) Options { return Options{Compression: comp} })
+				if err := errors.Join(errs...); err != nil {
+					t.Fatalf("N=%d len=%d: %v", n, l, err)
+				}
+				tol := 1e-5
+				if comp == FP16 {
+					tol = float64(n+1) * math.Ldexp(1, -11) * 4
+				}
+				checkResult(t, bufs, sum, func(i int) float64 { return tol * float64(n) * (1 + math.Abs(sum[i])) })
+			}
+		}
+	}
+}
+
+// After a rank's process dies, the others name it quickly and form a new
+// generation over the same transports.
+func TestTCPNewGenerationAfterPeerDeath(t *testing.T) {
+	trs, ms := tcpNodes(t, 4, nil)
+	cfg := func(c *Config) { c.Timeout = time.Second }
+	rings := formRing(t, ms, 1, cfg, func(i int) Transport { return trs[i] })
+	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, 300000)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	trs[2].Close()
+	rings[2].Close()
+	start := time.Now()
+	_, errs := runAll(testCtx(t, 10*time.Second), rings[:2], bufs[:2], nil)
+	_, errs3 := runAll(testCtx(t, 10*time.Second), rings[3:], bufs[3:], nil)
+	for _, err := range append(errs, errs3...) {
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != ms[2].Addr {
+			t.Fatalf("error %v does not blame rank 2 (%s)", err, ms[2].Addr)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failure took %v", d)
+	}
+	survivors := []Member{ms[0], ms[1], ms[3]}
+	str := []*TCPTransport{trs[0], trs[1], trs[3]}
+	rings2 := formRing(t, survivors, 2, cfg, func(i int) Transport { return str[i] })
+	bufs, sum := randomInputs(rand.New(rand.NewPCG(3, 4)), 3, 7777)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings2, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	checkResult(t, bufs, sum, func(i int) float64 { return 1e-5 * (1 + math.Abs(sum[i])) })
+	// A link of the superseded generation is refused now.
+	_, err := trs[0].Dial(testCtx(t, 5*time.Second), LinkHello{Generation: 1, From: ms[0], To: ms[1]})
+	if !errors.Is(err, errStaleGeneration) {
+		t.Fatalf("stale dial: %v, want a stale-generation refusal", err)
+	}
+}
+
+// rawHello is a hand-made hello, for dialers that are not a TCPTransport.
+func rawHello(gen uint64, from, to, token string) []byte {
+	b := append([]byte{}, tcpMagic[:]...)
+	b = binary.BigEndian.AppendUint64(b, gen)
+	b = append(append(b, byte(len(from))), from...)
+	b = append(append(b, byte(len(to))), to...)
+	tok, _ := hex.DecodeString(token)
+	return append(b, tok...)
+}
+
+// readAnswer reads a hello's answer from a raw connection.
+func readAnswer(t *testing.T, c net.Conn) (byte, string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	var a [7]byte
+	if _, err := io.ReadFull(br, a[:]); err != nil {
+		t.Fatal(err)
+	}
+	if [4]byte(a[:4]) != tcpMagic {
+		t.Fatalf("answer starts %q", a[:4])
+	}
+	r := make([]byte, binary.BigEndian.Uint16(a[5:]))
+	if _, err := io.ReadFull(br, r); err != nil {
+		t.Fatal(err)
+	}
+	return a[4], string(r)
+}
+
+// Dialers without the secret, and connections that are not ring links at
+// all, are refused with a reason and counted; none reaches a ring.
+func TestTCPRejectsStrangers(t *testing.T) {
+	m := NewMetrics()
+	_, ms := tcpNodes(t, 1, m)
+	bad, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: []byte("not-the-cluster-secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	_, err = bad.Dial(testCtx(t, 5*time.Second), LinkHello{Generation: 1, From: Member{ID: "intruder"}, To: ms[0]})
+	if !errors.Is(err, ErrUnauthenticated) || !strings.Contains(err.Error(), "does not verify") {
+		t.Fatalf("dial with wrong secret: %v, want ErrUnauthenticated", err)
+	}
+	// A token for another edge does not open this one.
+	c, err := net.Dial("tcp", ms[0].Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(rawHello(1, "x", "w0", linkToken(testSecret, 1, "y", "w0")))
+	if code, why := readAnswer(t, c); code != helloUnauthenticated || !strings.Contains(why, `"x"`) {
+		t.Fatalf("replayed token: answer %d %q", code, why)
+	}
+	// Something that is not a ring link at all.
+	c2, err := net.Dial("tcp", ms[0].Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if code, why := readAnswer(t, c2); code != helloBad || !strings.Contains(why, "not a ring link") {
+		t.Fatalf("http request: answer %d %q", code, why)
+	}
+	if s := m.Snapshot(); s.RejectedUnauthenticated != 2 {
+		t.Fatalf("rejected unauthenticated = %d, want 2", s.RejectedUnauthenticated)
+	}
+}
+
+// A hostile left neighbour with a valid hello sends what no Ring would:
+// undecodable frames and a length above the limit. The victim's call
+// fails with ErrProtocol naming that neighbour; nothing hangs.
+func TestTCPGarbageAndOversizedFrames(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  []byte
+	}{
+		{"garbage", []byte{0, 0, 0, 5, 0xff, 0xff, 0xff, 0x01, 0x02}},
+		{"oversized", binary.BigEndian.AppendUint32(nil, MaxFrameBytes+1)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			trs, ms := tcpNodes(t, 2, nil)
+			ctx := testCtx(t, 10*time.Second)
+			const gen = 1
+			accepted := make(chan Conn, 1)
+			go func() {
+				c, err := trs[0].Accept(ctx, LinkHello{Generation: gen, From: ms[1], To: ms[0]})
+				if err != nil {
+					t.Error(err)
+				}
+				accepted <- c
+			}()
+			raw, err := net.Dial("tcp", ms[1].Addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			raw.Write(rawHello(gen, ms[0].ID, ms[1].ID, linkToken(testSecret, gen, ms[0].ID, ms[1].ID)))
+			victim, err := New(ctx, Config{Rank: 1, Members: ms, Generation: gen, Timeout: 2 * time.Second}, trs[1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer victim.Close()
+			if c := <-accepted; c != nil {
+				defer c.Close()
+			}
+			if code, why := readAnswer(t, raw); code != helloOK {
+				t.Fatalf("hello refused: %d %q", code, why)
+			}
+			done := make(chan error, 1)
+			go func() {
+				_, err := victim.AllReduce(ctx, make([]float32, 1000), Options{})
+				done <- err
+			}()
+			raw.Write(tc.msg)
+			err = <-done
+			var pe *PeerError
+			if !errors.Is(err, ErrProtocol) || !errors.As(err, &pe) || pe.Rank != 0 || pe.Addr != ms[0].Addr {
+				t.Fatalf("victim: %v, want ErrProtocol naming rank 0", err)
+			}
+		})
+	}
+}
+
+// A link dialed before its peer listens is made once the peer is up.
+func TestTCPDialWaitsForListener(t *testing.T) {
+	trs, ms := tcpNodes(t, 1, nil)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	lis.Close() // nothing listens there for now
+	late := Member{ID: "late", Addr: addr}
+	got := make(chan error, 1)
+	go func() {
+		c, err := trs[0].Dial(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: late})
+		if c != nil {
+			c.Close()
+		}
+		got <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	tr, err := NewTCPTransport(TCPConfig{ListenAddr: addr, Secret: testSecret})
+	if err != nil {
+		t.Skipf("port taken meanwhile: %v", err)
+	}
+	defer tr.Close()
+	go func() {
+		if c, err := tr.Accept(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: late}); err == nil {
+			c.Close()
+		}
+	}()
+	if err := <-got; err != nil {
+		t.Fatalf("dial before listen: %v", err)
+	}
+}
+
+// A TCP dialer that reaches a gRPC ring transport is told so, not hung.
+func TestTCPDialGRPCPeer(t *testing.T) {
+	grpcs, ms := grpcNodes(t, 1, nil)
+	_ = grpcs
+	trs, _ := tcpNodes(t, 1, nil)
+	_, err := trs[0].Dial(testCtx(t, 5*time.Second), LinkHello{Generation: 1, From: Member{ID: "w9"}, To: ms[0]})
+	if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "not a TCP ring transport") {
+		t.Fatalf("dial: %v", err)
+	}
+}
+
+// A dialer that never finishes its hello is dropped after HelloTimeout.
+func TestTCPHelloTimeout(t *testing.T) {
+	tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, HelloTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(tcpMagic[:])
+	code, why := readAnswer(t, c)
+	if code != helloBad || !strings.Contains(why, "timeout") {
+		t.Fatalf("answer %d %q, want a timeout refusal", code, why)
+	}
+}
+
+// FuzzTCPHello feeds arbitrary bytes to the hello parser: it never panics
+// and accepts only what it can account for.
+func FuzzTCPHello(f *testing.F) {
+	f.Add(rawHello(3, "w0", "w1", linkToken(testSecret, 3, "w0", "w1")))
+	f.Add([]byte("RCR\x01"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		k, tok, err := readHello(bufio.NewReader(bytes.NewReader(b)))
+		if err != nil {
+			return
+		}
+		if len(tok) != 32 || len(b) != 13+len(k.from)+1+len(k.to)+32 {
+			t.Fatalf("accepted %d bytes as from=%q to=%q token=%d bytes", len(b), k.from, k.to, len(tok))
+		}
+	})
+}
