@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/recur-ml/recur/internal/affinity"
 	"io"
 	"net"
 	"net/http"
@@ -121,6 +122,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	gossipListen := fs.String("gossip-listen", "127.0.0.1:0", "memberlist bind address")
 	advertise := fs.String("advertise", "", "host peers use to reach this worker (default: the listen host, or this machine's IP for 0.0.0.0)")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
+	cpus := fs.String("cpus", os.Getenv("RECUR_WORKER_CPUS"), `pin the worker to these CPUs, e.g. "0" or "2-3" (default: not pinned; env RECUR_WORKER_CPUS)`)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n\n")
 		fs.PrintDefaults()
@@ -137,6 +139,16 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	log := NewLogger(stderr)
 	defer log.Sync()
+	if *cpus != "" {
+		set, err := affinity.Parse(*cpus)
+		if err == nil {
+			err = affinity.Pin(set)
+		}
+		if err != nil {
+			return fmt.Errorf("worker --cpus: %w", err)
+		}
+		log.Info("pinned", zap.String("cpus", affinity.Format(set)))
+	}
 	w, err := cluster.NewWorker(cluster.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
 		RingTransport: *ringTransport, PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Log: log})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/recur-ml/recur/internal/affinity"
 	"io"
 	"net"
 	"os"
@@ -33,6 +34,7 @@ func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int64("steps", 0, "shortcut for --set train.steps=N")
 	minutes := fs.Float64("minutes", 0, "shortcut for --set train.minutes=M (stop at the first step after M minutes)")
 	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
+	pin := fs.Bool("pin", true, "give each worker its own CPUs (train.threads each) when there are enough for all workers")
 	sample := fs.Int("sample", 300, "characters to sample from the final model (0: none)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: recur train [flags]
@@ -104,9 +106,13 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		return err
 	}
 	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, metrics http://%s/metrics, run directory %s\n", control, *workers, metrics, *dir)
+	pins := workerCPUs(*workers, job.Train.Threads, *pin)
 	var ws []*exec.Cmd
 	for i := 0; i < *workers; i++ {
 		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip)
+		if pins != nil {
+			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
+		}
 		w.Env = env
 		if err := startLogged(w, fmt.Sprintf("worker-%d", i+1), ui); err != nil {
 			coord.Process.Kill()
@@ -364,4 +370,20 @@ func (p *progress) summary(dir string) {
 		}
 	}
 	fmt.Fprintf(p.w, "recur: checkpoints and the loss curve (loss.png) are in %s; see `recur eval|sample|export --run %s`\n", dir, dir)
+}
+
+// workerCPUs gives each of n local workers its own train.threads CPUs when
+// there are enough for all and n >= 2: two workers whose runtime threads
+// wander onto each other's cores slow each other down, and every step
+// waits for the slower one. A single worker is left unpinned, free to use
+// the spare cores for its runtime.
+func workerCPUs(n, threads int, pin bool) [][]int {
+	if !pin || n < 2 {
+		return nil
+	}
+	avail, err := affinity.Available()
+	if err != nil {
+		return nil
+	}
+	return affinity.Split(avail, n, max(threads, 1))
 }

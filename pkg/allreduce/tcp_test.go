@@ -289,6 +289,29 @@ func TestTCPHelloTimeout(t *testing.T) {
 	defer c.Close()
 	c.Write(tcpMagic[:])
 	code, why := readAnswer(t, c)
+	// A port probe (connect, hang up) is neither answered nor counted.
+	m := NewMetrics()
+	tr2, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m, HelloTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr2.Close()
+	for range 3 {
+		p, err := net.Dial("tcp", tr2.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+	}
+	silent, err := net.Dial("tcp", tr2.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	time.Sleep(300 * time.Millisecond)
+	if s := m.Snapshot(); s.RejectedUnauthenticated+s.RejectedOther != 0 {
+		t.Errorf("probes counted as refused links: %+v", s)
+	}
 	if code != helloBad || !strings.Contains(why, "timeout") {
 		t.Fatalf("answer %d %q, want a timeout refusal", code, why)
 	}

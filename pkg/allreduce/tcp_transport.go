@@ -176,6 +176,12 @@ func (t *TCPTransport) admit(nc net.Conn) {
 	setNoDelay(nc)
 	nc.SetDeadline(time.Now().Add(t.cfg.HelloTimeout))
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
+	if _, err := br.Peek(1); err != nil {
+		// Closed or silent without a byte: a port probe (readiness
+		// checks connect and hang up), not a peer to refuse.
+		nc.Close()
+		return
+	}
 	k, token, err := readHello(br)
 	refuse := func(code byte, unauth bool, err error) {
 		t.cfg.Metrics.rejectedStream(unauth)
