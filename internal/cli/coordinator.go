@@ -117,7 +117,6 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	coord := fs.String("coordinator", "127.0.0.1:7070", "the coordinator's control address")
 	gossip := fs.String("gossip", "127.0.0.1:7946", `memberlist address to join: the coordinator's or any member's ("" for none)`)
 	ringListen := fs.String("ring-listen", "127.0.0.1:0", "allreduce listener address")
-	ringTransport := fs.String("ring-transport", envDefault("RECUR_RING_TRANSPORT", cluster.RingTCP), `allreduce transport, the same on every worker: "tcp" (plain TCP links, fastest) or "grpc" (gRPC streams); env RECUR_RING_TRANSPORT`)
 	peerListen := fs.String("peer-listen", "127.0.0.1:0", "state-transfer listener address")
 	gossipListen := fs.String("gossip-listen", "127.0.0.1:0", "memberlist bind address")
 	advertise := fs.String("advertise", "", "host peers use to reach this worker (default: the listen host, or this machine's IP for 0.0.0.0)")
@@ -150,7 +149,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		log.Info("pinned", zap.String("cpus", affinity.Format(set)))
 	}
 	w, err := cluster.NewWorker(cluster.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
-		RingTransport: *ringTransport, PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Log: log})
+		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Log: log})
 	if err != nil {
 		return err
 	}
@@ -159,12 +158,4 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	return nil
-}
-
-// envDefault is the environment variable k, or d when it is unset.
-func envDefault(k, d string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return d
 }

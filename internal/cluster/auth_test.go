@@ -62,12 +62,13 @@ func TestWorkerOfAnotherVersionIsRefused(t *testing.T) {
 
 func TestJobValidationNamesTheField(t *testing.T) {
 	cases := map[string]func(*JobConfig){
-		"model.hidden":        func(j *JobConfig) { j.Model.Hidden = 0 },
-		"model.cell":          func(j *JobConfig) { j.Model.Cell = "transformer" },
-		"data.text":           func(j *JobConfig) { j.Data.Text = "" },
-		"optimizer":           func(j *JobConfig) { j.Optimizer.Adam.Beta1 = 2 },
-		"schedule":            func(j *JobConfig) { j.Schedule.BaseLR = -1 },
-		"cluster.max_workers": func(j *JobConfig) { j.Cluster.MinWorkers, j.Cluster.MaxWorkers = 3, 2 },
+		"model.hidden":           func(j *JobConfig) { j.Model.Hidden = 0 },
+		"model.cell":             func(j *JobConfig) { j.Model.Cell = "transformer" },
+		"data.text":              func(j *JobConfig) { j.Data.Text = "" },
+		"optimizer":              func(j *JobConfig) { j.Optimizer.Adam.Beta1 = 2 },
+		"schedule":               func(j *JobConfig) { j.Schedule.BaseLR = -1 },
+		"cluster.max_workers":    func(j *JobConfig) { j.Cluster.MinWorkers, j.Cluster.MaxWorkers = 3, 2 },
+		"cluster.ring_transport": func(j *JobConfig) { j.Cluster.RingTransport = "udp" },
 	}
 	for field, edit := range cases {
 		j := DefaultJob()

@@ -129,8 +129,17 @@ func (tc *testCluster) params(id string) []float32 {
 	return append([]float32(nil), tc.workers[id].eng.model.Params.Value...)
 }
 
+// Over either ring transport, three workers train and end with the same
+// parameters.
 func TestClusterTrainsAndWorkersAgree(t *testing.T) {
+	for _, tr := range []string{RingTCP, RingGRPC} {
+		t.Run(tr, func(t *testing.T) { testTrainsAndAgree(t, tr) })
+	}
+}
+
+func testTrainsAndAgree(t *testing.T, transport string) {
 	job := testJob(testCorpus(t), 30)
+	job.Cluster.RingTransport = transport
 	tc := startCluster(t, job, t.TempDir(), false)
 	for _, id := range []string{"w1", "w2", "w3"} {
 		tc.addWorker(id)

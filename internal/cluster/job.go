@@ -85,7 +85,16 @@ type ClusterConfig struct {
 	MaxWorkers int `yaml:"max_workers" json:"max_workers"` // default 0: no limit
 	// AllreduceTimeoutMS bounds every wait on a ring peer; default 5000.
 	AllreduceTimeoutMS int `yaml:"allreduce_timeout_ms" json:"allreduce_timeout_ms"`
+	// RingTransport carries the allreduce between workers: "tcp" (default;
+	// plain TCP links, the fastest; "" means tcp) or "grpc" (gRPC streams).
+	RingTransport string `yaml:"ring_transport" json:"ring_transport"`
 }
+
+// Ring transports (ClusterConfig.RingTransport).
+const (
+	RingTCP  = "tcp"
+	RingGRPC = "grpc"
+)
 
 // DefaultJob returns a job with every default filled in.
 func DefaultJob() JobConfig {
@@ -98,7 +107,7 @@ func DefaultJob() JobConfig {
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200},
-		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000},
+		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingTCP},
 	}
 }
 
@@ -154,6 +163,8 @@ func (c JobConfig) Validate() error {
 		return fmt.Errorf("config train.checkpoint_every, validate_every and val_windows must not be negative")
 	case c.Cluster.MaxWorkers != 0 && c.Cluster.MaxWorkers < c.Cluster.MinWorkers:
 		return fmt.Errorf("config cluster.max_workers %d is below cluster.min_workers %d", c.Cluster.MaxWorkers, c.Cluster.MinWorkers)
+	case c.Cluster.RingTransport != "" && c.Cluster.RingTransport != RingTCP && c.Cluster.RingTransport != RingGRPC:
+		return fmt.Errorf("config cluster.ring_transport %q: want %q or %q", c.Cluster.RingTransport, RingTCP, RingGRPC)
 	case c.Cluster.MinWorkers > c.Data.Batch:
 		return fmt.Errorf("config cluster.min_workers %d exceeds data.batch %d: every worker needs a stream", c.Cluster.MinWorkers, c.Data.Batch)
 	}

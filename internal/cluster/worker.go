@@ -30,12 +30,8 @@ type WorkerConfig struct {
 	ID          string // unique worker id; required
 	Coordinator string // the coordinator's control address (host:port); required
 	RingListen  string // allreduce listener; default 127.0.0.1:0
-	// RingTransport carries the allreduce: "tcp" (default; plain TCP
-	// links, the fastest) or "grpc" (gRPC streams). Every worker of a
-	// cluster must use the same one.
-	RingTransport string
-	PeerListen    string // state-transfer listener; default 127.0.0.1:0
-	Secret        []byte // cluster key; empty disables authentication
+	PeerListen  string // state-transfer listener; default 127.0.0.1:0
+	Secret      []byte // cluster key; empty disables authentication
 	// Gossip is a memberlist address to join (the coordinator's or any
 	// member's); empty runs without gossip (the coordinator then learns of
 	// a dead worker only from the ring's failure reports and timeouts).
@@ -58,8 +54,6 @@ func (c *WorkerConfig) Validate() error {
 		return errors.New("worker: no coordinator address")
 	case len(c.Secret) < 16:
 		return fmt.Errorf("worker: the cluster key has %d bytes, need at least 16 (recur keygen)", len(c.Secret))
-	case c.RingTransport != "" && c.RingTransport != RingTCP && c.RingTransport != RingGRPC:
-		return fmt.Errorf("worker: ring transport %q: want %q or %q", c.RingTransport, RingTCP, RingGRPC)
 	}
 	return nil
 }
@@ -67,9 +61,6 @@ func (c *WorkerConfig) Validate() error {
 func (c *WorkerConfig) defaults() {
 	if c.RingListen == "" {
 		c.RingListen = "127.0.0.1:0"
-	}
-	if c.RingTransport == "" {
-		c.RingTransport = RingTCP
 	}
 	if c.PeerListen == "" {
 		c.PeerListen = "127.0.0.1:0"
@@ -85,12 +76,6 @@ func (c *WorkerConfig) defaults() {
 	}
 }
 
-// Ring transports (WorkerConfig.RingTransport).
-const (
-	RingTCP  = "tcp"
-	RingGRPC = "grpc"
-)
-
 // ringTransport is the worker's allreduce listener and dialer.
 type ringTransport interface {
 	allreduce.Transport
@@ -98,29 +83,52 @@ type ringTransport interface {
 	Close() error
 }
 
-func newRingTransport(kind, listen string, secret []byte) (ringTransport, error) {
+func newRingTransport(kind string, lis net.Listener, secret []byte) (ringTransport, error) {
 	if kind == RingGRPC {
-		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{ListenAddr: listen, Secret: secret})
+		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
 	}
-	return allreduce.NewTCPTransport(allreduce.TCPConfig{ListenAddr: listen, Secret: secret})
+	return allreduce.NewTCPTransport(allreduce.TCPConfig{Listener: lis, Secret: secret})
+}
+
+// startRing serves the ring listener with the job's transport, once.
+func (w *Worker) startRing(kind string) error {
+	w.ringMu.Lock()
+	defer w.ringMu.Unlock()
+	if w.ringClosed {
+		return allreduce.ErrClosed
+	}
+	if w.ring != nil {
+		return nil
+	}
+	tr, err := newRingTransport(kind, w.ringLis, ringSecret(w.cfg.Secret))
+	if err != nil {
+		return fmt.Errorf("worker %s: ring transport: %w", w.cfg.ID, err)
+	}
+	w.ring = tr
+	return nil
 }
 
 // Worker trains its share of every global batch in the rings the
 // coordinator forms.
 type Worker struct {
 	cfg     WorkerConfig
-	ring    ringTransport
-	peerLis net.Listener
-	peer    *grpc.Server
-	conn    *grpc.ClientConn
-	ctl     controlpb.ControlClient
-	eng     *engine
-	r       *allreduce.Ring
-	gossip  *gossip
-	log     *zap.Logger
-	stop    context.CancelFunc // ends Run
-	stopCtx context.Context
-	running sync.WaitGroup
+	ringLis net.Listener
+	// ring serves ringLis with the job's transport (cluster.ring_transport)
+	// from the first join on; ringMu guards it against Close.
+	ringMu     sync.Mutex
+	ring       ringTransport
+	ringClosed bool
+	peerLis    net.Listener
+	peer       *grpc.Server
+	conn       *grpc.ClientConn
+	ctl        controlpb.ControlClient
+	eng        *engine
+	r          *allreduce.Ring
+	gossip     *gossip
+	log        *zap.Logger
+	stop       context.CancelFunc // ends Run
+	stopCtx    context.Context
+	running    sync.WaitGroup
 	// brokenGen is the last generation whose ring failed here.
 	brokenGen uint64
 	// incarnation is random per process: the coordinator tells a restarted
@@ -137,11 +145,11 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation()}
 	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
-	if w.ring, err = newRingTransport(cfg.RingTransport, cfg.RingListen, ringSecret(cfg.Secret)); err != nil {
+	if w.ringLis, err = net.Listen("tcp", cfg.RingListen); err != nil {
 		return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
 	}
 	if w.peerLis, err = net.Listen("tcp", cfg.PeerListen); err != nil {
-		w.ring.Close()
+		w.ringLis.Close()
 		return nil, fmt.Errorf("worker %s: peer listener: %w", cfg.ID, err)
 	}
 	auth := newAuthenticator(cfg.Secret)
@@ -191,7 +199,15 @@ func (w *Worker) Close() error {
 	if w.peer != nil {
 		w.peer.Stop()
 	}
-	err := w.ring.Close()
+	w.ringMu.Lock()
+	w.ringClosed = true
+	var err error
+	if w.ring != nil {
+		err = w.ring.Close()
+	} else {
+		err = w.ringLis.Close()
+	}
+	w.ringMu.Unlock()
 	if w.conn != nil {
 		w.conn.Close()
 	}
@@ -262,7 +278,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // builds the engine from the job it sends.
 func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
-	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ring.Addr()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
+	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ringLis.Addr().String()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
 		Version: ProtocolVersion, Incarnation: w.incarnation}
 	for {
 		rep, err := w.ctl.Join(ctx, req)
@@ -275,10 +291,13 @@ func (w *Worker) join(ctx context.Context) error {
 			if err := json.Unmarshal(rep.ConfigJson, &job); err != nil {
 				return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
 			}
+			if err := w.startRing(job.Cluster.RingTransport); err != nil {
+				return err
+			}
 			if w.eng, err = newEngine(job); err != nil {
 				return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
 			}
-			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("peer", req.PeerAddr),
+			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("ring_transport", job.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
 				zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
 			return nil
 		}
