@@ -59,8 +59,13 @@ fi
 if [ "$what" = ring ] || [ "$what" = all ]; then
   echo
   gloo=$("$py" "$BENCH/gloo_allreduce.py" --world 4 --floats 10000000 | sed 's/.*busbw_GBps=//')
-  ours=$(go test -run '^$' -bench 'Ring/ranks-4/40MB' -benchtime 5x ./pkg/allreduce | awk '{for (i=1;i<NF;i++) if ($(i+1)=="busbw_GB/s") print $i}')
-  echo "| allreduce, 4 ranks, 40 MB, loopback | gloo busbw GB/s | Recur busbw GB/s |"
-  echo "|---|---|---|"
-  echo "| | $gloo | $ours |"
+  res=$(go test -run '^$' -bench 'Ring(TCP)?/ranks-4/40MB' -benchtime 5x ./pkg/allreduce)
+  busbw() { echo "$res" | awk -v b="$1" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="busbw_GB/s") print $i}'; }
+  cpu() { echo "$res" | awk -v b="$1" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="cpu_ms/op") print $i}'; }
+  tcp=$(busbw BenchmarkRingTCP) grpc=$(busbw BenchmarkRing)
+  echo "| allreduce, 4 ranks, 40 MB, loopback | busbw GB/s | / gloo | CPU ms per call |"
+  echo "|---|---|---|---|"
+  echo "| PyTorch gloo | $gloo | 1.00x | |"
+  echo "| Recur, TCP links (the default) | $tcp | $(awk -v a="$tcp" -v b="$gloo" 'BEGIN{printf "%.2fx", a/b}') | $(cpu BenchmarkRingTCP) |"
+  echo "| Recur, gRPC streams | $grpc | $(awk -v a="$grpc" -v b="$gloo" 'BEGIN{printf "%.2fx", a/b}') | $(cpu BenchmarkRing) |"
 fi
