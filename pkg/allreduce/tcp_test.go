@@ -289,6 +289,9 @@ func TestTCPHelloTimeout(t *testing.T) {
 	defer c.Close()
 	c.Write(tcpMagic[:])
 	code, why := readAnswer(t, c)
+	if code != helloBad || !strings.Contains(why, "timeout") {
+		t.Fatalf("answer %d %q, want a timeout refusal", code, why)
+	}
 	// A port probe (connect, hang up) is neither answered nor counted.
 	m := NewMetrics()
 	tr2, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m, HelloTimeout: 100 * time.Millisecond})
@@ -312,8 +315,25 @@ func TestTCPHelloTimeout(t *testing.T) {
 	if s := m.Snapshot(); s.RejectedUnauthenticated+s.RejectedOther != 0 {
 		t.Errorf("probes counted as refused links: %+v", s)
 	}
-	if code != helloBad || !strings.Contains(why, "timeout") {
-		t.Fatalf("answer %d %q, want a timeout refusal", code, why)
+}
+
+// Close does not wait for a connection stuck before its hello.
+func TestTCPCloseDuringHello(t *testing.T) {
+	tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", tr.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(tcpMagic[:2]) // half a hello, then silence
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	tr.Close()
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("Close took %v with a hello pending (HelloTimeout is %v)", d, DefaultHelloTimeout)
 	}
 }
 

@@ -74,6 +74,7 @@ type TCPTransport struct {
 
 	mu     sync.Mutex
 	conns  map[*tcpConn]struct{} // every live link, closed by Close
+	hellos map[net.Conn]struct{} // accepted, hello not yet through
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -106,7 +107,7 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 			return nil, fmt.Errorf("allreduce: listen: %w", err)
 		}
 	}
-	t := &TCPTransport{cfg: cfg, lis: lis, reg: newLinkRegistry(), conns: map[*tcpConn]struct{}{}}
+	t := &TCPTransport{cfg: cfg, lis: lis, reg: newLinkRegistry(), conns: map[*tcpConn]struct{}{}, hellos: map[net.Conn]struct{}{}}
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -123,13 +124,16 @@ func (t *TCPTransport) Close() error {
 		return nil
 	}
 	t.closed = true
-	conns := t.conns
-	t.conns = nil
+	conns, hellos := t.conns, t.hellos
+	t.conns, t.hellos = nil, nil
 	t.mu.Unlock()
 	t.lis.Close()
 	t.reg.close()
 	for c := range conns {
 		c.Close()
+	}
+	for nc := range hellos { // admit gives up at once
+		nc.Close()
 	}
 	t.wg.Wait()
 	return nil
@@ -162,10 +166,21 @@ func (t *TCPTransport) acceptLoop() {
 			}
 			return // closed
 		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			nc.Close()
+			return
+		}
+		t.hellos[nc] = struct{}{}
 		t.wg.Add(1)
+		t.mu.Unlock()
 		go func() {
 			defer t.wg.Done()
 			t.admit(nc)
+			t.mu.Lock()
+			delete(t.hellos, nc) // no-op once Close took the map
+			t.mu.Unlock()
 		}()
 	}
 }
