@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -384,6 +385,7 @@ type tcpConn struct {
 	hdr     []byte      // Send's scratch: length prefix and frame header
 	bufs    net.Buffers // Send's scratch
 	once    sync.Once
+	closed  atomic.Bool // Close was called here: failures are ours, not the peer's
 	untrack func()
 }
 
@@ -415,16 +417,26 @@ func (c *tcpConn) Send(f *Frame) error {
 		clear(c.bufs)
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrLinkBroken, err)
+		return c.linkErr(err)
 	}
 	return nil
+}
+
+// linkErr classifies a failed read or write: ErrClosed when this end
+// closed the link (the ring then blames itself, not its neighbour),
+// ErrLinkBroken otherwise.
+func (c *tcpConn) linkErr(err error) error {
+	if c.closed.Load() {
+		return fmt.Errorf("%w: link closed locally (%v)", ErrClosed, err)
+	}
+	return fmt.Errorf("%w: %w", ErrLinkBroken, err)
 }
 
 // Recv implements Conn.
 func (c *tcpConn) Recv(f *Frame) error {
 	var lb [4]byte
 	if _, err := io.ReadFull(c.br, lb[:]); err != nil {
-		return fmt.Errorf("%w: %w", ErrLinkBroken, err)
+		return c.linkErr(err)
 	}
 	n := int(binary.BigEndian.Uint32(lb[:]))
 	if n > MaxFrameBytes {
@@ -432,7 +444,7 @@ func (c *tcpConn) Recv(f *Frame) error {
 	}
 	b := f.recvBuf(n)
 	if _, err := io.ReadFull(c.br, b); err != nil {
-		return fmt.Errorf("%w: %w", ErrLinkBroken, err)
+		return c.linkErr(err)
 	}
 	return decodeFrame(b, f)
 }
@@ -440,6 +452,7 @@ func (c *tcpConn) Recv(f *Frame) error {
 // Close implements Conn; it unblocks Send and Recv.
 func (c *tcpConn) Close() error {
 	c.once.Do(func() {
+		c.closed.Store(true)
 		c.nc.Close()
 		if c.untrack != nil {
 			c.untrack()
