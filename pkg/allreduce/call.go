@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -315,7 +316,11 @@ func (r *Ring) sendLoop(c *call) {
 			f.tx = nil
 		}
 		if err != nil {
-			r.fail(r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: %w", ErrLinkBroken, err)), nil)
+			if errors.Is(err, ErrClosed) { // our own link went away: we are the one leaving
+				r.fail(r.selfErr(c.seq, "send", err), nil)
+			} else {
+				r.fail(r.peerErr(&r.right, c.seq, "send", fmt.Errorf("%w: %w", ErrLinkBroken, err)), nil)
+			}
 			return
 		}
 		c.mu.Lock()
@@ -366,6 +371,9 @@ func (r *Ring) onData(f *Frame, ack *Frame) (bool, error) {
 	}
 	*ack = Frame{Kind: KindAck, Generation: r.cfg.Generation, Call: c.seq, Slot: f.Slot, Origin: int32(r.rank)}
 	if err := sendTo(r.in, &r.inMu, ack); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return true, fmt.Errorf("ack: %w", err) // readLoop blames this rank
+		}
 		return true, fmt.Errorf("%w: ack: %w", ErrLinkBroken, err)
 	}
 	return true, nil

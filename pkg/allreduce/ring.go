@@ -45,6 +45,12 @@ type peer struct {
 
 func (p *peer) touch()              { p.lastSeen.Store(time.Now().UnixNano()) }
 func (p *peer) entered(call uint64) { maxStore(&p.lastCall, call) }
+
+// selfErr blames this rank: its own transport or link was closed.
+func (r *Ring) selfErr(call uint64, op string, err error) *PeerError {
+	return &PeerError{Rank: r.rank, ID: r.self.ID, Addr: r.self.Addr, Generation: r.cfg.Generation, Call: call, Op: op, Err: err}
+}
+
 func (r *Ring) peerErr(p *peer, call uint64, op string, err error) *PeerError {
 	return &PeerError{Rank: p.rank, ID: p.ID, Addr: p.Addr, Generation: r.cfg.Generation, Call: call, Op: op, Err: err}
 }
@@ -248,7 +254,11 @@ func (r *Ring) readLoop(p *peer) {
 			r.mu.Lock()
 			call := r.lastSeq
 			r.mu.Unlock()
-			r.fail(r.peerErr(p, call, "recv", err), nil)
+			if errors.Is(err, ErrClosed) { // our own link went away
+				r.fail(r.selfErr(call, "ack", err), nil)
+			} else {
+				r.fail(r.peerErr(p, call, "recv", err), nil)
+			}
 		}
 	}
 }
@@ -268,7 +278,7 @@ func (r *Ring) linkFailed(p *peer, err error) {
 		call, quiet = cur.seq, false
 	}
 	if errors.Is(err, ErrClosed) { // our own transport went away: we are the one leaving
-		r.failAt(&PeerError{Rank: r.rank, ID: r.self.ID, Addr: r.self.Addr, Generation: r.cfg.Generation, Call: call, Op: "recv", Err: err}, nil, quiet)
+		r.failAt(r.selfErr(call, "recv", err), nil, quiet)
 		return
 	}
 	if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrUnauthenticated) {

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -74,7 +75,7 @@ func TestTCPNewGenerationAfterPeerDeath(t *testing.T) {
 	trs, ms := tcpNodes(t, 4, nil)
 	cfg := func(c *Config) { c.Timeout = time.Second }
 	rings := formRing(t, ms, 1, cfg, func(i int) Transport { return trs[i] })
-	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, 300000)
+	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, 20000)
 	if _, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil); errors.Join(errs...) != nil {
 		t.Fatal(errs)
 	}
@@ -314,6 +315,101 @@ func TestTCPHelloTimeout(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if s := m.Snapshot(); s.RejectedUnauthenticated+s.RejectedOther != 0 {
 		t.Errorf("probes counted as refused links: %+v", s)
+	}
+}
+
+// flakyListener fails its first Accept as a process out of file
+// descriptors would.
+type flakyListener struct {
+	net.Listener
+	failed bool
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if !l.failed {
+		l.failed = true
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: syscall.EMFILE}
+	}
+	return l.Listener.Accept()
+}
+
+// A failed Accept does not stop the transport from accepting links.
+func TestTCPAcceptErrorIsNotFatal(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTCPTransport(TCPConfig{Listener: &flakyListener{Listener: lis}, Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	trs, ms := tcpNodes(t, 1, nil)
+	to := Member{ID: "flaky", Addr: tr.Addr()}
+	go func() {
+		if c, err := tr.Accept(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: to}); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := trs[0].Dial(testCtx(t, 5*time.Second), LinkHello{Generation: 1, From: ms[0], To: to})
+	if err != nil {
+		t.Fatalf("dial after a failed accept: %v", err)
+	}
+	c.Close()
+}
+
+// Connections that never send a hello are capped: beyond the cap they are
+// closed at once and counted, so strangers cannot pile up goroutines and
+// buffers for the length of the hello timeout.
+func TestTCPPendingHellosCapped(t *testing.T) {
+	m := NewMetrics()
+	tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m, HelloTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxPendingHellos + 8 {
+		c, err := net.Dial("tcp", tr.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("R")) // started, never finished
+		conns = append(conns, c)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for m.Snapshot().RejectedOther < 8 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := m.Snapshot().RejectedOther; got != 8 {
+		t.Fatalf("%d connections refused over the cap, want 8", got)
+	}
+}
+
+// A rank whose own transport closes mid-call blames itself, whichever of
+// its goroutines (send, receive, ack) notices first, never a neighbour.
+func TestTCPLocalCloseBlamesSelf(t *testing.T) {
+	for i := range 4 {
+		trs, ms := tcpNodes(t, 3, nil)
+		rings := formRing(t, ms, 1, func(c *Config) { c.Timeout = 5 * time.Second }, func(i int) Transport { return trs[i] })
+		done := make(chan error, 1)
+		go func() { // rank 0 alone enters a big call; its sends back up
+			_, err := rings[0].AllReduce(testCtx(t, 10*time.Second), make([]float32, 4<<20), Options{})
+			done <- err
+		}()
+		time.Sleep(time.Duration(50+50*i) * time.Millisecond)
+		trs[0].Close()
+		err := <-done
+		var pe *PeerError
+		// Its own ErrClosed, or a neighbour's abort naming rank 0.
+		if !errors.As(err, &pe) || pe.Rank != 0 {
+			t.Fatalf("run %d: rank 0 after closing its own transport: %v, want rank 0 blamed", i, err)
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"encoding/binary"
@@ -95,6 +96,10 @@ const (
 // maxHelloID bounds member ids in a hello.
 const maxHelloID = 255
 
+// maxPendingHellos bounds the accepted connections still in their hello;
+// more are closed at once.
+const maxPendingHellos = 64
+
 // NewTCPTransport listens and accepts links in the background.
 func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 	if err := cfg.Validate(); err != nil {
@@ -158,20 +163,36 @@ func (t *TCPTransport) track(c *tcpConn) bool {
 
 func (t *TCPTransport) acceptLoop() {
 	defer t.wg.Done()
+	var wait time.Duration
 	for {
 		nc, err := t.lis.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
+			t.mu.Lock()
+			closed := t.closed
+			t.mu.Unlock()
+			if closed || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return // closed
+			// Out of file descriptors, say: wait, then go on accepting
+			// (the dialers retry) rather than go deaf for good.
+			wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+			time.Sleep(wait)
+			continue
 		}
+		wait = 0
 		t.mu.Lock()
 		if t.closed {
 			t.mu.Unlock()
 			nc.Close()
 			return
+		}
+		if len(t.hellos) >= maxPendingHellos {
+			// Strangers holding connections open without a hello must
+			// not crowd out the ring's own links or exhaust memory.
+			t.mu.Unlock()
+			t.cfg.Metrics.rejectedStream(false)
+			nc.Close()
+			continue
 		}
 		t.hellos[nc] = struct{}{}
 		t.wg.Add(1)
@@ -191,14 +212,16 @@ func (t *TCPTransport) acceptLoop() {
 func (t *TCPTransport) admit(nc net.Conn) {
 	setNoDelay(nc)
 	nc.SetDeadline(time.Now().Add(t.cfg.HelloTimeout))
-	br := bufio.NewReaderSize(nc, tcpReadBuffer)
-	if _, err := br.Peek(1); err != nil {
+	// The hello is read straight from the socket (a dialer sends nothing
+	// more before the answer): no read buffer for unauthenticated peers.
+	var first [1]byte
+	if _, err := io.ReadFull(nc, first[:]); err != nil {
 		// Closed or silent without a byte: a port probe (readiness
 		// checks connect and hang up), not a peer to refuse.
 		nc.Close()
 		return
 	}
-	k, token, err := readHello(br)
+	k, token, err := readHello(io.MultiReader(bytes.NewReader(first[:]), nc))
 	refuse := func(code byte, unauth bool, err error) {
 		t.cfg.Metrics.rejectedStream(unauth)
 		nc.SetDeadline(time.Now().Add(time.Second)) // the hello's may be spent
@@ -227,7 +250,7 @@ func (t *TCPTransport) admit(nc net.Conn) {
 		return
 	}
 	nc.SetDeadline(time.Time{})
-	c := newTCPConn(nc, br)
+	c := newTCPConn(nc, bufio.NewReaderSize(nc, tcpReadBuffer))
 	if !t.track(c) {
 		c.Close()
 		return
@@ -336,7 +359,7 @@ func (t *TCPTransport) Accept(ctx context.Context, h LinkHello) (Conn, error) {
 
 // readHello parses a dialer's hello: magic, generation, the two member
 // ids (each after its length byte) and the 32-byte token.
-func readHello(br *bufio.Reader) (k linkKey, token []byte, err error) {
+func readHello(br io.Reader) (k linkKey, token []byte, err error) {
 	var head [13]byte
 	if _, err = io.ReadFull(br, head[:]); err != nil {
 		return k, nil, fmt.Errorf("%w: hello: %w", ErrProtocol, err)
