@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/recur-ml/recur/internal/affinity"
 	"io"
 	"net"
 	"os"
@@ -19,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/recur-ml/recur/internal/affinity"
 )
 
 // Train runs `recur train`, the local mode: a coordinator and N worker

@@ -18,31 +18,30 @@ import (
 // RING_BENCH_WINDOW_BYTES, RING_BENCH_BUFFER_BYTES and
 // RING_BENCH_READ_BUFFER_BYTES (GRPCConfig); unset means the default.
 func BenchmarkRing(b *testing.B) {
-	for _, n := range []int{2, 4, 8} {
-		b.Run(fmt.Sprintf("ranks-%d", n), func(b *testing.B) {
-			trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
-				g.WindowBytes = int32(envInt("RING_BENCH_WINDOW_BYTES", 0))
-				g.BufferBytes = envInt("RING_BENCH_BUFFER_BYTES", 0)
-				g.ReadBufferBytes = envInt("RING_BENCH_READ_BUFFER_BYTES", 0)
-			})
-			rings := formRing(b, ms, 1, func(c *Config) {
-				c.SegmentBytes = envInt("RING_BENCH_SEGMENT_BYTES", 0)
-				c.Window = envInt("RING_BENCH_CREDITS", 0)
-			}, func(i int) Transport { return trs[i] })
-			for _, mb := range []int{1, 10, 40} {
-				b.Run(fmt.Sprintf("%dMB", mb), func(b *testing.B) {
-					benchRing(b, rings, mb*1000*1000/4)
-				})
-			}
+	benchTransport(b, func(b *testing.B, n int) ([]closingTransport, []Member) {
+		trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
+			g.WindowBytes = int32(envInt("RING_BENCH_WINDOW_BYTES", 0))
+			g.BufferBytes = envInt("RING_BENCH_BUFFER_BYTES", 0)
+			g.ReadBufferBytes = envInt("RING_BENCH_READ_BUFFER_BYTES", 0)
 		})
-	}
+		return asTransports(trs), ms
+	})
 }
 
 // BenchmarkRingTCP is BenchmarkRing over the plain TCP transport.
 func BenchmarkRingTCP(b *testing.B) {
+	benchTransport(b, func(b *testing.B, n int) ([]closingTransport, []Member) {
+		trs, ms := tcpNodes(b, n, nil)
+		return asTransports(trs), ms
+	})
+}
+
+// benchTransport runs the ranks-N/SIZE sub-benchmarks over the transports
+// nodes starts.
+func benchTransport(b *testing.B, nodes func(b *testing.B, n int) ([]closingTransport, []Member)) {
 	for _, n := range []int{2, 4, 8} {
 		b.Run(fmt.Sprintf("ranks-%d", n), func(b *testing.B) {
-			trs, ms := tcpNodes(b, n, nil)
+			trs, ms := nodes(b, n)
 			rings := formRing(b, ms, 1, func(c *Config) {
 				c.SegmentBytes = envInt("RING_BENCH_SEGMENT_BYTES", 0)
 				c.Window = envInt("RING_BENCH_CREDITS", 0)

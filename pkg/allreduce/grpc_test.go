@@ -66,34 +66,7 @@ func TestGRPCAllReduce(t *testing.T) {
 // dies, the survivors form a new generation with a new member list.
 func TestGRPCNewGenerationAfterPeerDeath(t *testing.T) {
 	trs, ms := grpcNodes(t, 4, nil)
-	cfg := func(c *Config) { c.Timeout = time.Second }
-	rings := formRing(t, ms, 1, cfg, func(i int) Transport { return trs[i] })
-	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, 5000)
-	if _, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil); errors.Join(errs...) != nil {
-		t.Fatal(errs)
-	}
-	trs[2].Close() // rank 2's process dies: its server and links go away
-	rings[2].Close()
-	start := time.Now()
-	_, errs := runAll(testCtx(t, 10*time.Second), rings[:2], bufs[:2], nil)
-	_, errs3 := runAll(testCtx(t, 10*time.Second), rings[3:], bufs[3:], nil)
-	for _, err := range append(errs, errs3...) {
-		var pe *PeerError
-		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != ms[2].Addr {
-			t.Fatalf("error %v does not blame rank 2 (%s)", err, ms[2].Addr)
-		}
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("failure took %v", d)
-	}
-	survivors := []Member{ms[0], ms[1], ms[3]}
-	str := []*GRPCTransport{trs[0], trs[1], trs[3]}
-	rings2 := formRing(t, survivors, 2, cfg, func(i int) Transport { return str[i] })
-	bufs, sum := randomInputs(rand.New(rand.NewPCG(3, 4)), 3, 7777)
-	if _, errs := runAll(testCtx(t, 10*time.Second), rings2, bufs, nil); errors.Join(errs...) != nil {
-		t.Fatal(errs)
-	}
-	checkResult(t, bufs, sum, func(i int) float64 { return 1e-5 * (1 + math.Abs(sum[i])) })
+	checkNewGenerationAfterPeerDeath(t, asTransports(trs), ms, 5000)
 }
 
 func TestGRPCRejectsWrongSecret(t *testing.T) {

@@ -100,12 +100,9 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 		return nil, err
 	}
 	cfg.EnsureDefaults()
-	lis := cfg.Listener
-	if lis == nil {
-		var err error
-		if lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-			return nil, fmt.Errorf("allreduce: listen: %w", err)
-		}
+	lis, err := listen(cfg.Listener, cfg.ListenAddr)
+	if err != nil {
+		return nil, err
 	}
 	t := &GRPCTransport{cfg: cfg, lis: lis, reg: newLinkRegistry()}
 	t.srv = grpc.NewServer(

@@ -2,6 +2,7 @@ package allreduce
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -115,4 +116,57 @@ func checkResult(t *testing.T, bufs [][]float32, want []float64, tol func(i int)
 			}
 		}
 	}
+}
+
+// closingTransport is a Transport that a test can shut down, as a process
+// dying would.
+type closingTransport interface {
+	Transport
+	Close() error
+}
+
+// asTransports widens a slice of one transport type.
+func asTransports[T closingTransport](trs []T) []closingTransport {
+	out := make([]closingTransport, len(trs))
+	for i, t := range trs {
+		out[i] = t
+	}
+	return out
+}
+
+// checkNewGenerationAfterPeerDeath runs a ring of four over trs, kills
+// rank 2 (its transport and ring close), and checks that every survivor's
+// call fails within 2 s blaming rank 2, then that the survivors form
+// generation 2 over the same transports and reduce correctly. A worker
+// keeps its transport while rings come and go.
+func checkNewGenerationAfterPeerDeath(t *testing.T, trs []closingTransport, ms []Member, floats int) {
+	t.Helper()
+	cfg := func(c *Config) { c.Timeout = time.Second }
+	rings := formRing(t, ms, 1, cfg, func(i int) Transport { return trs[i] })
+	bufs, _ := randomInputs(rand.New(rand.NewPCG(1, 2)), 4, floats)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	trs[2].Close() // rank 2's process dies: its listener and links go away
+	rings[2].Close()
+	start := time.Now()
+	_, errs := runAll(testCtx(t, 10*time.Second), rings[:2], bufs[:2], nil)
+	_, errs3 := runAll(testCtx(t, 10*time.Second), rings[3:], bufs[3:], nil)
+	for _, err := range append(errs, errs3...) {
+		var pe *PeerError
+		if !errors.As(err, &pe) || pe.Rank != 2 || pe.Addr != ms[2].Addr {
+			t.Fatalf("error %v does not blame rank 2 (%s)", err, ms[2].Addr)
+		}
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("failure took %v", d)
+	}
+	survivors := []Member{ms[0], ms[1], ms[3]}
+	str := []closingTransport{trs[0], trs[1], trs[3]}
+	rings2 := formRing(t, survivors, 2, cfg, func(i int) Transport { return str[i] })
+	bufs, sum := randomInputs(rand.New(rand.NewPCG(3, 4)), 3, 7777)
+	if _, errs := runAll(testCtx(t, 10*time.Second), rings2, bufs, nil); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	checkResult(t, bufs, sum, func(i int) float64 { return 1e-5 * (1 + math.Abs(sum[i])) })
 }

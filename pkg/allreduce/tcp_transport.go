@@ -106,12 +106,9 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		return nil, err
 	}
 	cfg.EnsureDefaults()
-	lis := cfg.Listener
-	if lis == nil {
-		var err error
-		if lis, err = net.Listen("tcp", cfg.ListenAddr); err != nil {
-			return nil, fmt.Errorf("allreduce: listen: %w", err)
-		}
+	lis, err := listen(cfg.Listener, cfg.ListenAddr)
+	if err != nil {
+		return nil, err
 	}
 	t := &TCPTransport{cfg: cfg, lis: lis, reg: newLinkRegistry(), conns: map[*tcpConn]struct{}{}, hellos: map[net.Conn]struct{}{}}
 	t.wg.Add(1)

@@ -3,6 +3,7 @@ package allreduce
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 )
 
@@ -185,4 +186,17 @@ func (r *linkRegistry) close() {
 	for _, c := range offers {
 		c.Close()
 	}
+}
+
+// listen returns lis, or a new TCP listener on addr when lis is nil: the
+// transports' configs take either.
+func listen(lis net.Listener, addr string) (net.Listener, error) {
+	if lis != nil {
+		return lis, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("allreduce: listen: %w", err)
+	}
+	return l, nil
 }
