@@ -36,6 +36,13 @@ func (l *lazyTransport) Dial(ctx context.Context, h LinkHello) (Conn, error) {
 	return lc, nil
 }
 
+// corrupted returns the reports so far.
+func (l *lazyTransport) corrupted() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.corrupt...)
+}
+
 func (l *lazyTransport) report(format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -72,10 +79,13 @@ func (c *lazyConn) Send(f *Frame) error {
 	}
 }
 
+// release drops the transport's reference to a tracked payload. The
+// count goes down first: Free may be the release the ring waits for, and
+// once it happened AllReduce may return and the test read the count.
 func (c *lazyConn) release(f *Frame) {
 	if f.tx != nil {
-		f.tx.Free()
 		c.tr.held.Add(-1)
+		f.tx.Free()
 	}
 }
 
@@ -159,8 +169,8 @@ func TestZeroCopyPayloadsAreNotModifiedWhileHeld(t *testing.T) {
 					if h := tr.held.Load(); h != 0 {
 						t.Fatalf("call %d: rank %d's transport still holds %d payloads after AllReduce returned", call, i, h)
 					}
-					if len(tr.corrupt) > 0 {
-						t.Fatalf("call %d: rank %d: %v", call, i, tr.corrupt)
+					if c := tr.corrupted(); len(c) > 0 {
+						t.Fatalf("call %d: rank %d: %v", call, i, c)
 					}
 				}
 				for i := range sum {
