@@ -8,7 +8,7 @@ RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/sche
 BENCH    ?= .
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart
+.PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -31,6 +31,12 @@ test-purego:
 ## test-race: race detector on the concurrent packages
 test-race:
 	$(GO) test $(GOFLAGS_TAGS) -race -count=1 -timeout 20m $(RACE_PKGS)
+
+## test-stress: the ring's concurrency tests repeated under the race detector (CI runs it),
+## so that a test that fails now and then shows up before it lands
+STRESS_COUNT ?= 20
+test-stress:
+	$(GO) test $(GOFLAGS_TAGS) -race -count=$(STRESS_COUNT) -timeout 30m ./pkg/allreduce/...
 
 ## test-cluster: multi-process kill -9 tests and the soak test (10 random kills of workers
 ## and the coordinator per run, SOAK_RUNS runs with fresh random seeds)
