@@ -33,8 +33,9 @@ func DefaultAdamWConfig() AdamConfig {
 	return c
 }
 
-// Validate applies PyTorch's checks: betas in [0, 1), eps and weight decay
-// finite and non-negative.
+// Validate applies PyTorch's checks (betas in [0, 1), eps and weight decay
+// finite and non-negative) and one more: eps must be positive, or a
+// parameter whose gradient is zero gets 0/0 = NaN.
 func (c AdamConfig) Validate() error {
 	const huge = 1e300
 	for _, f := range []struct {
@@ -51,7 +52,7 @@ func (c AdamConfig) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return checkEps(KindAdam, c.Eps)
 }
 
 func (c AdamConfig) buffers() int {

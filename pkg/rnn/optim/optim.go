@@ -142,3 +142,12 @@ func checkRange(kind, name string, v, lo, hi float64, openHi bool) error {
 	}
 	return fmt.Errorf("%w: %s %s = %v, want in [%v, %v%s", ErrConfig, kind, name, v, lo, hi, bracket)
 }
+
+// checkEps refuses a zero eps: the update divides by sqrt(v) + eps, and v
+// is 0 wherever a gradient has been 0, so eps = 0 makes 0/0 = NaN.
+func checkEps(kind string, eps float64) error {
+	if eps > 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s eps = %v, want > 0 (the update divides by sqrt(v) + eps, and v is 0 where gradients are 0)", ErrConfig, kind, eps)
+}

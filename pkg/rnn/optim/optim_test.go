@@ -170,6 +170,8 @@ func TestConfigValidate(t *testing.T) {
 		{"adam beta1 = 1", mod(KindAdam, func(c *Config) { c.Adam.Beta1 = 1 }), "beta1 = 1"},
 		{"adam beta1 = 0", mod(KindAdam, func(c *Config) { c.Adam.Beta1 = 0 }), ""},
 		{"adam negative eps", mod(KindAdam, func(c *Config) { c.Adam.Eps = -1 }), "eps = -1"},
+		{"adam zero eps", mod(KindAdam, func(c *Config) { c.Adam.Eps = 0 }), "eps = 0, want > 0"},
+		{"rmsprop zero eps", mod(KindRMSprop, func(c *Config) { c.RMSprop.Eps = 0 }), "eps = 0, want > 0"},
 		{"adamw section is used", mod(KindAdamW, func(c *Config) { c.AdamW.Beta2 = 2 }), "beta2 = 2"},
 		{"adamw ignores adam section", mod(KindAdamW, func(c *Config) { c.Adam.Beta2 = 2 }), ""},
 		{"rmsprop alpha > 1", mod(KindRMSprop, func(c *Config) { c.RMSprop.Alpha = 1.5 }), "alpha = 1.5"},

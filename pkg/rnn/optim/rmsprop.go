@@ -39,7 +39,7 @@ func (c RMSpropConfig) Validate() error {
 			return err
 		}
 	}
-	return nil
+	return checkEps(KindRMSprop, c.Eps)
 }
 
 // buffers returns the number of buffers per parameter and the indices of the
