@@ -21,8 +21,11 @@ type Checkpoint struct {
 	Params []byte
 	// Optimizer is the optimizer state's bytes.
 	Optimizer []byte
-	// RNG is the random generators' state.
-	RNG []byte
+	// Schedule is the learning-rate schedule's state (a plateau
+	// schedule's reductions; schedule.Schedule.MarshalBinary). Records
+	// written before it existed held an unused random-generator blob
+	// here, always empty.
+	Schedule []byte
 	// Hidden is the TBPTT hidden state carried into the next window.
 	Hidden []byte
 	// ConfigHash identifies the configuration of the run (see HashConfig).

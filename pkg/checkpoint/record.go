@@ -21,7 +21,7 @@ import (
 //	config     blob (ConfigHash)
 //	metrics    uvarint count, then per metric: name blob, float64 bits;
 //	           names non-empty UTF-8 in strictly increasing order, values finite
-//	cursor, params, optimizer, rng, hidden: five blobs
+//	cursor, params, optimizer, schedule, hidden: five blobs
 //
 // The small fields come first so that the head (through the metrics) is
 // read without touching the large blobs. Nothing may follow the last blob.
@@ -45,7 +45,7 @@ func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	names := sortedNames(c.Metrics)
-	blobs := [][]byte{c.Cursor, c.Params, c.Optimizer, c.RNG, c.Hidden}
+	blobs := [][]byte{c.Cursor, c.Params, c.Optimizer, c.Schedule, c.Hidden}
 	n := fixedLen + binary.MaxVarintLen64*(2+len(names)+len(blobs)) + len(c.ConfigHash)
 	for _, name := range names {
 		n += len(name) + 8
@@ -118,7 +118,7 @@ func (c *Checkpoint) UnmarshalBinary(data []byte) error {
 	}
 	*c = Checkpoint{
 		Step: h.step, Epoch: h.epoch, WallTime: h.wall, ConfigHash: h.config, Metrics: h.metrics,
-		Cursor: blobs[0], Params: blobs[1], Optimizer: blobs[2], RNG: blobs[3], Hidden: blobs[4],
+		Cursor: blobs[0], Params: blobs[1], Optimizer: blobs[2], Schedule: blobs[3], Hidden: blobs[4],
 	}
 	return nil
 }
@@ -128,7 +128,7 @@ func decodeRecord(data []byte) (head, [][]byte, error) {
 	d := decoder{b: data}
 	h := d.head()
 	blobs := make([][]byte, 5)
-	for i, field := range []string{"cursor", "params", "optimizer", "rng", "hidden"} {
+	for i, field := range []string{"cursor", "params", "optimizer", "schedule", "hidden"} {
 		blobs[i] = d.blob(field)
 	}
 	if d.err == nil && d.off != len(d.b) {

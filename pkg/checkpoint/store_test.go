@@ -25,7 +25,7 @@ func sample(step uint64, loss float64) *Checkpoint {
 		Cursor:     []byte(fmt.Sprintf("cursor-%d", step)),
 		Params:     slices.Repeat([]byte{byte(step)}, 1000),
 		Optimizer:  []byte{1, 2, 3, byte(step)},
-		RNG:        []byte("rng"),
+		Schedule:   []byte("schedule"),
 		Hidden:     slices.Repeat([]byte{0xAB}, 64),
 		ConfigHash: "sha256:abc",
 		Metrics:    map[string]float64{"train_loss": 2.5},
