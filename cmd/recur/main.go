@@ -17,8 +17,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -82,14 +80,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, hex.EncodeToString(b))
 	default:
 		fmt.Fprintf(stderr, "recur: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		return cli.ExitUsage
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
-	}
-	if err != nil {
+	code := cli.ExitCode(err)
+	if err != nil && code != cli.ExitOK {
 		fmt.Fprintln(stderr, "recur:", err)
-		return 1
 	}
-	return 0
+	return code
 }

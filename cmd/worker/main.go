@@ -1,11 +1,10 @@
 // Command worker runs a Recur worker; it is the same as `recur worker`, as a
 // separate binary for deployments that want one process kind per image.
+// Its exit codes are those of recur (see cli.ExitCode).
 package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -16,14 +15,11 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	err := cli.Worker(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return
-	}
-	if err != nil {
+	stop()
+	code := cli.ExitCode(err)
+	if err != nil && code != cli.ExitOK {
 		fmt.Fprintln(os.Stderr, "worker:", err)
-		stop()
-		os.Exit(1)
 	}
+	os.Exit(code)
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"go.uber.org/zap"
@@ -55,12 +57,17 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	advertise := fs.String("advertise", "", "host workers use to reach this coordinator (set it when --listen is 0.0.0.0)")
 	fresh := fs.Bool("fresh", false, "ignore existing checkpoints in --dir (the default resumes from the newest good one)")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
+	startWorkers := fs.Int("start-workers", 0, "workers the first step waits for (default: cluster.min_workers)")
+	stopTimeout := fs.Duration("stop-timeout", 2*time.Minute, "after SIGINT/SIGTERM, how long to wait for the step in flight and the final checkpoint")
+	stall := fs.Duration("stall-timeout", 10*time.Minute, "/healthz fails when no step completes for this long while the run is on (0: never)")
+	level := logLevel(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: recur coordinator [flags]\n\nRuns the coordinator of a training job: membership, ring generations, learning rate,\nvalidation and checkpoints. Workers join with `recur worker --coordinator ADDR --gossip ADDR`.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: recur coordinator [flags]\n\nRuns the coordinator of a training job: membership, ring generations, learning rate,\nvalidation and checkpoints. Workers join with `recur worker --coordinator ADDR --gossip ADDR`.\n\n"+
+			"SIGINT or SIGTERM stops the run at the next step boundary with a final checkpoint (exit %d);\nthe same command resumes it. Exit codes: %s.\n\n", ExitInterrupted, exitCodesHelp)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	job, err := jf.load()
 	if err != nil {
@@ -70,15 +77,16 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	log := NewLogger(stderr)
+	log := newLogger(stderr, *level)
 	defer log.Sync()
-	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Advertise: *advertise, Log: log})
+	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
+		Advertise: *advertise, StartWorkers: *startWorkers, Log: log})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if *metrics != "" {
-		srv, err := serveMetrics(*metrics, c)
+		srv, err := serveMetrics(*metrics, c.Metrics.Handler(), func() error { return c.Health(*stall, maxFailedSaves) })
 		if err != nil {
 			return err
 		}
@@ -87,23 +95,78 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	select {
 	case <-c.Done():
-		log.Info("training complete", zap.String("dir", *dir))
-		return nil
 	case <-ctx.Done():
-		log.Info("stopped; checkpoints are in " + *dir + ", run the same command to resume")
-		return nil
+		interrupt(c, *stopTimeout, log)
+	}
+	return runOutcome(c, *dir, log)
+}
+
+// interrupt stops the run at the next step boundary and waits, saying so
+// every 10 s, for the final checkpoint; a second signal or stopTimeout
+// ends the wait (the newest saved checkpoint stays).
+func interrupt(c *cluster.Coordinator, stopTimeout time.Duration, log *zap.Logger) {
+	log.Warn("interrupted: stopping at the next step boundary with a final checkpoint (signal again to quit at once)",
+		zap.Duration("deadline", stopTimeout))
+	c.Stop(cluster.Interrupted, "interrupted by a signal")
+	again := make(chan os.Signal, 1)
+	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(again)
+	deadline := time.NewTimer(stopTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.Done():
+			return
+		case <-again:
+			log.Warn("second signal: quitting without waiting for the final checkpoint")
+			return
+		case <-deadline.C:
+			log.Warn("no final checkpoint within the stop timeout; quitting", zap.Duration("stop_timeout", stopTimeout))
+			return
+		case <-tick.C:
+			log.Warn("waiting for the step in flight to end and the final checkpoint to be saved")
+		}
 	}
 }
 
-// serveMetrics serves /metrics and /healthz.
-func serveMetrics(addr string, c *cluster.Coordinator) (*http.Server, error) {
+// runOutcome logs how the run ended and returns the error that gives the
+// process its exit code.
+func runOutcome(c *cluster.Coordinator, dir string, log *zap.Logger) error {
+	o, reason, ckpt := c.Outcome()
+	switch o {
+	case cluster.Finished:
+		log.Info("training complete", zap.String("reason", reason), zap.Int64("checkpoint", ckpt), zap.String("dir", dir))
+		return nil
+	case cluster.Diverged:
+		return fmt.Errorf("%w: %s; the newest checkpoint (the last good state) is step %d in %s", cluster.ErrDiverged, reason, ckpt, dir)
+	}
+	return fmt.Errorf("%w (%s); the newest checkpoint is step %d in %s: run the same command to resume", cluster.ErrInterrupted, reason, ckpt, dir)
+}
+
+// maxFailedSaves checkpoint saves failing in a row make the coordinator
+// unhealthy: the run goes on, but nothing it learns is kept.
+const maxFailedSaves = 3
+
+// serveMetrics serves metrics (nil: none) at /metrics and health at
+// /healthz: 200 "ok", or 503 with the reason.
+func serveMetrics(addr string, metrics http.Handler, health func() error) (*http.Server, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", c.Metrics.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	if metrics != nil {
+		mux.Handle("/metrics", metrics)
+	}
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := health(); err != nil {
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 	srv := &http.Server{Addr: lis.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(lis)
 	return srv, nil
@@ -122,12 +185,16 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	advertise := fs.String("advertise", "", "host peers use to reach this worker (default: the listen host, or this machine's IP for 0.0.0.0)")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
 	cpus := fs.String("cpus", os.Getenv("RECUR_WORKER_CPUS"), `pin the worker to these CPUs, e.g. "0" or "2-3" (default: not pinned; env RECUR_WORKER_CPUS)`)
+	joinTimeout := fs.Duration("join-timeout", 10*time.Minute, "give up (exit 75) when the coordinator does not answer for this long")
+	health := fs.String("health", "", `serve /healthz here: 200 while the worker works in a ring generation, else 503 (readiness; "" disables)`)
+	level := logLevel(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n"+
+			"It exits 0 when the coordinator says the job is over. Exit codes: %s.\n\n", exitCodesHelp)
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	key, err := clusterKey(*keyFile)
 	if err != nil {
@@ -136,7 +203,10 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *id == "" {
 		*id = defaultID()
 	}
-	log := NewLogger(stderr)
+	if *joinTimeout <= 0 {
+		return fmt.Errorf("%w: worker --join-timeout must be positive, got %v", errUsage, *joinTimeout)
+	}
+	log := newLogger(stderr, *level)
 	defer log.Sync()
 	if *cpus != "" {
 		set, err := affinity.Parse(*cpus)
@@ -149,13 +219,26 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		log.Info("pinned", zap.String("cpus", affinity.Format(set)))
 	}
 	w, err := cluster.NewWorker(cluster.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
-		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Log: log})
+		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, JoinTimeout: *joinTimeout, Log: log})
 	if err != nil {
 		return err
 	}
 	defer w.Close()
-	if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
+	if *health != "" {
+		srv, err := serveMetrics(*health, nil, func() error {
+			if !w.InGeneration() {
+				return errors.New("not working in a ring generation")
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
 	}
-	return nil
+	err = w.Run(ctx)
+	if ctx.Err() != nil && (err == nil || errors.Is(err, context.Canceled)) {
+		return fmt.Errorf("worker %s: %w by a signal", *id, cluster.ErrInterrupted)
+	}
+	return err
 }

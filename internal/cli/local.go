@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	"github.com/recur-ml/recur/internal/affinity"
+	"github.com/recur-ml/recur/internal/cluster"
 )
 
 // Train runs `recur train`, the local mode: a coordinator and N worker
@@ -52,7 +54,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if *text != "" {
 		jf.sets = append(jf.sets, "data.text="+*text)
@@ -96,7 +98,8 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	}
 	control, gossip, metrics := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
 	env := append(os.Environ(), "RECUR_CLUSTER_KEY="+randomKey())
-	cargs := []string{"coordinator", "--config", jobFile.Name(), "--listen", control, "--gossip", gossip, "--dir", *dir, "--metrics", metrics}
+	cargs := []string{"coordinator", "--config", jobFile.Name(), "--listen", control, "--gossip", gossip, "--dir", *dir, "--metrics", metrics,
+		"--start-workers", strconv.Itoa(*workers)}
 	if *fresh {
 		cargs = append(cargs, "--fresh")
 	}
@@ -106,10 +109,17 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	if err := startLogged(coord, "coordinator", ui); err != nil {
 		return err
 	}
+	coordDone := make(chan error, 1)
+	go func() { coordDone <- coord.Wait() }()
 	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, metrics http://%s/metrics, run directory %s\n", control, *workers, metrics, *dir)
-	pins := workerCPUs(*workers, job.Train.Threads, *pin)
 	var ws []*exec.Cmd
-	for i := 0; i < *workers; i++ {
+	exited, err := awaitListening(ctx, control, coordDone)
+	if err != nil {
+		coord.Process.Kill()
+		return err
+	}
+	pins := workerCPUs(*workers, job.Train.Threads, *pin)
+	for i := 0; i < *workers && !exited; i++ {
 		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip)
 		if pins != nil {
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
@@ -121,34 +131,19 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		}
 		ws = append(ws, w)
 	}
-	done := make(chan error, 1)
-	go func() { done <- coord.Wait() }()
-	var cerr error
-	select {
-	case cerr = <-done:
-	case <-ctx.Done():
-		coord.Process.Signal(syscall.SIGTERM)
-		cerr = <-done
-	}
-	for _, w := range ws {
-		w.Process.Signal(syscall.SIGTERM)
-	}
-	for _, w := range ws {
-		finished := make(chan struct{})
-		go func() { w.Wait(); close(finished) }()
-		select {
-		case <-finished:
-		case <-time.After(5 * time.Second):
-			w.Process.Kill()
-		}
-	}
+	cerr, lost := superviseLocal(ctx, coord, coordDone, ws)
 	ui.finish()
-	if cerr != nil {
-		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
+	if lost != nil {
+		return fmt.Errorf("train: %w; the newest checkpoint is in %s (their logs are above)", lost, *dir)
 	}
-	if ctx.Err() != nil {
-		fmt.Fprintf(stdout, "recur: stopped; run the same command to resume from %s\n", *dir)
-		return nil
+	switch code := exitCodeOf(cerr); {
+	case code == ExitInterrupted:
+		fmt.Fprintf(stdout, "recur: interrupted; run the same command to resume from %s\n", *dir)
+		return fmt.Errorf("%w: by a signal", cluster.ErrInterrupted)
+	case code == ExitDiverged:
+		return fmt.Errorf("%w: see the coordinator's log above; lower schedule.base_lr", cluster.ErrDiverged)
+	case cerr != nil:
+		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
 	}
 	ui.summary(*dir)
 	r, err := openRun(*dir)
@@ -166,6 +161,115 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		fmt.Fprintf(stdout, "\nsample from step %d (temperature 0.8):\n%s\n", r.step, s)
 	}
 	return nil
+}
+
+// superviseLocal waits for the coordinator to end: a signal to recur train
+// is passed on to it as SIGTERM (it stops at the next step boundary with
+// a final checkpoint), and when every worker has exited before it, it is
+// stopped the same way and lost names the workers' fates. Then the workers
+// still running are told to stop, and killed after 5 s. A worker that
+// exits 0 was told the run is over: the coordinator exits next.
+func superviseLocal(ctx context.Context, coord *exec.Cmd, done <-chan error, ws []*exec.Cmd) (cerr, lost error) {
+	type exit struct {
+		i   int
+		err error
+	}
+	exited := make(chan exit, len(ws))
+	for i, w := range ws {
+		go func() { exited <- exit{i, w.Wait()} }()
+	}
+	var fates []string
+	toldToStop := false
+	signalled := ctx.Done()
+wait:
+	for {
+		select {
+		case cerr = <-done:
+			break wait
+		case <-signalled:
+			coord.Process.Signal(syscall.SIGTERM)
+			signalled = nil // passed on once
+		case e := <-exited:
+			fates = append(fates, fmt.Sprintf("worker-%d: %s", e.i+1, orExit0(e.err)))
+			if e.err == nil {
+				toldToStop = true // the run is over: the coordinator exits next
+			}
+			if len(fates) == len(ws) && !toldToStop {
+				lost = fmt.Errorf("every worker exited before the run ended (%s)", strings.Join(fates, "; "))
+				coord.Process.Signal(syscall.SIGTERM)
+			}
+		}
+	}
+	for _, w := range ws {
+		w.Process.Signal(syscall.SIGTERM) // an error for those already gone
+	}
+	deadline := time.After(5 * time.Second)
+	for n := len(fates); n < len(ws); n++ {
+		select {
+		case <-exited:
+		case <-deadline:
+			for _, w := range ws {
+				w.Process.Kill()
+			}
+			return cerr, lost
+		}
+	}
+	return cerr, lost
+}
+
+// awaitListening waits until the coordinator accepts connections, so the
+// workers' first join succeeds. A coordinator that exits first either had
+// nothing to do (the run had finished: exit 0; its result stays in done
+// for the caller; exited is true) or failed at start (its log says why).
+func awaitListening(ctx context.Context, addr string, done chan error) (exited bool, err error) {
+	deadline := time.Now().Add(time.Minute)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return false, nil
+		}
+		select {
+		case err := <-done:
+			done <- err // for superviseLocal
+			if err != nil {
+				return true, fmt.Errorf("train: the coordinator exited at start: %v (its log is above)", err)
+			}
+			return true, nil
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w: by a signal before training started", cluster.ErrInterrupted)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return false, fmt.Errorf("train: the coordinator did not listen on %s within a minute", addr)
+		}
+	}
+}
+
+func orExit0(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+// exitCodeOf is the exit code of a child process's Wait error.
+func exitCodeOf(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return ExitError
+	}
+	return ExitOK
+}
+
+// childAttr puts a child in its own process group, so a Ctrl-C at the
+// terminal reaches only recur train (which stops the run cleanly), and
+// has the kernel send it SIGTERM if recur train dies, even by SIGKILL.
+func childAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 }
 
 func hasSet(sets []string, key string) bool {
@@ -210,6 +314,7 @@ func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
 		return err
 	}
 	cmd.Stdout = io.Discard
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -9,8 +10,18 @@ import (
 	"go.uber.org/zap/zapcore"
 )
 
-// NewLogger logs in console format on a terminal and as JSON otherwise.
-func NewLogger(w io.Writer) *zap.Logger {
+// NewLogger logs at Info level in console format on a terminal and as
+// JSON otherwise.
+func NewLogger(w io.Writer) *zap.Logger { return newLogger(w, zap.InfoLevel) }
+
+// logLevel registers --log-level on fs.
+func logLevel(fs *flag.FlagSet) *zapcore.Level {
+	l := zap.InfoLevel
+	fs.Var(&l, "log-level", "log level: debug, info, warn or error")
+	return &l
+}
+
+func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	var encoder zapcore.Encoder
@@ -20,7 +31,7 @@ func NewLogger(w io.Writer) *zap.Logger {
 	} else {
 		encoder = zapcore.NewJSONEncoder(enc)
 	}
-	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), zap.InfoLevel))
+	return zap.New(zapcore.NewCore(encoder, zapcore.AddSync(w), level))
 }
 
 // IsTerminal reports whether f is a character device (a terminal).

@@ -110,7 +110,7 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 always takes the most likely character")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRun(*dir)
 	if err != nil {
@@ -132,7 +132,7 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	text := fs.String("text", "", "evaluate on this whole file instead of the job's validation split")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRun(*dir)
 	if err != nil {
@@ -241,7 +241,7 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	out := fs.String("out", "", "output file (default RUN/model.safetensors)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRun(*dir)
 	if err != nil {
@@ -268,7 +268,7 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return err
+		return usageError(err)
 	}
 	if *input == "" {
 		return errors.New("predict: --input is required")

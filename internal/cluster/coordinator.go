@@ -42,7 +42,13 @@ type CoordinatorConfig struct {
 	// ring's workers to report before it forms a generation without them;
 	// default 10s.
 	RejoinGrace time.Duration
-	Log         *zap.Logger
+	// StartWorkers is how many workers the first generation waits for
+	// (default: cluster.min_workers).
+	StartWorkers int
+	// WarnEvery is how often a wait (too few workers, the last ring's
+	// workers, a back-off) is reported at Warn level; default 10s.
+	WarnEvery time.Duration
+	Log       *zap.Logger
 }
 
 func (c *CoordinatorConfig) defaults() {
@@ -58,7 +64,20 @@ func (c *CoordinatorConfig) defaults() {
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
+	if c.WarnEvery == 0 {
+		c.WarnEvery = 10 * time.Second
+	}
 }
+
+// Errors that say how a run ended other than finished; the command line
+// maps each to its own exit code.
+var (
+	// ErrDiverged: the run stopped after too many non-finite steps.
+	ErrDiverged = errors.New("training diverged")
+	// ErrInterrupted: an operator stopped the run; it resumes from the
+	// final checkpoint.
+	ErrInterrupted = errors.New("training interrupted")
+)
 
 // Coordinator owns the plan of a training run: membership, generations,
 // the learning rate of each step, validation and checkpoints.
@@ -74,25 +93,33 @@ type Coordinator struct {
 	gossip  *gossip
 	Metrics *Metrics
 
-	mu           sync.Mutex
-	p            *Planner
-	changed      chan struct{}
-	ckptBlob     []byte // the newest checkpoint's state, served to workers (under mu)
-	ckptStep     int64
-	finished     chan struct{}
-	once         sync.Once
-	bestVal      float64
-	started      time.Time
-	stats        Stats
-	savedGen     uint64
-	curve        lossCurve
-	saving       sync.WaitGroup
-	pendingFinal int64
-	crcs         map[stateKey]stateSeen
-	closed       chan struct{} // closed by Close
-	closeOnce    sync.Once
-	checked      int // state checksums compared
-	diverged     int // and found different
+	mu        sync.Mutex
+	p         *Planner
+	changed   chan struct{}
+	ckptBlob  []byte // the newest checkpoint's state, served to workers (under mu)
+	ckptStep  int64
+	finished  chan struct{}
+	once      sync.Once
+	bestVal   float64
+	sinceBest int // validations since the best one (train.early_stop)
+	started   time.Time
+	// elapsedBefore is the training time of earlier coordinator processes
+	// of this run, read from the checkpoint resumed: time budgets count
+	// the whole run.
+	elapsedBefore time.Duration
+	finishing     bool      // a finish is under way (under mu)
+	lastStep      time.Time // when the last step completed (or the start)
+	failedSaves   int       // checkpoint saves that failed in a row
+	stats         Stats
+	savedGen      uint64
+	curve         lossCurve
+	saving        sync.WaitGroup
+	pendingFinal  int64
+	crcs          map[stateKey]stateSeen
+	closed        chan struct{} // closed by Close
+	closeOnce     sync.Once
+	checked       int // state checksums compared
+	diverged      int // and found different
 }
 
 // NewCoordinator opens the checkpoint store (resuming from its newest good
@@ -106,7 +133,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -128,6 +155,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
 		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
+		MaxSkips: cfg.Job.Train.MaxSkippedSteps, StartWorkers: cfg.StartWorkers,
 		LR: func(step int64, world int) float64 { return c.sched.LR(int(step), world) }}
 	if c.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
 		c.store.Close()
@@ -136,6 +164,9 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if c.p, err = NewPlanner(pc, c.ckptStep, c.advertised()); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if m := cfg.Job.Train.Minutes; m > 0 && c.elapsedBefore.Minutes() >= m {
+		c.p.RequestStop(Finished, fmt.Sprintf("already finished: the time budget of %g minutes was spent (%v trained)", m, c.elapsedBefore.Round(time.Second)))
 	}
 	gen, ring := c.loadGeneration()
 	c.p.SetGeneration(gen)
@@ -148,7 +179,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	c.Metrics.registerRejected(c.auth)
 	c.srv = grpc.NewServer(c.auth.serverOptions()...)
 	controlpb.RegisterControlServer(c.srv, c)
-	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt})
+	jobHash := cfg.Job.Hash()
+	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt, job: func() string { return jobHash }})
 	go c.srv.Serve(c.lis)
 	if cfg.Gossip != "off" {
 		if c.gossip, err = startGossip(CoordinatorID, cfg.Gossip, cfg.Advertise, cfg.Secret, c.advertised(), c.memberGone, c.log); err != nil {
@@ -161,8 +193,73 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(ring) > 0 {
 		go c.awaitLastRing()
 	}
+	go c.watch()
+	if o, reason := c.p.Outcome(); o != Ongoing {
+		c.log.Info("nothing to train", zap.String("outcome", o.String()), zap.String("reason", reason))
+		c.mu.Lock()
+		c.finishIfIdle()
+		c.mu.Unlock()
+	}
 	return c, nil
 }
+
+// Health reports why the coordinator is unhealthy (nil: healthy): no
+// step completed for stall while the run is on, or maxFailedSaves
+// checkpoint saves failed in a row. A run that ended is healthy.
+func (c *Coordinator) Health(stall time.Duration, maxFailedSaves int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if o, _ := c.p.Outcome(); o != Ongoing {
+		return nil
+	}
+	if maxFailedSaves > 0 && c.failedSaves >= maxFailedSaves {
+		return fmt.Errorf("the last %d checkpoint saves failed", c.failedSaves)
+	}
+	if since := time.Since(c.lastStep); stall > 0 && since > stall {
+		reason := c.p.WaitReason()
+		if reason == "" {
+			reason = fmt.Sprintf("generation %d at step %d", c.p.Generation(), c.p.Step())
+		}
+		return fmt.Errorf("no step completed for %v (%s)", since.Round(time.Second), reason)
+	}
+	return nil
+}
+
+// Outcome says how the run ended (Ongoing until Done is closed), why, and
+// the step of the newest checkpoint saved (-1: none).
+func (c *Coordinator) Outcome() (Outcome, string, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	o, reason := c.p.Outcome()
+	return o, reason, c.ckptStep
+}
+
+// Stop ends the run early with outcome o (Interrupted for an operator's
+// signal): at the next step boundary, with a final checkpoint of that
+// step, or at once when no generation is running. Done is closed when
+// the final checkpoint is saved.
+func (c *Coordinator) Stop(o Outcome, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.p.RequestStop(o, reason)
+	c.broadcast()
+	c.finishIfIdle()
+}
+
+// finishIfIdle finishes a run that ended without a final checkpoint to
+// fetch (nothing ran, or a stop came between generations): no worker's
+// Stop plan would finish it if none is connected. The caller holds c.mu.
+func (c *Coordinator) finishIfIdle() {
+	if o, _ := c.p.Outcome(); o == Ongoing || c.finishing || len(c.p.checkpoint) > 0 || c.pendingFinal > 0 {
+		return
+	}
+	c.finishing = true
+	go c.finish(context.Background(), "")
+}
+
+// elapsed is the run's training time so far, over every coordinator
+// process; the caller holds c.mu.
+func (c *Coordinator) elapsed() time.Duration { return c.elapsedBefore + time.Since(c.started) }
 
 // gossipSettle is how long after a restart the gossip membership is taken
 // as complete: live workers rejoin it within about a second, or are learnt
@@ -206,6 +303,38 @@ func (c *Coordinator) awaitLastRing() {
 			c.p.Tick(now)
 			c.broadcast()
 			c.mu.Unlock()
+		}
+	}
+}
+
+// watch says at Warn level, every WarnEvery, what a waiting coordinator
+// waits for, and applies the planner's deadlines (a back-off ends even
+// when no worker reports).
+func (c *Coordinator) watch() {
+	t := time.NewTicker(min(c.cfg.WarnEvery, time.Second))
+	defer t.Stop()
+	var since, warned time.Time
+	for {
+		select {
+		case <-c.finished:
+			return
+		case <-c.closed:
+			return
+		case now := <-t.C:
+			c.mu.Lock()
+			c.p.Tick(now)
+			c.broadcast()
+			reason := c.p.WaitReason()
+			c.mu.Unlock()
+			switch {
+			case reason == "":
+				since = time.Time{}
+			case since.IsZero():
+				since, warned = now, now
+			case now.Sub(warned) >= c.cfg.WarnEvery:
+				warned = now
+				c.log.Warn("waiting: "+reason, zap.Duration("waited", now.Sub(since).Round(time.Second)))
+			}
 		}
 	}
 }
@@ -303,7 +432,19 @@ func (c *Coordinator) resume() error {
 	if v, ok := ck.Metrics["best_val_loss"]; ok {
 		c.bestVal = v
 	}
-	c.log.Info("resuming from checkpoint", zap.Uint64("step", ck.Step))
+	if v, ok := ck.Metrics["validations_since_best"]; ok && v >= 0 {
+		c.sinceBest = int(v)
+	}
+	if v, ok := ck.Metrics["elapsed_seconds"]; ok && v > 0 {
+		c.elapsedBefore = time.Duration(v * float64(time.Second))
+	}
+	if len(ck.Schedule) > 0 {
+		if err := c.sched.UnmarshalBinary(ck.Schedule); err != nil {
+			return fmt.Errorf("coordinator: checkpoint of step %d: schedule state: %w", ck.Step, err)
+		}
+	}
+	c.log.Info("resuming from checkpoint", zap.Uint64("step", ck.Step), zap.Duration("trained_before", c.elapsedBefore.Round(time.Second)),
+		zap.Float64("lr_factor", c.sched.Factor()))
 	return nil
 }
 
@@ -381,6 +522,7 @@ func (c *Coordinator) broadcast() {
 	for _, e := range c.p.Events() {
 		c.log.Info(e)
 	}
+	c.finishIfIdle()
 	c.Metrics.members.Set(float64(len(c.p.Members())))
 	if g := c.p.Generation(); g != c.savedGen && len(c.p.ring) > 0 {
 		// Persisted only when it changes: a restart must never reuse it.
@@ -418,6 +560,13 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
+	if err := c.checkAdvertised(req); err != nil {
+		return nil, err
+	}
+	if h := c.cfg.Job.Hash(); req.ConfigHash != "" && req.ConfigHash != h {
+		c.log.Warn("worker holds the state of another job; it drops it and syncs", zap.String("worker", req.WorkerId),
+			zap.String("its_job", req.ConfigHash), zap.String("this_job", h))
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.p.Join(Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, time.Now()); err != nil {
@@ -427,13 +576,43 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 	return &controlpb.JoinReply{ConfigJson: b, Cluster: "recur"}, nil
 }
 
+// checkAdvertised refuses a worker that advertises a loopback address to
+// a coordinator that others reach over the network: its ring neighbours
+// would dial themselves.
+func (c *Coordinator) checkAdvertised(req *controlpb.JoinRequest) error {
+	if isLoopback(c.advertised()) {
+		return nil
+	}
+	for _, a := range []struct{ what, addr string }{{"ring", req.RingAddr}, {"peer", req.PeerAddr}} {
+		if isLoopback(a.addr) {
+			c.log.Warn("refused a worker that advertises a loopback address", zap.String("worker", req.WorkerId), zap.String(a.what, a.addr))
+			return status.Errorf(codes.InvalidArgument, "worker %s advertises the loopback %s address %s, which other machines cannot reach; "+
+				"listen on a reachable address or set --advertise", req.WorkerId, a.what, a.addr)
+		}
+	}
+	return nil
+}
+
+// isLoopback reports whether host:port names a loopback address.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // Step records a report and returns the worker's next plan when there is one.
 func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
 	now := time.Now()
 	c.mu.Lock()
 	r := Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
 		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
-		ValSum: rep.ValLossSum, ValCount: rep.ValCount}
+		ValSum: rep.ValLossSum, ValCount: rep.ValCount, Skipped: rep.Skipped, SkipReason: rep.SkipReason}
 	before := len(c.p.History())
 	if err := c.p.Report(r, now); err != nil {
 		c.mu.Unlock()
@@ -453,8 +632,12 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		plan, ok := c.p.Next(rep.WorkerId)
 		if ok {
 			c.startCheckpoints(plan)
+			start := plan.Action == Stop && !c.finishing
+			if start {
+				c.finishing = true
+			}
 			c.mu.Unlock()
-			if plan.Action == Stop {
+			if start {
 				c.finish(ctx, rep.WorkerId)
 			}
 			return c.toProto(plan), nil
@@ -482,8 +665,11 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		c.stats.Tokens += rep.LossCount
 	}
 	h := c.p.History()
-	if m := c.cfg.Job.Train.Minutes; m > 0 && time.Since(c.started).Minutes() >= m {
-		c.p.RequestStop(fmt.Sprintf("time budget of %g minutes spent", m))
+	if m := c.cfg.Job.Train.Minutes; m > 0 && c.elapsed().Minutes() >= m {
+		c.p.RequestStop(Finished, fmt.Sprintf("time budget of %g minutes spent", m))
+	}
+	if len(h) > before {
+		c.lastStep = time.Now()
 	}
 	for _, rec := range h[before:] {
 		c.curve.train = append(c.curve.train, point{float64(rec.Step), rec.Loss})
@@ -511,7 +697,12 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 				c.log.Warn("schedule", zap.Error(err))
 			}
 			if v < c.bestVal {
-				c.bestVal = v
+				c.bestVal, c.sinceBest = v, 0
+			} else {
+				c.sinceBest++
+			}
+			if n := c.cfg.Job.Train.EarlyStop; n > 0 && c.sinceBest >= n {
+				c.p.RequestStop(Finished, fmt.Sprintf("early stop: no better validation loss than %.4f in %d validations", c.bestVal, c.sinceBest))
 			}
 			c.log.Info("validation", zap.Int64("step", rep.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)))
 		}
@@ -612,7 +803,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	b, err := fetchState(ctx, addr, c.cfg.Secret, step)
+	b, err := fetchState(ctx, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
 	if err != nil {
 		c.log.Warn("checkpoint fetch failed", zap.Int64("step", step), zap.Error(err))
 		return
@@ -623,7 +814,8 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	c.mu.Lock()
-	metrics := map[string]float64{"best_val_loss": c.bestVal}
+	metrics := map[string]float64{"best_val_loss": c.bestVal, "elapsed_seconds": c.elapsed().Seconds(),
+		"validations_since_best": float64(c.sinceBest)}
 	if n := len(c.curve.train); n > 0 {
 		metrics["train_loss"] = c.curve.train[n-1].y
 	}
@@ -636,14 +828,25 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 			delete(metrics, k)
 		}
 	}
+	sched, err := c.sched.MarshalBinary()
+	if err != nil {
+		c.log.Warn("checkpoint: schedule state", zap.Int64("step", step), zap.Error(err))
+		return
+	}
 	ck := &checkpoint.Checkpoint{Step: uint64(st.Step), Params: st.Params, Optimizer: st.Optim, Hidden: floatsToBytes(st.Carry),
-		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics}
+		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched}
 	if err := c.store.Save(ctx, ck); err != nil {
-		c.log.Warn("checkpoint save failed", zap.Int64("step", step), zap.Error(err))
+		c.mu.Lock()
+		c.failedSaves++
+		n := c.failedSaves
+		c.mu.Unlock()
+		c.Metrics.failedSaves.Inc()
+		c.log.Warn("checkpoint save failed", zap.Int64("step", step), zap.Int("failed_in_a_row", n), zap.Error(err))
 		return
 	}
 	c.Metrics.checkpoints.Inc()
 	c.mu.Lock()
+	c.failedSaves = 0
 	if st.Step > c.ckptStep {
 		// Serve it: should every worker lose its state, training goes on
 		// from here rather than from the checkpoint it resumed from.

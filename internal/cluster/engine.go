@@ -20,6 +20,7 @@ import (
 // compute side of a worker, with no networking of its own.
 type engine struct {
 	job   JobConfig
+	hash  string // job.Hash(): the job this state belongs to
 	task  task
 	model *rnn.Model[float32]
 	opt   optim.Optimizer[float32]
@@ -44,7 +45,7 @@ func newEngine(job JobConfig) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{job: job, task: t, snapStep: -1}
+	e := &engine{job: job, hash: job.Hash(), task: t, snapStep: -1}
 	if err := e.build(); err != nil {
 		t.close()
 		return nil, err
@@ -187,7 +188,8 @@ func (e *engine) setRing(rank, world int) error {
 // stepResult is the outcome of one distributed step.
 type stepResult struct {
 	lossSum, count float64
-	skipped        bool // some rank had a non-finite gradient
+	skipped        bool   // the update was skipped on every rank: non-finite values
+	skipReason     string // where they were
 	compute        time.Duration
 	allreduce      time.Duration
 	busbw          float64
@@ -207,7 +209,7 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	cs := e.carrySize()
 	e.buf = grow(e.buf, n+2+cs)
 	clear(e.buf[n:])
-	bad := false
+	bad, badReason := false, ""
 	if batch.B > 0 {
 		e.init = rnn.State[float32]{}
 		if cs > 0 {
@@ -219,7 +221,9 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 			return res, fmt.Errorf("step %d: %w", e.step, err)
 		}
 		bad = err != nil
-		if !bad {
+		if bad {
+			badReason = fmt.Sprintf("rank %d: %v", e.rank, err)
+		} else {
 			copy(e.buf, e.model.Params.Grad)
 			e.buf[n], e.buf[n+1] = float32(out.Loss), float32(out.Count)
 			if cs > 0 {
@@ -241,6 +245,10 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	}
 	if ar.AnyBad {
 		res.skipped = true
+		res.skipReason = badReason
+		if res.skipReason == "" {
+			res.skipReason = "a non-finite loss or gradient on another rank"
+		}
 		e.step++ // the batch is consumed, the update skipped on every rank
 		return res, nil
 	}
@@ -248,7 +256,12 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	copy(e.model.Params.Grad, e.buf[:n])
 	copy(e.carry, e.buf[n+2:])
 	if _, err := e.tr.Apply(int(math.Round(res.count)), lr); err != nil {
-		return res, fmt.Errorf("step %d: %w", e.step, err)
+		if !isNonFinite(err) {
+			return res, fmt.Errorf("step %d: %w", e.step, err)
+		}
+		// Every rank holds the same summed gradient, so every rank finds
+		// it non-finite and skips this update alike.
+		res.skipped, res.skipReason = true, err.Error()
 	}
 	e.step++
 	return res, nil

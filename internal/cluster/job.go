@@ -77,6 +77,13 @@ type TrainConfig struct {
 	CheckpointEvery int64   `yaml:"checkpoint_every" json:"checkpoint_every"` // default 100
 	ValidateEvery   int64   `yaml:"validate_every" json:"validate_every"`     // default 200
 	ValWindows      int     `yaml:"val_windows" json:"val_windows"`           // validation windows per evaluation, 0: all
+	// MaxSkippedSteps ends the run as diverged after this many
+	// consecutive steps whose update was skipped on every rank (a
+	// non-finite loss or gradient); default 10, -1: never.
+	MaxSkippedSteps int `yaml:"max_skipped_steps" json:"max_skipped_steps"`
+	// EarlyStop ends the run (as finished) when the validation loss has
+	// not improved for this many validations in a row; 0: off.
+	EarlyStop int `yaml:"early_stop" json:"early_stop"`
 }
 
 // ClusterConfig is the cluster policy.
@@ -106,7 +113,7 @@ func DefaultJob() JobConfig {
 		Data:      DataConfig{Seq: 100, Horizon: 1, Batch: 32, TrainFraction: 0.9},
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
-		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200},
+		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200, MaxSkippedSteps: 10},
 		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingTCP},
 	}
 }
@@ -161,6 +168,12 @@ func (c JobConfig) Validate() error {
 		return fmt.Errorf("config train.clip must not be negative, got %v", c.Train.Clip)
 	case c.Train.CheckpointEvery < 0 || c.Train.ValidateEvery < 0 || c.Train.ValWindows < 0:
 		return fmt.Errorf("config train.checkpoint_every, validate_every and val_windows must not be negative")
+	case c.Train.MaxSkippedSteps < -1:
+		return fmt.Errorf("config train.max_skipped_steps must be positive, or -1 for no limit, got %d", c.Train.MaxSkippedSteps)
+	case c.Train.EarlyStop < 0:
+		return fmt.Errorf("config train.early_stop must not be negative, got %d", c.Train.EarlyStop)
+	case c.Train.EarlyStop > 0 && c.Train.ValidateEvery == 0:
+		return fmt.Errorf("config train.early_stop needs train.validate_every")
 	case c.Cluster.MaxWorkers != 0 && c.Cluster.MaxWorkers < c.Cluster.MinWorkers:
 		return fmt.Errorf("config cluster.max_workers %d is below cluster.min_workers %d", c.Cluster.MaxWorkers, c.Cluster.MinWorkers)
 	case c.Cluster.RingTransport != "" && c.Cluster.RingTransport != RingTCP && c.Cluster.RingTransport != RingGRPC:

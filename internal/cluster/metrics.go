@@ -21,6 +21,7 @@ type Metrics struct {
 	generation       prometheus.Gauge
 	members          prometheus.Gauge
 	checkpoints      prometheus.Counter
+	failedSaves      prometheus.Counter
 	stateChecks      prometheus.Counter
 	divergences      prometheus.Counter
 }
@@ -43,13 +44,14 @@ func NewMetrics() *Metrics {
 		generation:       g("generation", "Current ring generation."),
 		members:          g("members", "Workers in the current ring."),
 		checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoints_total", Help: "Checkpoints saved."}),
+		failedSaves:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoint_failures_total", Help: "Checkpoint saves that failed."}),
 		stateChecks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_checks_total",
 			Help: "Worker states compared (by checksum) with another member's state of the same step and generation."}),
 		divergences: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_divergences_total",
 			Help: "Members of one generation found holding different weights for the same step."}),
 	}
 	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members,
-		m.checkpoints, m.stateChecks, m.divergences)
+		m.checkpoints, m.failedSaves, m.stateChecks, m.divergences)
 	return m
 }
 

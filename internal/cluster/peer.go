@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -19,17 +20,24 @@ const chunkBytes = 1 << 20
 type stateServer struct {
 	controlpb.UnimplementedPeerServer
 	stateAt func(step int64) ([]byte, error)
+	// job returns the hash of the job whose state is served ("": none yet).
+	job func() string
 }
 
-// State streams the state of the requested step in chunks.
+// State streams the state of the requested step in chunks. A request from
+// another job is refused, naming both.
 func (s *stateServer) State(req *controlpb.StateRequest, stream controlpb.Peer_StateServer) error {
+	job := s.job()
+	if req.JobHash != "" && job != "" && req.JobHash != job {
+		return status.Errorf(codes.FailedPrecondition, "%v: state of job %s requested, this process holds job %s", ErrOtherJob, req.JobHash, job)
+	}
 	b, err := s.stateAt(req.Step)
 	if err != nil {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
 	for off := 0; ; off += chunkBytes {
 		end := min(off+chunkBytes, len(b))
-		if err := stream.Send(&controlpb.StateChunk{Step: req.Step, Data: b[off:end], Last: end == len(b)}); err != nil {
+		if err := stream.Send(&controlpb.StateChunk{Step: req.Step, Data: b[off:end], Last: end == len(b), JobHash: job}); err != nil {
 			return err
 		}
 		if end == len(b) {
@@ -38,14 +46,19 @@ func (s *stateServer) State(req *controlpb.StateRequest, stream controlpb.Peer_S
 	}
 }
 
-// fetchState downloads the state of step from the Peer service at addr.
-func fetchState(ctx context.Context, addr string, secret []byte, step int64) ([]byte, error) {
+// ErrOtherJob reports a state, worker or checkpoint of another job than
+// this process's: it is never adopted.
+var ErrOtherJob = errors.New("cluster: state of another job")
+
+// fetchState downloads the state of step of job (its hash) from the Peer
+// service at addr; a state of another job is refused.
+func fetchState(ctx context.Context, addr string, secret []byte, step int64, job string) ([]byte, error) {
 	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
 	if err != nil {
 		return nil, fmt.Errorf("state from %s: %w", addr, err)
 	}
 	defer conn.Close()
-	stream, err := controlpb.NewPeerClient(conn).State(ctx, &controlpb.StateRequest{Step: step})
+	stream, err := controlpb.NewPeerClient(conn).State(ctx, &controlpb.StateRequest{Step: step, JobHash: job})
 	if err != nil {
 		return nil, fmt.Errorf("state from %s: %w", addr, err)
 	}
@@ -57,6 +70,9 @@ func fetchState(ctx context.Context, addr string, secret []byte, step int64) ([]
 		}
 		if err != nil {
 			return nil, fmt.Errorf("state of step %d from %s: %w", step, addr, err)
+		}
+		if c.JobHash != "" && c.JobHash != job {
+			return nil, fmt.Errorf("state from %s: %w: it belongs to job %s, this process trains job %s", addr, ErrOtherJob, c.JobHash, job)
 		}
 		b = append(b, c.Data...)
 		if c.Last {

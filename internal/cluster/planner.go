@@ -79,6 +79,10 @@ type Report struct {
 	Err        string
 	FailedPeer string
 	Ready      bool // after Sync/Ready: it holds StateStep and serves it
+	// Skipped: the step ran but its update was skipped on every rank (a
+	// non-finite loss or gradient); SkipReason says where.
+	Skipped    bool
+	SkipReason string
 	Step       int64
 	LossSum    float64
 	LossCount  float64
@@ -98,6 +102,14 @@ type PlannerConfig struct {
 	// of the last ring to report the states they hold before it forms a
 	// generation without them; default 10s.
 	RejoinGrace time.Duration
+	// StartWorkers is how many workers the first generation waits for
+	// (local mode starts all of its workers before step 1); later ones
+	// need only MinWorkers. Default MinWorkers.
+	StartWorkers int
+	// MaxSkips ends the run as Diverged after this many consecutive
+	// skipped steps (non-finite loss or gradient); default 10, negative:
+	// never.
+	MaxSkips int
 	// LR returns the learning rate of a step for a world size; required.
 	LR func(step int64, world int) float64
 }
@@ -112,6 +124,9 @@ func (c *PlannerConfig) defaults() {
 	if c.RejoinGrace == 0 {
 		c.RejoinGrace = 10 * time.Second
 	}
+	if c.MaxSkips == 0 {
+		c.MaxSkips = 10
+	}
 }
 
 // Validate reports an impossible policy.
@@ -120,6 +135,8 @@ func (c PlannerConfig) Validate() error {
 	switch {
 	case c.MinWorkers < 1:
 		return fmt.Errorf("cluster: min workers must be at least 1, got %d", c.MinWorkers)
+	case c.StartWorkers < 0 || c.MaxWorkers != 0 && c.StartWorkers > c.MaxWorkers:
+		return fmt.Errorf("cluster: start workers %d must be in [0, max workers %d]", c.StartWorkers, c.MaxWorkers)
 	case c.MaxWorkers != 0 && c.MaxWorkers < c.MinWorkers:
 		return fmt.Errorf("cluster: max workers %d is below min workers %d", c.MaxWorkers, c.MinWorkers)
 	case c.TotalSteps < 0 || c.CheckpointEvery < 0 || c.ValidateEvery < 0:
@@ -159,6 +176,33 @@ type StepRecord struct {
 	World      int
 	LR         float64
 	Loss       float64 // mean loss of the global batch
+	Skipped    bool    // the update was skipped (non-finite values)
+}
+
+// Outcome is how a run ended.
+type Outcome int
+
+const (
+	// Ongoing: the run has not ended.
+	Ongoing Outcome = iota
+	// Finished: the step or time budget was reached (or the run was
+	// already finished when the coordinator started).
+	Finished
+	// Diverged: MaxSkips consecutive steps had non-finite values.
+	Diverged
+	// Interrupted: an operator stopped the run before its budget; it
+	// resumes from the final checkpoint.
+	Interrupted
+)
+
+var outcomeNames = [...]string{"ongoing", "finished", "diverged", "interrupted"}
+
+// String names the outcome.
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
 }
 
 // Planner decides what every worker does, from joins, departures and
@@ -184,7 +228,16 @@ type Planner struct {
 	history    []StepRecord
 	events     []string
 	stopReason string
-	stopAsked  string // stop at the next step boundary, for this reason
+	stopAsked  string  // stop at the next step boundary, for this reason
+	stopAs     Outcome // and with this outcome
+	outcome    Outcome
+	skips      int    // consecutive skipped steps
+	lastSkip   string // why the last one was skipped
+	// failStreak counts generations that failed without completing a
+	// step; from the second on, forming the next one waits (holdUntil).
+	failStreak int
+	holdUntil  time.Time
+	ran        bool // a generation has run: StartWorkers no longer applies
 	// expect holds the members of the last ring before a coordinator
 	// restart that have not reported yet; no generation forms before they
 	// do, leave, or expectUntil passes.
@@ -205,9 +258,28 @@ func NewPlanner(cfg PlannerConfig, coordStep int64, coordPeer string) (*Planner,
 		return nil, err
 	}
 	cfg.defaults()
-	return &Planner{cfg: cfg, workers: map[string]*worker{}, coordStep: coordStep, coordPeer: coordPeer,
-		lastCkpt: coordStep, val: map[int64]*valAgg{}}, nil
+	p := &Planner{cfg: cfg, workers: map[string]*worker{}, coordStep: coordStep, coordPeer: coordPeer,
+		lastCkpt: coordStep, val: map[int64]*valAgg{}}
+	if p.budgetSpent(coordStep) {
+		p.end(Finished, fmt.Sprintf("already finished: the checkpoint is at step %d of %d", coordStep, cfg.TotalSteps))
+	}
+	return p, nil
 }
+
+// budgetSpent reports whether a state at step has used the step budget.
+func (p *Planner) budgetSpent(step int64) bool {
+	return p.cfg.TotalSteps > 0 && step >= p.cfg.TotalSteps
+}
+
+// end finishes the run with outcome o.
+func (p *Planner) end(o Outcome, reason string) {
+	p.phase, p.outcome, p.stopReason = done, o, reason
+	p.ring = nil
+	p.event(fmt.Sprintf("training %s: %s", o, reason))
+}
+
+// Outcome returns how the run ended (Ongoing while it runs) and why.
+func (p *Planner) Outcome() (Outcome, string) { return p.outcome, p.stopReason }
 
 // Generation returns the current generation number.
 func (p *Planner) Generation() uint64 { return p.gen }
@@ -407,12 +479,12 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		// the source too, is asked again and reports what it really holds
 		// (a source that lost the state fails its Ready and says so).
 		p.event(fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
-		p.regroup(now)
+		p.failed(now)
 	case r.Failed:
 		w.failed = true
 		p.event(fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
 		if p.phase == running {
-			p.regroup(now)
+			p.failed(now)
 		}
 	case p.phase == forming && r.Ready && r.StateStep == p.start:
 		w.ready = true
@@ -467,19 +539,31 @@ func (p *Planner) Validation(step int64) (float64, bool) {
 
 // advance moves the ring past a completed step.
 func (p *Planner) advance(r Report, now time.Time) {
-	rec := StepRecord{Step: p.next, Generation: p.gen, World: len(p.ring), LR: p.cfg.LR(p.next, len(p.ring))}
+	rec := StepRecord{Step: p.next, Generation: p.gen, World: len(p.ring), LR: p.cfg.LR(p.next, len(p.ring)), Skipped: r.Skipped}
 	if r.LossCount > 0 {
 		rec.Loss = r.LossSum / r.LossCount
 	}
 	p.history = append(p.history, rec)
 	p.next++
-	if p.cfg.TotalSteps > 0 && p.next >= p.cfg.TotalSteps || p.stopAsked != "" {
-		p.phase = done
-		p.stopReason = fmt.Sprintf("reached %d steps", p.cfg.TotalSteps)
+	p.failStreak = 0
+	if r.Skipped {
+		p.skips++
+		p.lastSkip = r.SkipReason
+		p.event(fmt.Sprintf("step %d skipped on every rank (%d in a row): %s", rec.Step, p.skips, r.SkipReason))
+	} else {
+		p.skips = 0
+	}
+	if p.cfg.MaxSkips > 0 && p.skips >= p.cfg.MaxSkips {
+		// No final checkpoint: the newest saved one is the last good state.
+		p.end(Diverged, fmt.Sprintf("%d consecutive steps up to step %d had non-finite values; the last: %s", p.skips, rec.Step, p.lastSkip))
+		return
+	}
+	if p.budgetSpent(p.next) || p.stopAsked != "" {
+		o, reason := Finished, fmt.Sprintf("reached %d steps", p.cfg.TotalSteps)
 		if p.stopAsked != "" {
-			p.stopReason = p.stopAsked
+			o, reason = p.stopAs, p.stopAsked
 		}
-		p.event("training complete: " + p.stopReason)
+		p.end(o, reason)
 		if p.next > p.lastCkpt {
 			p.checkpoint = append(p.checkpoint, p.next)
 			p.lastCkpt = p.next
@@ -537,6 +621,28 @@ func (p *Planner) regroup(now time.Time) {
 	p.form(now)
 }
 
+// Backoff bounds: the second generation in a row that fails before
+// completing a step waits backoffBase, each further one twice as long, up
+// to backoffMax. A single failure (a worker died) re-forms at once.
+const (
+	backoffBase = 250 * time.Millisecond
+	backoffMax  = 30 * time.Second
+)
+
+// failed ends the generation after a failure; generations that keep
+// failing before they complete a step re-form ever more slowly.
+func (p *Planner) failed(now time.Time) {
+	if p.phase == done {
+		return
+	}
+	p.failStreak++
+	if p.failStreak >= 2 {
+		d := backoffBase << min(p.failStreak-2, 10)
+		p.holdUntil = now.Add(min(d, backoffMax))
+	}
+	p.form(now)
+}
+
 // form starts a new generation from the current workers, or waits.
 func (p *Planner) form(now time.Time) {
 	if p.awaiting(now) {
@@ -548,10 +654,16 @@ func (p *Planner) form(now time.Time) {
 		return
 	}
 	p.expect = nil
+	if p.stopAsked != "" {
+		// A stop was asked while the ring ran and the ring broke before
+		// the step boundary: there is nothing left to wait for.
+		p.end(p.stopAs, p.stopAsked)
+		return
+	}
 	cands := p.candidates()
-	if len(cands) < p.cfg.MinWorkers {
+	if len(cands) < p.need() {
 		if p.phase != waiting {
-			p.event(fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.cfg.MinWorkers))
+			p.event(fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.need()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -567,6 +679,20 @@ func (p *Planner) form(now time.Time) {
 	}
 	if start < 0 {
 		start, src = 0, Member{}
+	}
+	if p.budgetSpent(start) {
+		p.end(Finished, fmt.Sprintf("already finished: a state of step %d of %d exists", start, p.cfg.TotalSteps))
+		return
+	}
+	if !now.Before(p.holdUntil) {
+		p.holdUntil = time.Time{}
+	} else {
+		if p.phase != waiting {
+			p.event(fmt.Sprintf("%d generations in a row failed before completing a step; forming the next in %v", p.failStreak, p.holdUntil.Sub(now).Round(time.Millisecond)))
+		}
+		p.phase = waiting
+		p.ring = nil
+		return
 	}
 	p.gen++
 	p.ring = cands
@@ -604,16 +730,58 @@ func (p *Planner) maybeStart() {
 		}
 	}
 	p.phase = running
+	p.ran = true
 	p.next = p.start
 	p.event(fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
 }
 
-// RequestStop ends training at the next step boundary (a time budget, an
-// operator's request), with a final checkpoint.
-func (p *Planner) RequestStop(reason string) {
-	if p.stopAsked == "" {
-		p.stopAsked = reason
+// RequestStop ends training at the next step boundary with outcome o (a
+// time budget: Finished; an operator's signal: Interrupted), with a final
+// checkpoint. When no generation is running there is no step boundary to
+// wait for: the run ends at once.
+func (p *Planner) RequestStop(o Outcome, reason string) {
+	if p.phase == done {
+		return
 	}
+	if p.stopAsked == "" {
+		p.stopAsked, p.stopAs = reason, o
+	}
+	if p.phase != running {
+		p.end(o, reason)
+	}
+}
+
+// need is the number of workers a generation needs now.
+func (p *Planner) need() int {
+	if !p.ran {
+		return max(p.cfg.MinWorkers, p.cfg.StartWorkers)
+	}
+	return p.cfg.MinWorkers
+}
+
+// WaitReason says what the planner waits for before it can form a
+// generation ("" when it is not waiting), for the periodic Warn line.
+func (p *Planner) WaitReason() string {
+	if p.phase != waiting {
+		return ""
+	}
+	switch {
+	case !p.holdUntil.IsZero():
+		return fmt.Sprintf("%d generations failed in a row; backing off", p.failStreak)
+	case len(p.expect) > 0:
+		return fmt.Sprintf("waiting for the last ring's workers %v to report", p.Expected())
+	}
+	n := 0
+	for _, w := range p.workers {
+		if w.reported {
+			n++
+		}
+	}
+	key := "cluster.min_workers"
+	if !p.ran && p.cfg.StartWorkers > p.cfg.MinWorkers {
+		key = "the start's worker count"
+	}
+	return fmt.Sprintf("%d worker(s) ready, waiting for %d (%s)", n, p.need(), key)
 }
 
 // Expected returns the members of the last ring still awaited, sorted.
@@ -633,6 +801,11 @@ func (p *Planner) Tick(now time.Time) {
 	if p.phase == waiting && len(p.expect) > 0 && !now.Before(p.expectUntil) {
 		p.event(fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
 		p.expect = nil
+		p.form(now)
+		return
+	}
+	if p.phase == waiting && !p.holdUntil.IsZero() && !now.Before(p.holdUntil) && !p.awaiting(now) {
+		p.holdUntil = time.Time{}
 		p.form(now)
 		return
 	}
@@ -664,10 +837,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 	case done:
 		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason}, true
 	case waiting:
-		if len(p.expect) > 0 {
-			return Plan{Action: Wait, Reason: fmt.Sprintf("waiting for the last ring's workers %v to report", p.Expected())}, true
-		}
-		return Plan{Action: Wait, Reason: fmt.Sprintf("%d worker(s), waiting for %d", len(p.workers), p.cfg.MinWorkers)}, true
+		return Plan{Action: Wait, Reason: p.WaitReason()}, true
 	}
 	rank := slices.Index(p.ring, id)
 	if rank < 0 {

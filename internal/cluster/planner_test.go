@@ -244,6 +244,11 @@ func TestPlannerFailedSyncReforms(t *testing.T) {
 	// a no longer holds 7: its Ready fails with what it holds, and the
 	// next generation starts there, not at step 0.
 	report(t, p, Report{ID: "a", Generation: p.Generation(), StateStep: 5, Failed: true, Err: "holds step 5"})
+	// The second failure in a row backs off before the next generation.
+	if pb = must(t, p, "b"); pb.Action != Wait {
+		t.Fatalf("plan %+v after two failed generations, want wait (back-off)", pb)
+	}
+	p.Tick(t0.Add(backoffBase))
 	pb = must(t, p, "b")
 	if pb.Step != 5 || pb.SyncFrom.ID != "a" {
 		t.Fatalf("plan %+v, want sync of step 5 from a", pb)

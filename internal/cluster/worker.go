@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -42,8 +43,18 @@ type WorkerConfig struct {
 	// 0.0.0.0).
 	Advertise string
 	Retry     time.Duration // pause between attempts to reach the coordinator; default 500ms
+	// JoinTimeout bounds how long the worker tries to reach its
+	// coordinator, at the start and whenever it is lost; Run then fails
+	// with ErrCoordinatorUnreachable. Default 10 minutes.
+	JoinTimeout time.Duration
+	// WarnEvery is how often a wait is reported at Warn level; default 10s.
+	WarnEvery time.Duration
 	Log       *zap.Logger
 }
+
+// ErrCoordinatorUnreachable reports that the coordinator did not answer
+// within WorkerConfig.JoinTimeout: worth retrying later.
+var ErrCoordinatorUnreachable = errors.New("coordinator unreachable")
 
 // Validate reports a missing field.
 func (c *WorkerConfig) Validate() error {
@@ -54,6 +65,8 @@ func (c *WorkerConfig) Validate() error {
 		return errors.New("worker: no coordinator address")
 	case len(c.Secret) < 16:
 		return fmt.Errorf("worker: the cluster key has %d bytes, need at least 16 (recur keygen)", len(c.Secret))
+	case c.JoinTimeout < 0 || c.Retry < 0 || c.WarnEvery < 0:
+		return errors.New("worker: join timeout, retry and warn intervals must not be negative")
 	}
 	return nil
 }
@@ -70,6 +83,12 @@ func (c *WorkerConfig) defaults() {
 	}
 	if c.Retry == 0 {
 		c.Retry = 500 * time.Millisecond
+	}
+	if c.JoinTimeout == 0 {
+		c.JoinTimeout = 10 * time.Minute
+	}
+	if c.WarnEvery == 0 {
+		c.WarnEvery = 10 * time.Second
 	}
 	if c.Log == nil {
 		c.Log = zap.NewNop()
@@ -122,19 +141,30 @@ type Worker struct {
 	peer       *grpc.Server
 	conn       *grpc.ClientConn
 	ctl        controlpb.ControlClient
-	eng        *engine
-	r          *allreduce.Ring
-	gossip     *gossip
-	log        *zap.Logger
-	stop       context.CancelFunc // ends Run
-	stopCtx    context.Context
-	running    sync.WaitGroup
+	// eng is the job's state; Run replaces it when the coordinator's job
+	// changes, while the peer server reads it: engMu guards the pointer.
+	engMu   sync.Mutex
+	eng     *engine
+	r       *allreduce.Ring
+	gossip  *gossip
+	log     *zap.Logger
+	stop    context.CancelFunc // ends Run
+	stopCtx context.Context
+	running sync.WaitGroup
 	// brokenGen is the last generation whose ring failed here.
 	brokenGen uint64
 	// incarnation is random per process: the coordinator tells a restarted
 	// process from the one it replaces.
 	incarnation string
+	// member: the last plan put this worker in a generation and its last
+	// action there succeeded (readiness).
+	member atomic.Bool
 }
+
+// InGeneration reports whether the worker is a working member of a ring
+// generation: its last plan was to sync, get ready or run, and that
+// succeeded. Spares, waiting and failed workers are not.
+func (w *Worker) InGeneration() bool { return w.member.Load() }
 
 // NewWorker opens the worker's listeners.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
@@ -155,10 +185,16 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	auth := newAuthenticator(cfg.Secret)
 	w.peer = grpc.NewServer(auth.serverOptions()...)
 	controlpb.RegisterPeerServer(w.peer, &stateServer{stateAt: func(step int64) ([]byte, error) {
-		if w.eng == nil {
+		e := w.engine()
+		if e == nil {
 			return nil, errors.New("worker has no state yet")
 		}
-		return w.eng.stateAt(step)
+		return e.stateAt(step)
+	}, job: func() string {
+		if e := w.engine(); e != nil {
+			return e.hash
+		}
+		return ""
 	}})
 	go w.peer.Serve(w.peerLis)
 	if w.conn, err = grpc.NewClient(cfg.Coordinator, dialOptions(cfg.Secret)...); err != nil {
@@ -173,6 +209,19 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		}
 	}
 	return w, nil
+}
+
+// engine returns the current engine (nil before the first join).
+func (w *Worker) engine() *engine {
+	w.engMu.Lock()
+	defer w.engMu.Unlock()
+	return w.eng
+}
+
+func (w *Worker) setEngine(e *engine) {
+	w.engMu.Lock()
+	defer w.engMu.Unlock()
+	w.eng = e
 }
 
 // newIncarnation returns a random token naming this process.
@@ -215,8 +264,8 @@ func (w *Worker) Close() error {
 	if w.r != nil {
 		w.r.Close()
 	}
-	if w.eng != nil {
-		w.eng.close()
+	if e := w.engine(); e != nil {
+		e.close()
 	}
 	return err
 }
@@ -248,6 +297,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		rep = &controlpb.StepReport{WorkerId: w.cfg.ID, Generation: plan.Generation, Step: -1, WaitSeconds: waited.Seconds()}
 		switch plan.Action {
 		case controlpb.StepPlan_STOP:
+			w.member.Store(false)
 			w.log.Info("stop", zap.String("reason", plan.Reason), zap.Int64("step", w.eng.step))
 			return nil
 		case controlpb.StepPlan_WAIT:
@@ -270,6 +320,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case controlpb.StepPlan_RUN:
 			w.runStep(ctx, plan, rep)
 		}
+		w.member.Store(plan.Action != controlpb.StepPlan_WAIT && !rep.Failed)
 		rep.StateStep, rep.StateCrc = w.eng.step, w.eng.checksum()
 	}
 }
@@ -280,36 +331,99 @@ func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
 	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ringLis.Addr().String()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
 		Version: ProtocolVersion, Incarnation: w.incarnation}
+	if e := w.engine(); e != nil {
+		req.ConfigHash = e.hash
+	}
+	wait := w.newWait("joining the coordinator at " + w.cfg.Coordinator)
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {
 			w.ensureGossip() // the coordinator is up now: be known to its failure detector
-			if w.eng != nil {
-				return nil // rejoined after a coordinator restart; keep the state
-			}
-			var job JobConfig
-			if err := json.Unmarshal(rep.ConfigJson, &job); err != nil {
-				return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
-			}
-			if err := w.startRing(job.Cluster.RingTransport); err != nil {
-				return err
-			}
-			if w.eng, err = newEngine(job); err != nil {
-				return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
-			}
-			w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("ring", req.RingAddr), zap.String("ring_transport", job.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
-				zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
-			return nil
+			return w.adopt(rep, req)
 		}
 		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
 			return fmt.Errorf("worker %s: join refused: %s", w.cfg.ID, status.Convert(err).Message())
 		}
-		w.log.Debug("coordinator not reachable", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(w.cfg.Retry):
+		if err := wait.retry(ctx, err); err != nil {
+			return err
 		}
+	}
+}
+
+// adopt takes the job of a join reply: a first join builds the engine; a
+// rejoin (the coordinator restarted) keeps the state when the job is the
+// same, and drops it for the new job's when it is not, so that no state of
+// another job is ever trained on.
+func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) error {
+	var job JobConfig
+	if err := json.Unmarshal(rep.ConfigJson, &job); err != nil {
+		return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
+	}
+	old := w.engine()
+	if old != nil && old.hash == job.Hash() {
+		return nil // rejoined after a coordinator restart; keep the state
+	}
+	if old != nil {
+		if old.job.Cluster.RingTransport != job.Cluster.RingTransport {
+			return fmt.Errorf("worker %s: the coordinator's new job uses the %q ring transport, this process serves %q: restart the worker",
+				w.cfg.ID, job.Cluster.RingTransport, old.job.Cluster.RingTransport)
+		}
+		w.log.Warn("the coordinator runs another job: dropping this worker's state", zap.String("held_job", old.hash), zap.Int64("held_step", old.step),
+			zap.String("new_job", job.Hash()), zap.String("differs", Diff(old.job, job)))
+	}
+	if err := w.startRing(job.Cluster.RingTransport); err != nil {
+		return err
+	}
+	e, err := newEngine(job)
+	if err != nil {
+		return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
+	}
+	if w.r != nil {
+		w.r.Close()
+		w.r = nil
+	}
+	w.setEngine(e)
+	if old != nil {
+		old.close()
+	}
+	w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("job", e.hash), zap.String("ring", req.RingAddr), zap.String("ring_transport", job.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
+		zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
+	return nil
+}
+
+// patience reports a wait at Warn level every WarnEvery and ends it with
+// ErrCoordinatorUnreachable after JoinTimeout.
+type patience struct {
+	w          *Worker
+	what       string
+	start      time.Time
+	lastWarned time.Time
+}
+
+func (w *Worker) newWait(what string) *patience {
+	return &patience{w: w, what: what, start: time.Now()} // the first failure is reported at once
+}
+
+// retry pauses before the next attempt after err; it fails once the
+// deadline has passed or ctx ends.
+func (wt *patience) retry(ctx context.Context, err error) error {
+	w := wt.w
+	waited := time.Since(wt.start)
+	if waited >= w.cfg.JoinTimeout {
+		return fmt.Errorf("worker %s: %w: %s for %v: %v", w.cfg.ID, ErrCoordinatorUnreachable, wt.what, w.cfg.JoinTimeout, err)
+	}
+	if time.Since(wt.lastWarned) >= w.cfg.WarnEvery {
+		wt.lastWarned = time.Now()
+		w.log.Warn("waiting: "+wt.what, zap.Duration("waited", waited.Round(time.Second)),
+			zap.Duration("gives_up_in", (w.cfg.JoinTimeout-waited).Round(time.Second)), zap.Error(err))
+	} else {
+		w.log.Debug("coordinator not reachable", zap.Error(err))
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(w.cfg.Retry):
+		return nil
 	}
 }
 
@@ -346,6 +460,7 @@ func (w *Worker) keepGossip(ctx context.Context) {
 // restarts: it retries while the coordinator is away and joins again when
 // the coordinator no longer knows it.
 func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
+	var wait *patience
 	for {
 		plan, err := w.ctl.Step(ctx, rep)
 		if err == nil {
@@ -359,15 +474,18 @@ func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlp
 			if err := w.join(ctx); err != nil {
 				return nil, err
 			}
+			// The join may have replaced the state (another job): report
+			// what this process holds now.
+			rep.StateStep, rep.StateCrc = w.eng.step, w.eng.checksum()
 			continue
 		case codes.Unauthenticated, codes.PermissionDenied:
 			return nil, fmt.Errorf("worker %s: %s", w.cfg.ID, status.Convert(err).Message())
 		}
-		w.log.Debug("coordinator unreachable; retrying", zap.Error(err))
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(w.cfg.Retry):
+		if wait == nil {
+			wait = w.newWait("the coordinator at " + w.cfg.Coordinator + " stopped answering")
+		}
+		if err := wait.retry(ctx, err); err != nil {
+			return nil, err
 		}
 	}
 }
@@ -428,7 +546,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 	if plan.Action == controlpb.StepPlan_SYNC {
 		t0 := time.Now()
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		b, err := fetchState(fctx, plan.SyncFrom, w.cfg.Secret, plan.Step)
+		b, err := fetchState(fctx, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
 		cancel()
 		if err != nil {
 			return err
@@ -493,6 +611,10 @@ func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *con
 		return
 	}
 	rep.LossSum, rep.LossCount = res.lossSum, res.count
+	rep.Skipped, rep.SkipReason = res.skipped, res.skipReason
+	if res.skipped {
+		w.log.Warn("step skipped: non-finite values", zap.Int64("step", plan.Step), zap.String("where", res.skipReason))
+	}
 	rep.StepSeconds = time.Since(t0).Seconds()
 	rep.AllreduceSeconds = res.allreduce.Seconds()
 	rep.Busbw = res.busbw

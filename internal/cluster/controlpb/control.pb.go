@@ -80,12 +80,14 @@ func (StepPlan_Action) EnumDescriptor() ([]byte, []int) {
 }
 
 type JoinRequest struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	WorkerId   string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	RingAddr   string                 `protobuf:"bytes,2,opt,name=ring_addr,json=ringAddr,proto3" json:"ring_addr,omitempty"`       // address of the worker's allreduce endpoint
-	PeerAddr   string                 `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"`       // address of the worker's Peer service
-	Version    string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`                         // protocol version of the worker
-	ConfigHash string                 `protobuf:"bytes,5,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"` // hash of the worker's own config, if it has one
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	RingAddr string                 `protobuf:"bytes,2,opt,name=ring_addr,json=ringAddr,proto3" json:"ring_addr,omitempty"` // address of the worker's allreduce endpoint
+	PeerAddr string                 `protobuf:"bytes,3,opt,name=peer_addr,json=peerAddr,proto3" json:"peer_addr,omitempty"` // address of the worker's Peer service
+	Version  string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`                   // protocol version of the worker
+	// config_hash is the job of the state the worker holds ("" for none):
+	// a worker holding another job's state drops it when it joins.
+	ConfigHash string `protobuf:"bytes,5,opt,name=config_hash,json=configHash,proto3" json:"config_hash,omitempty"`
 	// incarnation is random per worker process: a restarted process with the
 	// same id is a new member, and a late departure notice of the old
 	// process does not remove the new one.
@@ -299,7 +301,11 @@ type StepReport struct {
 	// state_crc is a CRC-32C of the parameters and carried states at
 	// state_step (0: not computed): the coordinator checks that every
 	// member holds identical weights.
-	StateCrc      uint32 `protobuf:"varint,17,opt,name=state_crc,json=stateCrc,proto3" json:"state_crc,omitempty"`
+	StateCrc uint32 `protobuf:"varint,17,opt,name=state_crc,json=stateCrc,proto3" json:"state_crc,omitempty"`
+	// skipped: the step ran but its update was skipped on every rank (a
+	// non-finite loss or gradient); skip_reason says where.
+	Skipped       bool   `protobuf:"varint,18,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	SkipReason    string `protobuf:"bytes,19,opt,name=skip_reason,json=skipReason,proto3" json:"skip_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -453,6 +459,20 @@ func (x *StepReport) GetStateCrc() uint32 {
 	return 0
 }
 
+func (x *StepReport) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
+func (x *StepReport) GetSkipReason() string {
+	if x != nil {
+		return x.SkipReason
+	}
+	return ""
+}
+
 type StepPlan struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        StepPlan_Action        `protobuf:"varint,1,opt,name=action,proto3,enum=recur.control.v1.StepPlan_Action" json:"action,omitempty"`
@@ -570,8 +590,10 @@ func (x *StepPlan) GetReason() string {
 }
 
 type StateRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Step          int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Step  int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
+	// job_hash is the requester's job: a state of another job is refused.
+	JobHash       string `protobuf:"bytes,2,opt,name=job_hash,json=jobHash,proto3" json:"job_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -613,11 +635,19 @@ func (x *StateRequest) GetStep() int64 {
 	return 0
 }
 
+func (x *StateRequest) GetJobHash() string {
+	if x != nil {
+		return x.JobHash
+	}
+	return ""
+}
+
 type StateChunk struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Step          int64                  `protobuf:"varint,1,opt,name=step,proto3" json:"step,omitempty"`
 	Data          []byte                 `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
 	Last          bool                   `protobuf:"varint,3,opt,name=last,proto3" json:"last,omitempty"`
+	JobHash       string                 `protobuf:"bytes,4,opt,name=job_hash,json=jobHash,proto3" json:"job_hash,omitempty"` // the job the state belongs to
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -673,6 +703,13 @@ func (x *StateChunk) GetLast() bool {
 	return false
 }
 
+func (x *StateChunk) GetJobHash() string {
+	if x != nil {
+		return x.JobHash
+	}
+	return ""
+}
+
 var File_internal_cluster_controlpb_control_proto protoreflect.FileDescriptor
 
 const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
@@ -693,7 +730,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
-	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\x80\x04\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\xbb\x04\n" +
 	"\n" +
 	"StepReport\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
@@ -719,7 +756,10 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\fwait_seconds\x18\x0e \x01(\x01R\vwaitSeconds\x12\x14\n" +
 	"\x05busbw\x18\x0f \x01(\x01R\x05busbw\x12\x14\n" +
 	"\x05ready\x18\x10 \x01(\bR\x05ready\x12\x1b\n" +
-	"\tstate_crc\x18\x11 \x01(\rR\bstateCrc\"\xfa\x02\n" +
+	"\tstate_crc\x18\x11 \x01(\rR\bstateCrc\x12\x18\n" +
+	"\askipped\x18\x12 \x01(\bR\askipped\x12\x1f\n" +
+	"\vskip_reason\x18\x13 \x01(\tR\n" +
+	"skipReason\"\xfa\x02\n" +
 	"\bStepPlan\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.recur.control.v1.StepPlan.ActionR\x06action\x12\x1e\n" +
 	"\n" +
@@ -739,14 +779,16 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x04SYNC\x10\x01\x12\t\n" +
 	"\x05READY\x10\x02\x12\b\n" +
 	"\x04WAIT\x10\x03\x12\b\n" +
-	"\x04STOP\x10\x04\"\"\n" +
+	"\x04STOP\x10\x04\"=\n" +
 	"\fStateRequest\x12\x12\n" +
-	"\x04step\x18\x01 \x01(\x03R\x04step\"H\n" +
+	"\x04step\x18\x01 \x01(\x03R\x04step\x12\x19\n" +
+	"\bjob_hash\x18\x02 \x01(\tR\ajobHash\"c\n" +
 	"\n" +
 	"StateChunk\x12\x12\n" +
 	"\x04step\x18\x01 \x01(\x03R\x04step\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
-	"\x04last\x18\x03 \x01(\bR\x04last2\x8f\x01\n" +
+	"\x04last\x18\x03 \x01(\bR\x04last\x12\x19\n" +
+	"\bjob_hash\x18\x04 \x01(\tR\ajobHash2\x8f\x01\n" +
 	"\aControl\x12B\n" +
 	"\x04Join\x12\x1d.recur.control.v1.JoinRequest\x1a\x1b.recur.control.v1.JoinReply\x12@\n" +
 	"\x04Step\x12\x1c.recur.control.v1.StepReport\x1a\x1a.recur.control.v1.StepPlan2O\n" +

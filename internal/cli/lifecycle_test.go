@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// trainCmd is `recur train` of a small model of a test corpus (the same
+// for every call in a test) in dir.
+func trainCmd(t *testing.T, dir string, workers int, args ...string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	corpus := filepath.Join(dir, "..", filepath.Base(dir)+"-corpus.txt")
+	if _, err := os.Stat(corpus); err != nil {
+		if err := os.Rename(writeCorpus(t), corpus); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := []string{"train", "--text", corpus, "--workers", strconv.Itoa(workers), "--dir", dir, "--sample", "0",
+		"--set", "model.hidden=32", "--set", "model.layers=1", "--set", "model.embed=8", "--set", "data.seq=16",
+		"--set", "data.batch=8", "--set", "train.val_windows=2", "--set", "train.threads=1"}
+	cmd := exec.Command(recurBin, append(a, args...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	return cmd, &out
+}
+
+// exitCode runs cmd to its end (at most limit) and returns its exit code.
+func exitCode(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer, limit time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0
+	case <-time.After(limit):
+		cmd.Process.Kill()
+		t.Fatalf("%v did not end in %v\n%s", cmd.Args, limit, out)
+	}
+	return -1
+}
+
+func runCmd(t *testing.T, cmd *exec.Cmd, out *bytes.Buffer, limit time.Duration) int {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return exitCode(t, cmd, out, limit)
+}
+
+// children returns the pids whose parent is pid.
+func children(pid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func alive(pid int) bool {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 0 && f[0] != "Z"
+}
+
+func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A finished run rerun trains no further step (it used to train one more
+// each time), and exits 0.
+func TestTrainRerunOfFinishedRun(t *testing.T) {
+	dir := t.TempDir()
+	for i := range 2 {
+		cmd, out := trainCmd(t, dir, 1, "--steps", "3")
+		if code := runCmd(t, cmd, out, 2*time.Minute); code != ExitOK {
+			t.Fatalf("run %d: exit %d\n%s", i, code, out)
+		}
+		ev, out := exec.Command(recurBin, "eval", "--run", dir), &bytes.Buffer{}
+		ev.Stdout, ev.Stderr = out, out
+		if code := runCmd(t, ev, out, time.Minute); code != 0 || !strings.Contains(out.String(), "step 3") {
+			t.Fatalf("run %d: eval exit %d, want the checkpoint of step 3:\n%s", i, code, out)
+		}
+	}
+}
+
+// SIGINT stops the run with a final checkpoint of the step reached and
+// exit code 130; the same command resumes from there.
+func TestTrainInterruptedSavesAndSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	cmd, out := trainCmd(t, dir, 2, "--steps", "1000000", "--set", "train.checkpoint_every=100000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "a checkpoint-free run to train", func() bool { return strings.Contains(out.String(), "step ") && strings.Count(out.String(), "\n") > 2 })
+	time.Sleep(2 * time.Second)
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(t, cmd, out, time.Minute); code != ExitInterrupted {
+		t.Fatalf("exit %d after SIGINT, want %d\n%s", code, ExitInterrupted, out)
+	}
+	ev, eout := exec.Command(recurBin, "eval", "--run", dir), &bytes.Buffer{}
+	ev.Stdout, ev.Stderr = eout, eout
+	if code := runCmd(t, ev, eout, time.Minute); code != 0 || strings.Contains(eout.String(), "step 0 ") {
+		t.Fatalf("eval after the interrupt: exit %d, want a final checkpoint past step 0:\n%s", code, eout)
+	}
+}
+
+// kill -9 of recur train takes its coordinator and workers with it.
+func TestTrainKilledTakesItsChildren(t *testing.T) {
+	cmd, out := trainCmd(t, t.TempDir(), 2, "--steps", "1000000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	waitFor(t, time.Minute, "a coordinator and 2 workers", func() bool { kids = children(cmd.Process.Pid); return len(kids) == 3 })
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	for _, k := range kids {
+		waitFor(t, 30*time.Second, "child "+strconv.Itoa(k)+" to exit", func() bool { return !alive(k) })
+	}
+	_ = out
+}
+
+// When local mode's only worker dies, recur train says so and exits
+// non-zero instead of waiting forever.
+func TestTrainExitsWhenNoWorkerIsLeft(t *testing.T) {
+	cmd, out := trainCmd(t, t.TempDir(), 1, "--steps", "1000000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var kids []int
+	waitFor(t, time.Minute, "a coordinator and a worker", func() bool { kids = children(cmd.Process.Pid); return len(kids) == 2 })
+	time.Sleep(time.Second)
+	for _, k := range kids {
+		b, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(k), "cmdline"))
+		if bytes.Contains(b, []byte("worker\x00")) {
+			syscall.Kill(k, syscall.SIGKILL)
+		}
+	}
+	if code := exitCode(t, cmd, out, 2*time.Minute); code == ExitOK {
+		t.Fatalf("recur train exited 0 with its only worker dead\n%s", out)
+	}
+	if !strings.Contains(out.String(), "every worker exited") {
+		t.Fatalf("no word of the dead worker:\n%s", out)
+	}
+}
+
+// A diverging run ends with exit code 3.
+func TestTrainDivergedExitCode(t *testing.T) {
+	cmd, out := trainCmd(t, t.TempDir(), 1, "--steps", "100000", "--set", "schedule.base_lr=1e38", "--set", "train.max_skipped_steps=3")
+	if code := runCmd(t, cmd, out, 2*time.Minute); code != ExitDiverged {
+		t.Fatalf("exit %d, want %d\n%s", code, ExitDiverged, out)
+	}
+}
+
+// A worker that cannot reach its coordinator says what it waits for and
+// gives up after --join-timeout with the retry code.
+func TestWorkerJoinTimeout(t *testing.T) {
+	cmd := exec.Command(recurBin, "worker", "--coordinator", "127.0.0.1:1", "--gossip", "", "--join-timeout", "3s")
+	cmd.Env = append(os.Environ(), "RECUR_CLUSTER_KEY=join-timeout-test-key-0123456")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if code := runCmd(t, cmd, &out, time.Minute); code != ExitRetry {
+		t.Fatalf("exit %d, want %d\n%s", code, ExitRetry, out.String())
+	}
+	if !strings.Contains(out.String(), "127.0.0.1:1") {
+		t.Fatalf("the worker never named the coordinator it waits for:\n%s", out.String())
+	}
+}

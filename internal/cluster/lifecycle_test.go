@@ -1,0 +1,209 @@
+package cluster
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+)
+
+// restart starts a coordinator of job on dir at addr (the old one's, so the
+// workers find it).
+func restart(t *testing.T, job JobConfig, dir, addr string, secret []byte) *Coordinator {
+	t.Helper()
+	c, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: secret,
+		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func waitDone(t *testing.T, c *Coordinator, timeout time.Duration) {
+	t.Helper()
+	select {
+	case <-c.Done():
+	case <-time.After(timeout):
+		t.Fatalf("the run did not end in %v (%d steps)", timeout, len(c.History()))
+	}
+}
+
+// Rerunning a finished run trains no further step, with or without
+// workers, and a worker that joins it is told to stop.
+func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
+	job := testJob(testCorpus(t), 3)
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	tc.addWorker("w1")
+	tc.wait(time.Minute)
+	if o, _, ck := tc.coord.Outcome(); o != Finished || ck != 3 {
+		t.Fatalf("outcome %v, checkpoint %d, want finished at 3", o, ck)
+	}
+	tc.wg.Wait()
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+
+	c2 := restart(t, job, dir, addr, tc.secret)
+	waitDone(t, c2, 10*time.Second) // no worker needed to learn it is over
+	o, reason, ck := c2.Outcome()
+	if o != Finished || ck != 3 || !strings.Contains(reason, "already finished") {
+		t.Fatalf("outcome %v (%s), checkpoint %d, want already finished at 3", o, reason, ck)
+	}
+	w, err := NewWorker(WorkerConfig{ID: "late", Coordinator: addr, Secret: tc.secret, Retry: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Run(t.Context()); err != nil {
+		t.Fatalf("a worker joining a finished run: %v, want a clean stop", err)
+	}
+	if h := c2.History(); len(h) != 0 {
+		t.Fatalf("a finished run trained %d more steps", len(h))
+	}
+}
+
+// A diverged run stops as Diverged after max_skipped_steps skipped steps,
+// naming the step and the parameter, instead of re-forming generations
+// forever.
+func TestClusterDivergedRunEnds(t *testing.T) {
+	job := testJob(testCorpus(t), 100000)
+	job.Schedule.BaseLR = 1e38 // the first update overflows float32: every later step is non-finite
+	job.Train.MaxSkippedSteps = 4
+	tc := startCluster(t, job, t.TempDir(), false)
+	tc.addWorker("w1")
+	tc.addWorker("w2")
+	tc.wait(2 * time.Minute)
+	o, reason, _ := tc.coord.Outcome()
+	if o != Diverged || !strings.Contains(reason, "4 consecutive steps") || !strings.Contains(reason, "non-finite") {
+		t.Fatalf("outcome %v (%s), want diverged after 4 skipped steps", o, reason)
+	}
+	h := tc.coord.History()
+	if len(h) > 20 || !h[len(h)-1].Skipped {
+		t.Fatalf("%d steps, the last skipped=%v: want an early stop on skipped steps", len(h), h[len(h)-1].Skipped)
+	}
+	if g := tc.coord.p.Generation(); g > 3 {
+		t.Fatalf("%d generations formed: the run re-formed instead of skipping", g)
+	}
+	tc.wg.Wait()
+	for id, err := range tc.errs {
+		if err != nil {
+			t.Errorf("worker %s: %v, want a clean stop", id, err)
+		}
+	}
+}
+
+// An operator's stop (SIGINT) ends the run at the next step boundary with
+// a checkpoint of that step: a resume loses nothing.
+func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
+	job := testJob(testCorpus(t), 100000)
+	job.Train.CheckpointEvery = 1000
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	tc.addWorker("w1")
+	tc.addWorker("w2")
+	tc.waitSteps(15, time.Minute)
+	tc.coord.Stop(Interrupted, "interrupted by a signal")
+	tc.wait(time.Minute)
+	o, _, ck := tc.coord.Outcome()
+	n := int64(len(tc.coord.History()))
+	if o != Interrupted || ck != n {
+		t.Fatalf("outcome %v, final checkpoint %d after %d steps, want interrupted with a checkpoint at %d", o, ck, n, n)
+	}
+	tc.wg.Wait()
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+	c2 := restart(t, job, dir, addr, tc.secret)
+	if _, _, resumed := c2.Outcome(); resumed != n {
+		t.Fatalf("resumed from step %d, want %d", resumed, n)
+	}
+}
+
+// The time budget counts the whole run, not each coordinator process.
+func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
+	job := testJob(testCorpus(t), 20)
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	tc.addWorker("w1")
+	tc.wait(time.Minute)
+	tc.wg.Wait()
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+
+	// Resume with a larger step budget and a time budget the first
+	// process already spent: nothing is left to train.
+	job.Train.Steps = 100000
+	job.Train.Minutes = 1e-4 // 6 ms
+	c2 := restart(t, job, dir, addr, tc.secret)
+	waitDone(t, c2, 10*time.Second)
+	if o, reason, _ := c2.Outcome(); o != Finished || !strings.Contains(reason, "time budget") {
+		t.Fatalf("outcome %v (%s), want finished: time budget spent", o, reason)
+	}
+	if h := c2.History(); len(h) != 0 {
+		t.Fatalf("%d steps trained past the time budget", len(h))
+	}
+}
+
+// A plateau schedule's reductions survive a coordinator restart: the
+// learning rate does not jump back to base.
+func TestClusterScheduleStateSurvivesRestart(t *testing.T) {
+	job := testJob(testCorpus(t), 30)
+	job.Schedule.Kind = "plateau"
+	job.Schedule.Plateau.Patience = 0
+	job.Schedule.Plateau.Factor = 0.5
+	job.Schedule.Plateau.Threshold = 0.99 // no validation counts as better: every one reduces
+	job.Train.ValidateEvery = 5
+	dir := t.TempDir()
+	tc := startCluster(t, job, dir, false)
+	tc.addWorker("w1")
+	tc.wait(time.Minute)
+	tc.wg.Wait()
+	factor := tc.coord.sched.Factor()
+	if factor >= 1 {
+		t.Fatalf("the plateau schedule never reduced (factor %v)", factor)
+	}
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+	job.Train.Steps = 40
+	c2 := restart(t, job, dir, addr, tc.secret)
+	if got := c2.sched.Factor(); got != factor {
+		t.Fatalf("restarted schedule factor %v, want %v", got, factor)
+	}
+}
+
+// A coordinator restarted with another job while the old workers live:
+// they drop their state and train the new job; no checkpoint of the old
+// model is written under the new job, and a fresh worker can join.
+func TestClusterWorkersDropStateOfAnotherJob(t *testing.T) {
+	corpus := testCorpus(t)
+	job := testJob(corpus, 100000)
+	tc := startCluster(t, job, t.TempDir(), false)
+	tc.addWorker("w1")
+	tc.addWorker("w2")
+	tc.waitSteps(12, time.Minute)
+	addr := tc.coord.Addr()
+	tc.coord.Close()
+
+	job2 := testJob(corpus, 25)
+	job2.Model.Hidden = 48
+	dir2 := t.TempDir()
+	c2 := restart(t, job2, dir2, addr, tc.secret)
+	tc.addWorker("w3")
+	waitDone(t, c2, 2*time.Minute)
+	o, _, ck := c2.Outcome()
+	if o != Finished || ck != 25 {
+		t.Fatalf("outcome %v, checkpoint %d, want finished at 25", o, ck)
+	}
+	h := c2.History()
+	if len(h) == 0 || h[0].Step != 0 {
+		t.Fatalf("the new job's history starts at %v, want step 0", h)
+	}
+	tc.wg.Wait()
+	for id, w := range tc.workers {
+		if e := w.engine(); e.hash != job2.Hash() || e.job.Model.Hidden != 48 {
+			t.Errorf("worker %s holds job %s (hidden %d), want %s", id, e.hash, e.job.Model.Hidden, job2.Hash())
+		}
+	}
+}
