@@ -7,6 +7,7 @@
 //	recur eval        loss of a run's newest checkpoint
 //	recur predict     apply a run's model to new data (JSONL or CSV)
 //	recur export      a run's newest checkpoint as safetensors (PyTorch names)
+//	recur status      where a run stands, from its status stream
 //	recur gendata     make a synthetic data set (JSONL or CSV)
 //	recur keygen      print a new cluster key
 //
@@ -38,6 +39,8 @@ Usage:
   recur eval   --run DIR            loss of a run's newest checkpoint
   recur predict --run DIR --input F apply a classify/seq2seq/forecast model to new data
   recur export --run DIR            write the checkpoint as safetensors (PyTorch names)
+  recur status --coordinator ADDR | --run DIR
+                                    where a run stands (step, losses, workers, throughput, outcome)
   recur gendata reverse|sort|add|seasonal
                                     make a synthetic data set for the example tasks
   recur keygen                      print a new cluster key (for RECUR_CLUSTER_KEY)
@@ -70,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cli.Eval(args[1:], stdout, stderr)
 	case "predict":
 		err = cli.PredictCmd(args[1:], stdout, stderr)
+	case "status":
+		err = cli.Status(ctx, args[1:], stdout, stderr)
 	case "export":
 		err = cli.Export(args[1:], stdout, stderr)
 	case "gendata":

@@ -60,7 +60,8 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	startWorkers := fs.Int("start-workers", 0, "workers the first step waits for (default: cluster.min_workers)")
 	stopTimeout := fs.Duration("stop-timeout", 2*time.Minute, "after SIGINT/SIGTERM, how long to wait for the step in flight and the final checkpoint")
 	stall := fs.Duration("stall-timeout", 10*time.Minute, "/healthz fails when no step completes for this long while the run is on (0: never)")
-	level := logLevel(fs)
+	var lf logFlags
+	lf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur coordinator [flags]\n\nRuns the coordinator of a training job: membership, ring generations, learning rate,\nvalidation and checkpoints. Workers join with `recur worker --coordinator ADDR --gossip ADDR`.\n\n"+
 			"SIGINT or SIGTERM stops the run at the next step boundary with a final checkpoint (exit %d);\nthe same command resumes it. Exit codes: %s.\n\n", ExitInterrupted, exitCodesHelp)
@@ -77,7 +78,10 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	log := newLogger(stderr, *level)
+	if err := lf.validate(); err != nil {
+		return err
+	}
+	log := lf.logger(stderr)
 	defer log.Sync()
 	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
 		Advertise: *advertise, StartWorkers: *startWorkers, Log: log})
@@ -187,7 +191,8 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cpus := fs.String("cpus", os.Getenv("RECUR_WORKER_CPUS"), `pin the worker to these CPUs, e.g. "0" or "2-3" (default: not pinned; env RECUR_WORKER_CPUS)`)
 	joinTimeout := fs.Duration("join-timeout", 10*time.Minute, "give up (exit 75) when the coordinator does not answer for this long")
 	health := fs.String("health", "", `serve /healthz here: 200 while the worker works in a ring generation, else 503 (readiness; "" disables)`)
-	level := logLevel(fs)
+	var lf logFlags
+	lf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n"+
 			"It exits 0 when the coordinator says the job is over. Exit codes: %s.\n\n", exitCodesHelp)
@@ -206,7 +211,10 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if *joinTimeout <= 0 {
 		return fmt.Errorf("%w: worker --join-timeout must be positive, got %v", errUsage, *joinTimeout)
 	}
-	log := newLogger(stderr, *level)
+	if err := lf.validate(); err != nil {
+		return err
+	}
+	log := lf.logger(stderr)
 	defer log.Sync()
 	if *cpus != "" {
 		set, err := affinity.Parse(*cpus)

@@ -16,7 +16,6 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -39,6 +38,7 @@ func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
 	pin := fs.Bool("pin", true, "give each worker its own CPUs (train.threads each) when there are enough for all workers")
 	sample := fs.Int("sample", 300, "characters to sample from the final model (0: none)")
+	logLevel := fs.String("log-level", "warn", "log level of the coordinator and workers, whose lines are shown as they come (the progress comes from the status stream)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: recur train [flags]
 
@@ -97,9 +97,10 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		return err
 	}
 	control, gossip, metrics := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
-	env := append(os.Environ(), "RECUR_CLUSTER_KEY="+randomKey())
+	key := randomKey()
+	env := append(os.Environ(), "RECUR_CLUSTER_KEY="+key)
 	cargs := []string{"coordinator", "--config", jobFile.Name(), "--listen", control, "--gossip", gossip, "--dir", *dir, "--metrics", metrics,
-		"--start-workers", strconv.Itoa(*workers)}
+		"--start-workers", strconv.Itoa(*workers), "--log-format", "console", "--log-level", *logLevel}
 	if *fresh {
 		cargs = append(cargs, "--fresh")
 	}
@@ -120,7 +121,8 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	}
 	pins := workerCPUs(*workers, job.Train.Threads, *pin)
 	for i := 0; i < *workers && !exited; i++ {
-		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip)
+		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip,
+			"--log-format", "console", "--log-level", *logLevel)
 		if pins != nil {
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
 		}
@@ -131,7 +133,16 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		}
 		ws = append(ws, w)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() { defer close(watched); followStatus(watchCtx, control, []byte(key), ui) }()
 	cerr, lost := superviseLocal(ctx, coord, coordDone, ws)
+	select { // the stream's last event (how the run ended) may still be on its way
+	case <-watched:
+	case <-time.After(2 * time.Second):
+	}
+	stopWatch()
+	<-watched
 	ui.finish()
 	if lost != nil {
 		return fmt.Errorf("train: %w; the newest checkpoint is in %s (their logs are above)", lost, *dir)
@@ -161,6 +172,28 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		fmt.Fprintf(stdout, "\nsample from step %d (temperature 0.8):\n%s\n", r.step, s)
 	}
 	return nil
+}
+
+// followStatus feeds the coordinator's status stream to the display until
+// the run ends or ctx does, watching again (from the last event seen)
+// when the stream breaks.
+func followStatus(ctx context.Context, addr string, key []byte, ui *progress) {
+	var after int64
+	for {
+		err := cluster.Watch(ctx, addr, key, after, true, func(e cluster.Event) error {
+			after = e.Seq
+			ui.event(e)
+			return nil
+		})
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // superviseLocal waits for the coordinator to end: a signal to recur train
@@ -307,7 +340,8 @@ func freePorts(n int) ([]string, error) {
 	return out, nil
 }
 
-// startLogged starts cmd and feeds its JSON log lines to the progress UI.
+// startLogged starts cmd and passes its log lines, which are for people,
+// to the display as they are, marked with name.
 func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
@@ -322,160 +356,10 @@ func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
 		sc := bufio.NewScanner(pipe)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			ui.line(name, sc.Bytes())
+			ui.print(fmt.Sprintf("[%s] %s", name, sc.Bytes()))
 		}
 	}()
 	return nil
-}
-
-// progress renders the cluster's logs: a progress bar on a terminal, plain
-// lines otherwise.
-type progress struct {
-	mu      sync.Mutex
-	w       io.Writer
-	tty     bool
-	steps   int64
-	minutes float64
-	start   time.Time
-	last    map[string]any
-	// first is the first step line after the first step (warm-up), when
-	// it came: the mean throughput is measured from there.
-	first     map[string]any
-	firstTime time.Time
-	lastTime  time.Time
-	val       float64
-	hasVal    bool
-	barShown  bool
-}
-
-func newProgress(w io.Writer, steps int64, minutes float64) *progress {
-	p := &progress{w: w, steps: steps, minutes: minutes, start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		p.tty = IsTerminal(f)
-	}
-	return p
-}
-
-func (p *progress) line(who string, b []byte) {
-	var m map[string]any
-	if json.Unmarshal(b, &m) != nil {
-		p.print(fmt.Sprintf("[%s] %s", who, b))
-		return
-	}
-	msg, _ := m["msg"].(string)
-	level, _ := m["level"].(string)
-	p.mu.Lock()
-	switch msg {
-	case "step":
-		p.last, p.lastTime = m, time.Now()
-		if s, _ := m["step"].(float64); p.first == nil && s > 1 {
-			p.first, p.firstTime = m, p.lastTime
-		}
-		p.mu.Unlock()
-		p.bar()
-		return
-	case "validation":
-		if v, ok := m["val_loss"].(float64); ok {
-			p.val, p.hasVal = v, true
-		}
-	}
-	p.mu.Unlock()
-	if who != "coordinator" && level == "info" && msg != "stop" {
-		return // workers' routine lines
-	}
-	delete(m, "ts")
-	delete(m, "msg")
-	delete(m, "level")
-	delete(m, "role")
-	extra, _ := json.Marshal(m)
-	s := fmt.Sprintf("[%s] %s", who, msg)
-	if len(m) > 0 {
-		s += " " + string(extra)
-	}
-	p.print(s)
-}
-
-func (p *progress) print(s string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tty && p.barShown {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.barShown = false
-	}
-	fmt.Fprintln(p.w, s)
-}
-
-func (p *progress) bar() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m := p.last
-	step, _ := m["step"].(float64)
-	loss, _ := m["loss"].(float64)
-	tps, _ := m["tokens_per_s"].(float64)
-	world, _ := m["world"].(float64)
-	frac := 0.0
-	if p.steps > 0 && p.steps < 1e9 {
-		frac = step / float64(p.steps)
-	}
-	if p.minutes > 0 {
-		frac = max(frac, time.Since(p.start).Minutes()/p.minutes)
-	}
-	frac = min(frac, 1)
-	val := ""
-	if p.hasVal {
-		val = fmt.Sprintf(" val %.3f", p.val)
-	}
-	text := fmt.Sprintf("step %6.0f  loss %.3f%s  %6.0f tok/s  %0.f workers  %s", step, loss, val, tps, world, time.Since(p.start).Round(time.Second))
-	if p.tty {
-		n := int(frac * 30)
-		fmt.Fprintf(p.w, "\r\033[K[%s%s] %3.0f%% %s", strings.Repeat("=", n), strings.Repeat(" ", 30-n), 100*frac, text)
-		p.barShown = true
-		return
-	}
-	fmt.Fprintf(p.w, "%3.0f%% %s\n", 100*frac, text)
-}
-
-func (p *progress) finish() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.tty && p.barShown {
-		fmt.Fprintln(p.w)
-		p.barShown = false
-	}
-}
-
-// meanThroughput returns the tokens per second between the first step line
-// after warm-up and the last one; the caller holds p.mu.
-func (p *progress) meanThroughput() (tps, from, to float64, ok bool) {
-	if p.first == nil || p.last == nil {
-		return 0, 0, 0, false
-	}
-	from, _ = p.first["step"].(float64)
-	to, _ = p.last["step"].(float64)
-	tokens, _ := p.last["tokens"].(float64)
-	el := p.lastTime.Sub(p.firstTime).Seconds()
-	if to <= from || tokens <= 0 || el <= 0 {
-		return 0, 0, 0, false
-	}
-	return (to - from) * tokens / el, from, to, true
-}
-
-func (p *progress) summary(dir string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.last != nil {
-		step, _ := p.last["step"].(float64)
-		loss, _ := p.last["loss"].(float64)
-		fmt.Fprintf(p.w, "recur: trained to step %.0f in %s; last train loss %.4f", step, time.Since(p.start).Round(time.Second), loss)
-		if p.hasVal {
-			fmt.Fprintf(p.w, ", last validation loss %.4f", p.val)
-		}
-		fmt.Fprintln(p.w)
-		if tps, from, to, ok := p.meanThroughput(); ok {
-			fmt.Fprintf(p.w, "recur: mean throughput %.0f tokens/s over steps %.0f-%.0f\n", tps, from, to)
-		}
-	}
-	fmt.Fprintf(p.w, "recur: checkpoints and the loss curve (loss.png) are in %s; see `recur eval|sample|export --run %s`\n", dir, dir)
 }
 
 // workerCPUs gives each of n local workers its own train.threads CPUs when

@@ -12,21 +12,42 @@ import (
 
 // NewLogger logs at Info level in console format on a terminal and as
 // JSON otherwise.
-func NewLogger(w io.Writer) *zap.Logger { return newLogger(w, zap.InfoLevel) }
+func NewLogger(w io.Writer) *zap.Logger { return newLogger(w, zap.InfoLevel, "auto") }
 
-// logLevel registers --log-level on fs.
-func logLevel(fs *flag.FlagSet) *zapcore.Level {
-	l := zap.InfoLevel
-	fs.Var(&l, "log-level", "log level: debug, info, warn or error")
-	return &l
+// logFlags are --log-level and --log-format.
+type logFlags struct {
+	level  zapcore.Level
+	format string
 }
 
-func newLogger(w io.Writer, level zapcore.Level) *zap.Logger {
+func (l *logFlags) register(fs *flag.FlagSet) {
+	l.level = zap.InfoLevel
+	fs.Var(&l.level, "log-level", "log level: debug, info, warn or error")
+	fs.StringVar(&l.format, "log-format", "auto", "log format: console, json, or auto (console on a terminal, else json)")
+}
+
+func (l *logFlags) validate() error {
+	switch l.format {
+	case "auto", "console", "json":
+		return nil
+	}
+	return fmt.Errorf("%w: --log-format %q: want console, json or auto", errUsage, l.format)
+}
+
+func (l *logFlags) logger(w io.Writer) *zap.Logger { return newLogger(w, l.level, l.format) }
+
+func newLogger(w io.Writer, level zapcore.Level, format string) *zap.Logger {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	f, ok := w.(*os.File)
+	tty := ok && IsTerminal(f)
 	var encoder zapcore.Encoder
-	if f, ok := w.(*os.File); ok && IsTerminal(f) {
-		enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+	if format == "console" || format == "auto" && tty {
+		if tty {
+			enc.EncodeLevel = zapcore.CapitalColorLevelEncoder
+		} else {
+			enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		}
 		encoder = zapcore.NewConsoleEncoder(enc)
 	} else {
 		encoder = zapcore.NewJSONEncoder(enc)

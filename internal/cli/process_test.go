@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -10,13 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
 )
 
 // These tests run real processes: a coordinator and workers built from
@@ -163,45 +161,22 @@ func (pc *procCluster) dumpLogs() {
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
 		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-		var keep []string
-		for _, l := range lines {
-			if !strings.Contains(l, `"msg":"step"`) || strings.Contains(l, "failed") {
-				keep = append(keep, l)
-			}
-		}
-		pc.t.Logf("---- %s (last lines)\n%s", filepath.Base(f), strings.Join(keep[max(0, len(keep)-25):], "\n"))
+		pc.t.Logf("---- %s (last lines)\n%s", filepath.Base(f), strings.Join(lines[max(0, len(lines)-25):], "\n"))
 	}
 }
 
-// coordinatorEvents parses every coordinator log's JSON lines.
-func (pc *procCluster) coordinatorEvents() []map[string]any {
-	files, _ := filepath.Glob(filepath.Join(pc.logs, "coordinator-*.log"))
-	sort.Strings(files)
-	var out []map[string]any
-	for _, f := range files {
-		out = append(out, readEvents(f)...)
-	}
-	return out
-}
-
-// readEvents parses one log file's JSON lines.
-func readEvents(path string) []map[string]any {
-	fh, err := os.Open(path)
+// events reads the run's status history (metrics.jsonl): every event of
+// every coordinator process of the run.
+func (pc *procCluster) events() []cluster.Event {
+	pc.t.Helper()
+	ev, bad, err := cluster.ReadEventsFile(filepath.Join(pc.dir, cluster.MetricsFile))
 	if err != nil {
-		return nil
+		pc.t.Logf("%d unreadable lines in the status history (a coordinator killed mid-write): %v", bad, err)
 	}
-	defer fh.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(fh)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
+	return ev
 }
 
+// waitDone waits for the coordinator to exit 0 with the run finished.
 func (pc *procCluster) waitDone(timeout time.Duration) {
 	pc.t.Helper()
 	select {
@@ -214,15 +189,10 @@ func (pc *procCluster) waitDone(timeout time.Duration) {
 		pc.dumpLogs()
 		pc.t.Fatalf("training did not complete in %v", timeout)
 	}
-	found := false
-	for _, m := range pc.coordinatorEvents() {
-		if m["msg"] == "training complete" {
-			found = true
-		}
-	}
-	if !found {
+	ev := pc.events()
+	if len(ev) == 0 || ev[len(ev)-1].Kind != cluster.EventFinished {
 		pc.dumpLogs()
-		pc.t.Fatal("coordinator exited without completing training")
+		pc.t.Fatalf("the status history does not end with the run finished: %v", ev[max(len(ev)-3, 0):])
 	}
 }
 
@@ -255,8 +225,8 @@ func TestProcessesSurviveKill9(t *testing.T) {
 	pc.waitMetric("recur_step", func(v float64) bool { return v > before }, time.Minute, "training resumes after the coordinator restart")
 	pc.waitDone(3 * time.Minute)
 	var resumed bool
-	for _, m := range pc.coordinatorEvents() {
-		if m["msg"] == "resuming from checkpoint" {
+	for _, e := range pc.events() {
+		if e.Kind == cluster.EventStart && e.Step > 0 {
 			resumed = true
 		}
 	}
@@ -305,54 +275,52 @@ func TestSoakRandomKills(t *testing.T) {
 	checkSoakInvariants(t, pc, checks)
 }
 
-var runningAt = regexp.MustCompile(`^generation \d+ running at step (\d+)$`)
-
-// checkSoakInvariants checks the coordinators' logs after random kills:
-//   - steps strictly increase within a coordinator, and a restarted
-//     coordinator never runs a step below the last one its predecessor
-//     recorded (the workers keep their state): no step runs twice, and
-//     since a step's global batch is a function of the step, every global
-//     batch is used once;
+// checkSoakInvariants checks the run's status history after random kills,
+// every step of every coordinator process:
+//   - step events strictly increase over the whole run, so no step ran
+//     twice (and since a step's global batch is a function of the step,
+//     every global batch was used once); within one coordinator process
+//     they are consecutive: every step is recorded;
 //   - every generation starts at or after the last recorded step;
 //   - the members of every generation held identical weights after each
-//     step (the coordinators compared state checksums and found no
-//     divergence), and such comparisons did happen.
+//     step (no divergence event), and the coordinators did compare them.
 func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(pc.logs, "coordinator-*.log"))
-	sort.Strings(files) // named by start time
-	last := -1.0        // state step after the last recorded step
 	fail := func(format string, args ...any) {
 		pc.dumpLogs()
 		t.Fatalf(format, args...)
 	}
-	for _, f := range files {
-		for _, m := range readEvents(f) {
-			msg, _ := m["msg"].(string)
+	var last, prev int64 = 0, -1 // last step recorded; the previous one in this process (-1: none yet)
+	starts, steps := 0, 0
+	for _, e := range pc.events() {
+		switch e.Kind {
+		case cluster.EventStart:
+			starts++
+			prev = -1
+		case cluster.EventStep:
+			steps++
 			switch {
-			case msg == "step":
-				s := m["step"].(float64)
-				if s <= last {
-					fail("%s: step %v recorded after step %v", filepath.Base(f), s, last)
-				}
-				last = s
-			case runningAt.MatchString(msg):
-				s, _ := strconv.ParseFloat(runningAt.FindStringSubmatch(msg)[1], 64)
-				if s < last {
-					fail("%s: %q after step %v was recorded", filepath.Base(f), msg, last)
-				}
-			case strings.HasPrefix(msg, "divergence"):
-				fail("%s: %v", filepath.Base(f), m)
+			case e.Step <= last && last > 0:
+				fail("event %d (coordinator process %d): step %d recorded after step %d", e.Seq, starts, e.Step, last)
+			case prev >= 0 && e.Step != prev+1:
+				fail("event %d (coordinator process %d): step %d follows step %d", e.Seq, starts, e.Step, prev)
 			}
-		}
-	}
-	for _, m := range pc.coordinatorEvents() {
-		if m["msg"] == "state checks" {
-			checks += m["compared"].(float64)
+			last, prev = e.Step, e.Step
+		case cluster.EventRunning:
+			if e.Step < last {
+				fail("event %d: generation %d runs from step %d after step %d was recorded", e.Seq, e.Generation, e.Step, last)
+			}
+		case cluster.EventDivergence:
+			fail("event %d: %s", e.Seq, e.Message)
+		case cluster.EventFinished:
+			checks += float64(e.StateChecks)
 		}
 	}
 	if checks == 0 {
 		t.Fatal("no state checksums were compared")
 	}
-	t.Logf("invariants hold: %d coordinator runs, final step %v, %v state checksums compared", len(files), last, checks)
+	if last != int64(pc.steps) {
+		fail("the last step recorded is %d, want %d", last, pc.steps)
+	}
+	t.Logf("invariants hold: %d coordinator processes, %d step events up to step %d, %v state checksums compared", starts, steps, last, checks)
 }

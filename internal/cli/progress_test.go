@@ -5,26 +5,45 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
 )
 
-// TestProgressMeanThroughput: the summary's mean throughput runs from the
-// first step line after warm-up to the last, with the step's token count.
-func TestProgressMeanThroughput(t *testing.T) {
+// The display's throughput is global tokens over wall time between step
+// events (waits included), not a worker's compute-only rate; its ETA
+// comes from the budget.
+func TestProgressThroughputAndETA(t *testing.T) {
 	var out bytes.Buffer
-	p := newProgress(&out, 100, 0)
-	for _, l := range []string{
-		`{"level":"info","msg":"step","step":1,"loss":4.1,"tokens":3200,"tokens_per_s":900,"world":2}`,
-		`{"level":"info","msg":"step","step":21,"loss":3.2,"tokens":3200,"tokens_per_s":20000,"world":2}`,
-		`{"level":"info","msg":"step","step":41,"loss":2.9,"tokens":3200,"tokens_per_s":21000,"world":2}`,
-	} {
-		p.line("coordinator", []byte(l))
+	p := newProgress(&out, 0, 0)
+	t0 := time.Unix(1000, 0)
+	p.event(cluster.Event{Kind: cluster.EventStart, TotalSteps: 100, Message: "coordinator started"})
+	// 10 steps of 3200 tokens in 4 s of wall time, though each step
+	// computed in 0.1 s: the rest was waiting.
+	for i := range 11 {
+		p.event(cluster.Event{Kind: cluster.EventStep, Time: t0.Add(time.Duration(i) * 400 * time.Millisecond), Step: int64(10 + i),
+			Loss: 2, Tokens: 3200, TotalTokens: float64(3200 * (10 + i)), StepSeconds: 0.1, Members: 2, Elapsed: 10})
 	}
-	if p.first["step"].(float64) != 21 {
-		t.Fatalf("measured from step %v, want 21 (after the warm-up step)", p.first["step"])
+	tps, sps, ok := throughput(p.steps)
+	if !ok || tps != 8000 || sps != 2.5 {
+		t.Fatalf("throughput %v tokens/s, %v steps/s, want 8000 and 2.5", tps, sps)
 	}
-	p.firstTime = p.lastTime.Add(-4 * time.Second) // 20 steps of 3200 tokens in 4 s
+	last := p.steps[len(p.steps)-1]
+	if left, ok := p.eta(last, sps); !ok || left != 32*time.Second {
+		t.Fatalf("ETA %v, want 32s for 80 steps at 2.5 steps/s", left)
+	}
+	p.minutes = 1 // 10 s spent: 50 s left, later than by steps
+	if left, _ := p.eta(last, sps); left != 32*time.Second {
+		t.Fatalf("ETA %v, want the earlier end (32s)", left)
+	}
+	p.minutes = 0.25 // 15 s budget, 10 s spent
+	if left, _ := p.eta(last, sps); left != 5*time.Second {
+		t.Fatalf("ETA %v, want 5s by the time budget", left)
+	}
 	p.summary("runs/x")
-	if want := "mean throughput 16000 tokens/s over steps 21-41"; !strings.Contains(out.String(), want) {
+	if want := "throughput 8000 tokens/s (global tokens over wall time, steps 10-20)"; !strings.Contains(out.String(), want) {
 		t.Fatalf("summary %q lacks %q", out.String(), want)
+	}
+	if !strings.Contains(out.String(), "[run] coordinator started") {
+		t.Fatalf("the start event was not shown:\n%s", out.String())
 	}
 }

@@ -109,11 +109,16 @@ type Coordinator struct {
 	elapsedBefore time.Duration
 	finishing     bool      // a finish is under way (under mu)
 	lastStep      time.Time // when the last step completed (or the start)
-	failedSaves   int       // checkpoint saves that failed in a row
+	status        *statusLog
+	totalTokens   float64        // global tokens trained in the run, over every process
+	validated     map[int64]bool // steps whose validation this process recorded
+	lastWait      string         // the last wait reason published
+	failedSaves   int            // checkpoint saves that failed in a row
 	stats         Stats
 	savedGen      uint64
 	curve         lossCurve
 	saving        sync.WaitGroup
+	watchers      sync.WaitGroup // Watch calls in progress
 	pendingFinal  int64
 	crcs          map[stateKey]stateSeen
 	closed        chan struct{} // closed by Close
@@ -133,7 +138,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), validated: map[int64]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -152,6 +157,11 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.store.Close()
 		return nil, err
 	}
+	if c.status, err = openStatusLog(filepath.Join(cfg.Dir, MetricsFile)); err != nil {
+		c.store.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	c.curve = curveFromHistory(filepath.Join(cfg.Dir, MetricsFile), c.log)
 	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
 		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
@@ -193,6 +203,11 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(ring) > 0 {
 		go c.awaitLastRing()
 	}
+	c.publish(Event{Kind: EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
+		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))})
+	c.mu.Lock()
+	c.broadcast() // publishes what the planner decided at start
+	c.mu.Unlock()
 	go c.watch()
 	if o, reason := c.p.Outcome(); o != Ongoing {
 		c.log.Info("nothing to train", zap.String("outcome", o.String()), zap.String("reason", reason))
@@ -201,6 +216,52 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.mu.Unlock()
 	}
 	return c, nil
+}
+
+// publish stamps e with the run's elapsed time and sends it to the status
+// stream; the caller holds c.mu.
+func (c *Coordinator) publish(e Event) {
+	e.Elapsed = c.elapsed().Seconds()
+	if _, err := c.status.publish(e); err != nil {
+		c.log.Warn("status history not written; the run goes on", zap.Error(err))
+	}
+}
+
+// publishLocked is publish for a caller that does not hold c.mu.
+func (c *Coordinator) publishLocked(e Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.publish(e)
+}
+
+// Watch streams the status events (the Control service's Watch call).
+func (c *Coordinator) Watch(req *controlpb.WatchRequest, stream controlpb.Control_WatchServer) error {
+	c.watchers.Add(1)
+	defer c.watchers.Done()
+	after := req.AfterSeq
+	for {
+		evs, changed, closed := c.status.since(after)
+		for _, e := range evs {
+			if err := stream.Send(eventToProto(e)); err != nil {
+				return err
+			}
+			after = e.Seq
+			if e.Kind.Ends() {
+				return nil
+			}
+		}
+		if req.NoFollow {
+			return nil
+		}
+		if closed {
+			return status.Error(codes.Unavailable, "the coordinator is shutting down")
+		}
+		select {
+		case <-changed:
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+	}
 }
 
 // Health reports why the coordinator is unhealthy (nil: healthy): no
@@ -391,11 +452,25 @@ func (c *Coordinator) Close() error {
 	if c.gossip != nil {
 		c.gossip.shutdown()
 	}
+	var serr error
+	if c.status != nil {
+		// Watchers get the last events before the server stops.
+		serr = c.status.close()
+		drained := make(chan struct{})
+		go func() { c.watchers.Wait(); close(drained) }()
+		select {
+		case <-drained:
+		case <-time.After(time.Second):
+		}
+	}
 	if c.srv != nil {
 		c.srv.Stop()
 	}
 	c.saving.Wait()
-	return c.store.Close()
+	if err := c.store.Close(); err != nil {
+		return err
+	}
+	return serr
 }
 
 // resume loads the newest good checkpoint unless Fresh.
@@ -431,6 +506,9 @@ func (c *Coordinator) resume() error {
 	c.ckptStep = int64(ck.Step)
 	if v, ok := ck.Metrics["best_val_loss"]; ok {
 		c.bestVal = v
+	}
+	if v, ok := ck.Metrics["total_tokens"]; ok && v > 0 {
+		c.totalTokens = v
 	}
 	if v, ok := ck.Metrics["validations_since_best"]; ok && v >= 0 {
 		c.sinceBest = int(v)
@@ -520,7 +598,14 @@ func (c *Coordinator) broadcast() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	for _, e := range c.p.Events() {
-		c.log.Info(e)
+		c.log.Info(e.Message)
+		c.publish(e)
+	}
+	if r := c.p.WaitReason(); r != c.lastWait {
+		c.lastWait = r
+		if r != "" {
+			c.publish(Event{Kind: EventWaiting, Message: r})
+		}
 	}
 	c.finishIfIdle()
 	c.Metrics.members.Set(float64(len(c.p.Members())))
@@ -672,7 +757,13 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		c.lastStep = time.Now()
 	}
 	for _, rec := range h[before:] {
-		c.curve.train = append(c.curve.train, point{float64(rec.Step), rec.Loss})
+		c.totalTokens += rep.LossCount
+		c.publish(Event{Kind: EventStep, Step: rec.Step + 1, Generation: rec.Generation, Members: rec.World, Loss: rec.Loss, LR: rec.LR,
+			Tokens: rep.LossCount, TotalTokens: c.totalTokens, StepSeconds: rep.StepSeconds, AllreduceSeconds: rep.AllreduceSeconds,
+			StateCRC: rep.StateCrc, Skipped: rec.Skipped})
+		if !rec.Skipped {
+			c.curve.addTrain(rec.Step+1, rec.Loss)
+		}
 		c.Metrics.step.Set(float64(rec.Step + 1))
 		c.Metrics.loss.Set(rec.Loss)
 		c.Metrics.lr.Set(rec.LR)
@@ -690,8 +781,9 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		}
 	}
 	if rep.ValCount > 0 {
-		if v, ok := c.p.Validation(rep.Step); ok && !c.curve.hasVal(rep.Step) {
-			c.curve.val = append(c.curve.val, point{float64(rep.Step), v})
+		if v, ok := c.p.Validation(rep.Step); ok && !c.validated[rep.Step] {
+			c.validated[rep.Step] = true
+			c.curve.addVal(rep.Step, v)
 			c.Metrics.valLoss.Set(v)
 			if _, err := c.sched.Observe(int(rep.Step), v); err != nil {
 				c.log.Warn("schedule", zap.Error(err))
@@ -705,6 +797,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 				c.p.RequestStop(Finished, fmt.Sprintf("early stop: no better validation loss than %.4f in %d validations", c.bestVal, c.sinceBest))
 			}
 			c.log.Info("validation", zap.Int64("step", rep.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)))
+			c.publish(Event{Kind: EventValidation, Step: rep.Step, ValLoss: v, BestValLoss: c.bestVal})
 		}
 	}
 }
@@ -751,6 +844,8 @@ func (c *Coordinator) checkState(rep *controlpb.StepReport) {
 	if seen.crc != rep.StateCrc {
 		c.Metrics.divergences.Inc()
 		c.diverged++
+		c.publish(Event{Kind: EventDivergence, Step: rep.StateStep, Generation: rep.Generation, Worker: rep.WorkerId,
+			Message: fmt.Sprintf("worker %s holds crc %08x, worker %s %08x", seen.id, seen.crc, rep.WorkerId, rep.StateCrc)})
 		c.log.Error("divergence: members hold different weights", zap.Int64("step", rep.StateStep), zap.Uint64("generation", rep.Generation),
 			zap.String("worker", seen.id), zap.String("crc", fmt.Sprintf("%08x", seen.crc)),
 			zap.String("other_worker", rep.WorkerId), zap.String("other_crc", fmt.Sprintf("%08x", rep.StateCrc)))
@@ -793,6 +888,9 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 		c.writeCurve()
 		c.mu.Lock()
 		c.log.Info("state checks", zap.Int("compared", c.checked), zap.Int("divergences", c.diverged))
+		o, reason := c.p.Outcome()
+		c.publish(Event{Kind: outcomeEvent(o), Step: max(c.ckptStep, 0), StateChecks: int64(c.checked), Divergences: int64(c.diverged),
+			Message: fmt.Sprintf("%s; newest checkpoint: step %d", reason, c.ckptStep)})
 		c.mu.Unlock()
 		close(c.finished)
 	})
@@ -815,12 +913,12 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	c.mu.Lock()
 	metrics := map[string]float64{"best_val_loss": c.bestVal, "elapsed_seconds": c.elapsed().Seconds(),
-		"validations_since_best": float64(c.sinceBest)}
-	if n := len(c.curve.train); n > 0 {
-		metrics["train_loss"] = c.curve.train[n-1].y
+		"validations_since_best": float64(c.sinceBest), "total_tokens": c.totalTokens}
+	if c.curve.hasTrain {
+		metrics["train_loss"] = c.curve.lastTrain
 	}
-	if n := len(c.curve.val); n > 0 {
-		metrics["val_loss"] = c.curve.val[n-1].y
+	if c.curve.hasVal {
+		metrics["val_loss"] = c.curve.lastVal
 	}
 	c.mu.Unlock()
 	for k, v := range metrics {
@@ -842,6 +940,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		c.mu.Unlock()
 		c.Metrics.failedSaves.Inc()
 		c.log.Warn("checkpoint save failed", zap.Int64("step", step), zap.Int("failed_in_a_row", n), zap.Error(err))
+		c.publishLocked(Event{Kind: EventCheckpointFailed, Step: step, Message: err.Error()})
 		return
 	}
 	c.Metrics.checkpoints.Inc()
@@ -855,6 +954,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	c.mu.Unlock()
 	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
+	c.publishLocked(Event{Kind: EventCheckpoint, Step: st.Step})
 	c.writeCurve()
 }
 

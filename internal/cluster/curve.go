@@ -2,7 +2,9 @@ package cluster
 
 import (
 	"image/color"
+	"maps"
 	"path/filepath"
+	"slices"
 
 	"go.uber.org/zap"
 
@@ -13,25 +15,65 @@ import (
 
 type point struct{ x, y float64 }
 
-// lossCurve is the training and validation loss by step.
+// lossCurve is the training and validation loss by step (steps completed),
+// with the newest value of each.
 type lossCurve struct {
-	train, val []point
+	train, val         map[int64]float64
+	lastTrain, lastVal float64
+	hasTrain, hasVal   bool
 }
 
-func (l *lossCurve) hasVal(step int64) bool {
-	for _, p := range l.val {
-		if p.x == float64(step) {
-			return true
+func newLossCurve() lossCurve {
+	return lossCurve{train: map[int64]float64{}, val: map[int64]float64{}}
+}
+
+func (l *lossCurve) addTrain(step int64, loss float64) {
+	l.train[step], l.lastTrain, l.hasTrain = loss, loss, true
+}
+
+func (l *lossCurve) addVal(step int64, loss float64) {
+	l.val[step], l.lastVal, l.hasVal = loss, loss, true
+}
+
+func (l *lossCurve) validated(step int64) bool {
+	_, ok := l.val[step]
+	return ok
+}
+
+// curveFromHistory rebuilds the loss curves of earlier coordinator
+// processes of the run from its status history, so that loss.png after a
+// resume shows the whole run. Steps run twice (after a restart from an
+// older state) keep their latest loss.
+func curveFromHistory(path string, log *zap.Logger) lossCurve {
+	events, bad, err := ReadEventsFile(path)
+	if err != nil {
+		log.Warn("status history partly unreadable; the loss curve may miss points", zap.Int("bad_lines", bad), zap.Error(err))
+	}
+	l := newLossCurve()
+	for _, e := range events {
+		switch {
+		case e.Kind == EventStep && !e.Skipped:
+			l.train[e.Step] = e.Loss
+		case e.Kind == EventValidation:
+			l.val[e.Step] = e.ValLoss
 		}
 	}
-	return false
+	return l
+}
+
+func sortedPoints(m map[int64]float64) []point {
+	steps := slices.Sorted(maps.Keys(m))
+	out := make([]point, len(steps))
+	for i, s := range steps {
+		out[i] = point{float64(s), m[s]}
+	}
+	return out
 }
 
 // writeCurve draws the loss curves into loss.png beside the checkpoints.
 func (c *Coordinator) writeCurve() {
 	c.mu.Lock()
-	train := append([]point(nil), c.curve.train...)
-	val := append([]point(nil), c.curve.val...)
+	train, val := sortedPoints(c.curve.train), sortedPoints(c.curve.val)
 	c.mu.Unlock()
 	if len(train) < 2 {
 		return

@@ -226,7 +226,7 @@ type Planner struct {
 	lastCkpt   int64
 	val        map[int64]*valAgg
 	history    []StepRecord
-	events     []string
+	events     []Event
 	stopReason string
 	stopAsked  string  // stop at the next step boundary, for this reason
 	stopAs     Outcome // and with this outcome
@@ -275,7 +275,9 @@ func (p *Planner) budgetSpent(step int64) bool {
 func (p *Planner) end(o Outcome, reason string) {
 	p.phase, p.outcome, p.stopReason = done, o, reason
 	p.ring = nil
-	p.event(fmt.Sprintf("training %s: %s", o, reason))
+	// The coordinator publishes the outcome itself once the final
+	// checkpoint is saved; this is the moment it was decided.
+	p.event(Event{Kind: EventInfo, Step: p.Step()}, fmt.Sprintf("training %s: %s", o, reason))
 }
 
 // Outcome returns how the run ended (Ongoing while it runs) and why.
@@ -340,7 +342,7 @@ func (p *Planner) Forget(id string, now time.Time) {
 	if !p.expect[id] {
 		return
 	}
-	p.event(fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
+	p.event(Event{Kind: EventInfo, Worker: id}, fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
 	if p.expected(id) && p.phase == waiting {
 		p.form(now)
 	}
@@ -376,13 +378,13 @@ func (p *Planner) Join(m Member, now time.Time) error {
 		// A restarted worker lost its state: the generation is broken.
 		w.Member = m
 		w.stateStep = -1
-		p.event(fmt.Sprintf("worker %s rejoined; generation %d is broken", m.ID, p.gen))
+		p.event(Event{Kind: EventJoined, Worker: m.ID, Generation: p.gen}, fmt.Sprintf("worker %s rejoined; generation %d is broken", m.ID, p.gen))
 		p.regroup(now)
 		return nil
 	}
 	p.joins++
 	p.workers[m.ID] = &worker{Member: m, order: p.joins, stateStep: -1}
-	p.event(fmt.Sprintf("worker %s joined", m.ID))
+	p.event(Event{Kind: EventJoined, Worker: m.ID}, fmt.Sprintf("worker %s joined", m.ID))
 	return nil // it becomes a candidate once it reports the state it holds
 }
 
@@ -392,7 +394,7 @@ func (p *Planner) Join(m Member, now time.Time) error {
 // ignored; an empty incarnation matches any.
 func (p *Planner) Leave(id, incarnation string, now time.Time) {
 	if p.expect[id] {
-		p.event(fmt.Sprintf("worker %s of the last ring is gone", id))
+		p.event(Event{Kind: EventLeft, Worker: id}, fmt.Sprintf("worker %s of the last ring is gone", id))
 		if p.expected(id) && p.phase == waiting {
 			p.form(now)
 		}
@@ -402,11 +404,11 @@ func (p *Planner) Leave(id, incarnation string, now time.Time) {
 		return
 	}
 	if incarnation != "" && w.Incarnation != "" && incarnation != w.Incarnation {
-		p.event(fmt.Sprintf("departure of an earlier process of worker %s ignored", id))
+		p.event(Event{Kind: EventInfo, Worker: id}, fmt.Sprintf("departure of an earlier process of worker %s ignored", id))
 		return
 	}
 	delete(p.workers, id)
-	p.event(fmt.Sprintf("worker %s left", id))
+	p.event(Event{Kind: EventLeft, Worker: id}, fmt.Sprintf("worker %s left", id))
 	if p.inRing(id) {
 		p.regroup(now)
 	}
@@ -414,10 +416,15 @@ func (p *Planner) Leave(id, incarnation string, now time.Time) {
 
 func (p *Planner) inRing(id string) bool { return slices.Contains(p.ring, id) }
 
-func (p *Planner) event(s string) { p.events = append(p.events, s) }
+// event records e with its text for people.
+func (p *Planner) event(e Event, text string) {
+	e.Message = text
+	p.events = append(p.events, e)
+}
 
-// Events returns and clears what happened since the last call, for logs.
-func (p *Planner) Events() []string {
+// Events returns and clears what happened since the last call: the
+// caller publishes them (status stream, logs).
+func (p *Planner) Events() []Event {
 	e := p.events
 	p.events = nil
 	return e
@@ -463,7 +470,7 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		// The generation works on an older state than this worker holds
 		// (a restarted coordinator formed it before this worker reported):
 		// its steps would be run twice. Start again from the newest state.
-		p.event(fmt.Sprintf("worker %s holds step %d, newer than generation %d's step %d", r.ID, r.StateStep, p.gen, p.Step()))
+		p.event(Event{Kind: EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d, newer than generation %d's step %d", r.ID, r.StateStep, p.gen, p.Step()))
 		p.form(now)
 	}
 	if r.ValCount > 0 {
@@ -478,11 +485,11 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		// or not serve it yet. Form the generation anew: every member,
 		// the source too, is asked again and reports what it really holds
 		// (a source that lost the state fails its Ready and says so).
-		p.event(fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
+		p.event(Event{Kind: EventFailed, Worker: r.ID, Step: p.start, Generation: r.Generation}, fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
 		p.failed(now)
 	case r.Failed:
 		w.failed = true
-		p.event(fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
+		p.event(Event{Kind: EventFailed, Worker: r.ID, Step: r.Step, Generation: r.Generation}, fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
 		if p.phase == running {
 			p.failed(now)
 		}
@@ -492,7 +499,7 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	case p.phase == running && r.StateStep == p.next+1:
 		p.advance(r, now)
 	case p.phase == running && r.StateStep != p.next:
-		p.event(fmt.Sprintf("worker %s holds step %d while the ring runs %d", r.ID, r.StateStep, p.next))
+		p.event(Event{Kind: EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d while the ring runs %d", r.ID, r.StateStep, p.next))
 		p.regroup(now)
 	}
 	return nil
@@ -549,7 +556,7 @@ func (p *Planner) advance(r Report, now time.Time) {
 	if r.Skipped {
 		p.skips++
 		p.lastSkip = r.SkipReason
-		p.event(fmt.Sprintf("step %d skipped on every rank (%d in a row): %s", rec.Step, p.skips, r.SkipReason))
+		p.event(Event{Kind: EventInfo, Step: rec.Step}, fmt.Sprintf("step %d skipped on every rank (%d in a row): %s", rec.Step, p.skips, r.SkipReason))
 	} else {
 		p.skips = 0
 	}
@@ -571,7 +578,7 @@ func (p *Planner) advance(r Report, now time.Time) {
 		return
 	}
 	if p.changePending() {
-		p.event(fmt.Sprintf("membership changed at step %d", p.next))
+		p.event(Event{Kind: EventInfo, Step: p.next}, fmt.Sprintf("membership changed at step %d", p.next))
 		p.form(now)
 	}
 }
@@ -647,7 +654,7 @@ func (p *Planner) failed(now time.Time) {
 func (p *Planner) form(now time.Time) {
 	if p.awaiting(now) {
 		if p.phase != waiting {
-			p.event(fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.Expected()))
+			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.Expected()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -663,7 +670,7 @@ func (p *Planner) form(now time.Time) {
 	cands := p.candidates()
 	if len(cands) < p.need() {
 		if p.phase != waiting {
-			p.event(fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.need()))
+			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.need()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -688,7 +695,7 @@ func (p *Planner) form(now time.Time) {
 		p.holdUntil = time.Time{}
 	} else {
 		if p.phase != waiting {
-			p.event(fmt.Sprintf("%d generations in a row failed before completing a step; forming the next in %v", p.failStreak, p.holdUntil.Sub(now).Round(time.Millisecond)))
+			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("%d generations in a row failed before completing a step; forming the next in %v", p.failStreak, p.holdUntil.Sub(now).Round(time.Millisecond)))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -704,7 +711,7 @@ func (p *Planner) form(now time.Time) {
 		w := p.workers[id]
 		w.ready, w.failed = false, false
 	}
-	p.event(fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
+	p.event(Event{Kind: EventGeneration, Generation: p.gen, Members: len(cands), Step: start}, fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
 }
 
 // holdsStart reports whether worker id already holds the state the forming
@@ -732,7 +739,7 @@ func (p *Planner) maybeStart() {
 	p.phase = running
 	p.ran = true
 	p.next = p.start
-	p.event(fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
+	p.event(Event{Kind: EventRunning, Generation: p.gen, Members: len(p.ring), Step: p.next}, fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
 }
 
 // RequestStop ends training at the next step boundary with outcome o (a
@@ -799,7 +806,7 @@ func (p *Planner) Expected() []string {
 // after RejoinGrace.
 func (p *Planner) Tick(now time.Time) {
 	if p.phase == waiting && len(p.expect) > 0 && !now.Before(p.expectUntil) {
-		p.event(fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
+		p.event(Event{Kind: EventInfo}, fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
 		p.expect = nil
 		p.form(now)
 		return
@@ -819,7 +826,7 @@ func (p *Planner) Tick(now time.Time) {
 		}
 	}
 	for _, id := range late {
-		p.event(fmt.Sprintf("worker %s was not ready in %v; it leaves generation %d", id, p.cfg.ReadyTimeout, p.gen))
+		p.event(Event{Kind: EventLeft, Worker: id, Generation: p.gen}, fmt.Sprintf("worker %s was not ready in %v; it leaves generation %d", id, p.cfg.ReadyTimeout, p.gen))
 		delete(p.workers, id)
 	}
 	p.form(now)

@@ -76,7 +76,289 @@ func (x StepPlan_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use StepPlan_Action.Descriptor instead.
 func (StepPlan_Action) EnumDescriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{4, 0}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{6, 0}
+}
+
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AfterSeq      int64                  `protobuf:"varint,1,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"` // 0: from the oldest event held
+	NoFollow      bool                   `protobuf:"varint,2,opt,name=no_follow,json=noFollow,proto3" json:"no_follow,omitempty"` // return after the events held now
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *WatchRequest) GetAfterSeq() int64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
+func (x *WatchRequest) GetNoFollow() bool {
+	if x != nil {
+		return x.NoFollow
+	}
+	return false
+}
+
+// Event is one status event; see cluster.Event for the meaning of each
+// field per kind.
+type Event struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Seq              int64                  `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	UnixNanos        int64                  `protobuf:"varint,2,opt,name=unix_nanos,json=unixNanos,proto3" json:"unix_nanos,omitempty"`
+	Kind             string                 `protobuf:"bytes,3,opt,name=kind,proto3" json:"kind,omitempty"`
+	Step             int64                  `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
+	Generation       uint64                 `protobuf:"varint,5,opt,name=generation,proto3" json:"generation,omitempty"`
+	Members          int32                  `protobuf:"varint,6,opt,name=members,proto3" json:"members,omitempty"`
+	Worker           string                 `protobuf:"bytes,7,opt,name=worker,proto3" json:"worker,omitempty"`
+	Loss             float64                `protobuf:"fixed64,8,opt,name=loss,proto3" json:"loss,omitempty"`
+	Lr               float64                `protobuf:"fixed64,9,opt,name=lr,proto3" json:"lr,omitempty"`
+	Tokens           float64                `protobuf:"fixed64,10,opt,name=tokens,proto3" json:"tokens,omitempty"`
+	TotalTokens      float64                `protobuf:"fixed64,11,opt,name=total_tokens,json=totalTokens,proto3" json:"total_tokens,omitempty"`
+	StepSeconds      float64                `protobuf:"fixed64,12,opt,name=step_seconds,json=stepSeconds,proto3" json:"step_seconds,omitempty"`
+	AllreduceSeconds float64                `protobuf:"fixed64,13,opt,name=allreduce_seconds,json=allreduceSeconds,proto3" json:"allreduce_seconds,omitempty"`
+	StateCrc         uint32                 `protobuf:"varint,14,opt,name=state_crc,json=stateCrc,proto3" json:"state_crc,omitempty"`
+	Skipped          bool                   `protobuf:"varint,15,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	ElapsedSeconds   float64                `protobuf:"fixed64,16,opt,name=elapsed_seconds,json=elapsedSeconds,proto3" json:"elapsed_seconds,omitempty"`
+	ValLoss          float64                `protobuf:"fixed64,17,opt,name=val_loss,json=valLoss,proto3" json:"val_loss,omitempty"`
+	BestValLoss      float64                `protobuf:"fixed64,18,opt,name=best_val_loss,json=bestValLoss,proto3" json:"best_val_loss,omitempty"`
+	TotalSteps       int64                  `protobuf:"varint,19,opt,name=total_steps,json=totalSteps,proto3" json:"total_steps,omitempty"`
+	Minutes          float64                `protobuf:"fixed64,20,opt,name=minutes,proto3" json:"minutes,omitempty"`
+	Job              string                 `protobuf:"bytes,21,opt,name=job,proto3" json:"job,omitempty"`
+	Message          string                 `protobuf:"bytes,22,opt,name=message,proto3" json:"message,omitempty"`
+	StateChecks      int64                  `protobuf:"varint,23,opt,name=state_checks,json=stateChecks,proto3" json:"state_checks,omitempty"`
+	Divergences      int64                  `protobuf:"varint,24,opt,name=divergences,proto3" json:"divergences,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Event) Reset() {
+	*x = Event{}
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Event) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Event) ProtoMessage() {}
+
+func (x *Event) ProtoReflect() protoreflect.Message {
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Event.ProtoReflect.Descriptor instead.
+func (*Event) Descriptor() ([]byte, []int) {
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Event) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *Event) GetUnixNanos() int64 {
+	if x != nil {
+		return x.UnixNanos
+	}
+	return 0
+}
+
+func (x *Event) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Event) GetStep() int64 {
+	if x != nil {
+		return x.Step
+	}
+	return 0
+}
+
+func (x *Event) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Event) GetMembers() int32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *Event) GetWorker() string {
+	if x != nil {
+		return x.Worker
+	}
+	return ""
+}
+
+func (x *Event) GetLoss() float64 {
+	if x != nil {
+		return x.Loss
+	}
+	return 0
+}
+
+func (x *Event) GetLr() float64 {
+	if x != nil {
+		return x.Lr
+	}
+	return 0
+}
+
+func (x *Event) GetTokens() float64 {
+	if x != nil {
+		return x.Tokens
+	}
+	return 0
+}
+
+func (x *Event) GetTotalTokens() float64 {
+	if x != nil {
+		return x.TotalTokens
+	}
+	return 0
+}
+
+func (x *Event) GetStepSeconds() float64 {
+	if x != nil {
+		return x.StepSeconds
+	}
+	return 0
+}
+
+func (x *Event) GetAllreduceSeconds() float64 {
+	if x != nil {
+		return x.AllreduceSeconds
+	}
+	return 0
+}
+
+func (x *Event) GetStateCrc() uint32 {
+	if x != nil {
+		return x.StateCrc
+	}
+	return 0
+}
+
+func (x *Event) GetSkipped() bool {
+	if x != nil {
+		return x.Skipped
+	}
+	return false
+}
+
+func (x *Event) GetElapsedSeconds() float64 {
+	if x != nil {
+		return x.ElapsedSeconds
+	}
+	return 0
+}
+
+func (x *Event) GetValLoss() float64 {
+	if x != nil {
+		return x.ValLoss
+	}
+	return 0
+}
+
+func (x *Event) GetBestValLoss() float64 {
+	if x != nil {
+		return x.BestValLoss
+	}
+	return 0
+}
+
+func (x *Event) GetTotalSteps() int64 {
+	if x != nil {
+		return x.TotalSteps
+	}
+	return 0
+}
+
+func (x *Event) GetMinutes() float64 {
+	if x != nil {
+		return x.Minutes
+	}
+	return 0
+}
+
+func (x *Event) GetJob() string {
+	if x != nil {
+		return x.Job
+	}
+	return ""
+}
+
+func (x *Event) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *Event) GetStateChecks() int64 {
+	if x != nil {
+		return x.StateChecks
+	}
+	return 0
+}
+
+func (x *Event) GetDivergences() int64 {
+	if x != nil {
+		return x.Divergences
+	}
+	return 0
 }
 
 type JoinRequest struct {
@@ -98,7 +380,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[0]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +392,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[0]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +405,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{0}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JoinRequest) GetWorkerId() string {
@@ -178,7 +460,7 @@ type JoinReply struct {
 
 func (x *JoinReply) Reset() {
 	*x = JoinReply{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[1]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -190,7 +472,7 @@ func (x *JoinReply) String() string {
 func (*JoinReply) ProtoMessage() {}
 
 func (x *JoinReply) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[1]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -203,7 +485,7 @@ func (x *JoinReply) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinReply.ProtoReflect.Descriptor instead.
 func (*JoinReply) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{1}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinReply) GetConfigJson() []byte {
@@ -231,7 +513,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[2]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -243,7 +525,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[2]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -256,7 +538,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{2}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Member) GetId() string {
@@ -312,7 +594,7 @@ type StepReport struct {
 
 func (x *StepReport) Reset() {
 	*x = StepReport{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[3]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -324,7 +606,7 @@ func (x *StepReport) String() string {
 func (*StepReport) ProtoMessage() {}
 
 func (x *StepReport) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[3]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -337,7 +619,7 @@ func (x *StepReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepReport.ProtoReflect.Descriptor instead.
 func (*StepReport) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{3}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StepReport) GetWorkerId() string {
@@ -491,7 +773,7 @@ type StepPlan struct {
 
 func (x *StepPlan) Reset() {
 	*x = StepPlan{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[4]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -503,7 +785,7 @@ func (x *StepPlan) String() string {
 func (*StepPlan) ProtoMessage() {}
 
 func (x *StepPlan) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[4]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -516,7 +798,7 @@ func (x *StepPlan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepPlan.ProtoReflect.Descriptor instead.
 func (*StepPlan) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{4}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StepPlan) GetAction() StepPlan_Action {
@@ -600,7 +882,7 @@ type StateRequest struct {
 
 func (x *StateRequest) Reset() {
 	*x = StateRequest{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[5]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +894,7 @@ func (x *StateRequest) String() string {
 func (*StateRequest) ProtoMessage() {}
 
 func (x *StateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[5]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +907,7 @@ func (x *StateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateRequest.ProtoReflect.Descriptor instead.
 func (*StateRequest) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{5}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StateRequest) GetStep() int64 {
@@ -654,7 +936,7 @@ type StateChunk struct {
 
 func (x *StateChunk) Reset() {
 	*x = StateChunk{}
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[6]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -666,7 +948,7 @@ func (x *StateChunk) String() string {
 func (*StateChunk) ProtoMessage() {}
 
 func (x *StateChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[6]
+	mi := &file_internal_cluster_controlpb_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -679,7 +961,7 @@ func (x *StateChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChunk.ProtoReflect.Descriptor instead.
 func (*StateChunk) Descriptor() ([]byte, []int) {
-	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{6}
+	return file_internal_cluster_controlpb_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StateChunk) GetStep() int64 {
@@ -714,7 +996,40 @@ var File_internal_cluster_controlpb_control_proto protoreflect.FileDescriptor
 
 const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\n" +
-	"(internal/cluster/controlpb/control.proto\x12\x10recur.control.v1\"\xc1\x01\n" +
+	"(internal/cluster/controlpb/control.proto\x12\x10recur.control.v1\"H\n" +
+	"\fWatchRequest\x12\x1b\n" +
+	"\tafter_seq\x18\x01 \x01(\x03R\bafterSeq\x12\x1b\n" +
+	"\tno_follow\x18\x02 \x01(\bR\bnoFollow\"\xac\x05\n" +
+	"\x05Event\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x1d\n" +
+	"\n" +
+	"unix_nanos\x18\x02 \x01(\x03R\tunixNanos\x12\x12\n" +
+	"\x04kind\x18\x03 \x01(\tR\x04kind\x12\x12\n" +
+	"\x04step\x18\x04 \x01(\x03R\x04step\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x05 \x01(\x04R\n" +
+	"generation\x12\x18\n" +
+	"\amembers\x18\x06 \x01(\x05R\amembers\x12\x16\n" +
+	"\x06worker\x18\a \x01(\tR\x06worker\x12\x12\n" +
+	"\x04loss\x18\b \x01(\x01R\x04loss\x12\x0e\n" +
+	"\x02lr\x18\t \x01(\x01R\x02lr\x12\x16\n" +
+	"\x06tokens\x18\n" +
+	" \x01(\x01R\x06tokens\x12!\n" +
+	"\ftotal_tokens\x18\v \x01(\x01R\vtotalTokens\x12!\n" +
+	"\fstep_seconds\x18\f \x01(\x01R\vstepSeconds\x12+\n" +
+	"\x11allreduce_seconds\x18\r \x01(\x01R\x10allreduceSeconds\x12\x1b\n" +
+	"\tstate_crc\x18\x0e \x01(\rR\bstateCrc\x12\x18\n" +
+	"\askipped\x18\x0f \x01(\bR\askipped\x12'\n" +
+	"\x0felapsed_seconds\x18\x10 \x01(\x01R\x0eelapsedSeconds\x12\x19\n" +
+	"\bval_loss\x18\x11 \x01(\x01R\avalLoss\x12\"\n" +
+	"\rbest_val_loss\x18\x12 \x01(\x01R\vbestValLoss\x12\x1f\n" +
+	"\vtotal_steps\x18\x13 \x01(\x03R\n" +
+	"totalSteps\x12\x18\n" +
+	"\aminutes\x18\x14 \x01(\x01R\aminutes\x12\x10\n" +
+	"\x03job\x18\x15 \x01(\tR\x03job\x12\x18\n" +
+	"\amessage\x18\x16 \x01(\tR\amessage\x12!\n" +
+	"\fstate_checks\x18\x17 \x01(\x03R\vstateChecks\x12 \n" +
+	"\vdivergences\x18\x18 \x01(\x03R\vdivergences\"\xc1\x01\n" +
 	"\vJoinRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
@@ -788,10 +1103,11 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x04step\x18\x01 \x01(\x03R\x04step\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x12\n" +
 	"\x04last\x18\x03 \x01(\bR\x04last\x12\x19\n" +
-	"\bjob_hash\x18\x04 \x01(\tR\ajobHash2\x8f\x01\n" +
+	"\bjob_hash\x18\x04 \x01(\tR\ajobHash2\xd3\x01\n" +
 	"\aControl\x12B\n" +
 	"\x04Join\x12\x1d.recur.control.v1.JoinRequest\x1a\x1b.recur.control.v1.JoinReply\x12@\n" +
-	"\x04Step\x12\x1c.recur.control.v1.StepReport\x1a\x1a.recur.control.v1.StepPlan2O\n" +
+	"\x04Step\x12\x1c.recur.control.v1.StepReport\x1a\x1a.recur.control.v1.StepPlan\x12B\n" +
+	"\x05Watch\x12\x1e.recur.control.v1.WatchRequest\x1a\x17.recur.control.v1.Event0\x012O\n" +
 	"\x04Peer\x12G\n" +
 	"\x05State\x12\x1e.recur.control.v1.StateRequest\x1a\x1c.recur.control.v1.StateChunk0\x01B6Z4github.com/recur-ml/recur/internal/cluster/controlpbb\x06proto3"
 
@@ -808,28 +1124,32 @@ func file_internal_cluster_controlpb_control_proto_rawDescGZIP() []byte {
 }
 
 var file_internal_cluster_controlpb_control_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_internal_cluster_controlpb_control_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_internal_cluster_controlpb_control_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_internal_cluster_controlpb_control_proto_goTypes = []any{
 	(StepPlan_Action)(0), // 0: recur.control.v1.StepPlan.Action
-	(*JoinRequest)(nil),  // 1: recur.control.v1.JoinRequest
-	(*JoinReply)(nil),    // 2: recur.control.v1.JoinReply
-	(*Member)(nil),       // 3: recur.control.v1.Member
-	(*StepReport)(nil),   // 4: recur.control.v1.StepReport
-	(*StepPlan)(nil),     // 5: recur.control.v1.StepPlan
-	(*StateRequest)(nil), // 6: recur.control.v1.StateRequest
-	(*StateChunk)(nil),   // 7: recur.control.v1.StateChunk
+	(*WatchRequest)(nil), // 1: recur.control.v1.WatchRequest
+	(*Event)(nil),        // 2: recur.control.v1.Event
+	(*JoinRequest)(nil),  // 3: recur.control.v1.JoinRequest
+	(*JoinReply)(nil),    // 4: recur.control.v1.JoinReply
+	(*Member)(nil),       // 5: recur.control.v1.Member
+	(*StepReport)(nil),   // 6: recur.control.v1.StepReport
+	(*StepPlan)(nil),     // 7: recur.control.v1.StepPlan
+	(*StateRequest)(nil), // 8: recur.control.v1.StateRequest
+	(*StateChunk)(nil),   // 9: recur.control.v1.StateChunk
 }
 var file_internal_cluster_controlpb_control_proto_depIdxs = []int32{
 	0, // 0: recur.control.v1.StepPlan.action:type_name -> recur.control.v1.StepPlan.Action
-	3, // 1: recur.control.v1.StepPlan.members:type_name -> recur.control.v1.Member
-	1, // 2: recur.control.v1.Control.Join:input_type -> recur.control.v1.JoinRequest
-	4, // 3: recur.control.v1.Control.Step:input_type -> recur.control.v1.StepReport
-	6, // 4: recur.control.v1.Peer.State:input_type -> recur.control.v1.StateRequest
-	2, // 5: recur.control.v1.Control.Join:output_type -> recur.control.v1.JoinReply
-	5, // 6: recur.control.v1.Control.Step:output_type -> recur.control.v1.StepPlan
-	7, // 7: recur.control.v1.Peer.State:output_type -> recur.control.v1.StateChunk
-	5, // [5:8] is the sub-list for method output_type
-	2, // [2:5] is the sub-list for method input_type
+	5, // 1: recur.control.v1.StepPlan.members:type_name -> recur.control.v1.Member
+	3, // 2: recur.control.v1.Control.Join:input_type -> recur.control.v1.JoinRequest
+	6, // 3: recur.control.v1.Control.Step:input_type -> recur.control.v1.StepReport
+	1, // 4: recur.control.v1.Control.Watch:input_type -> recur.control.v1.WatchRequest
+	8, // 5: recur.control.v1.Peer.State:input_type -> recur.control.v1.StateRequest
+	4, // 6: recur.control.v1.Control.Join:output_type -> recur.control.v1.JoinReply
+	7, // 7: recur.control.v1.Control.Step:output_type -> recur.control.v1.StepPlan
+	2, // 8: recur.control.v1.Control.Watch:output_type -> recur.control.v1.Event
+	9, // 9: recur.control.v1.Peer.State:output_type -> recur.control.v1.StateChunk
+	6, // [6:10] is the sub-list for method output_type
+	2, // [2:6] is the sub-list for method input_type
 	2, // [2:2] is the sub-list for extension type_name
 	2, // [2:2] is the sub-list for extension extendee
 	0, // [0:2] is the sub-list for field type_name
@@ -846,7 +1166,7 @@ func file_internal_cluster_controlpb_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_internal_cluster_controlpb_control_proto_rawDesc), len(file_internal_cluster_controlpb_control_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -22,8 +22,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Control_Join_FullMethodName = "/recur.control.v1.Control/Join"
-	Control_Step_FullMethodName = "/recur.control.v1.Control/Step"
+	Control_Join_FullMethodName  = "/recur.control.v1.Control/Join"
+	Control_Step_FullMethodName  = "/recur.control.v1.Control/Step"
+	Control_Watch_FullMethodName = "/recur.control.v1.Control/Watch"
 )
 
 // ControlClient is the client API for Control service.
@@ -38,6 +39,10 @@ type ControlClient interface {
 	// Step reports the outcome of the worker's last action and blocks until
 	// the coordinator has the worker's next plan.
 	Step(ctx context.Context, in *StepReport, opts ...grpc.CallOption) (*StepPlan, error)
+	// Watch streams the run's status: the events this coordinator process
+	// still holds after after_seq, then every new one, until the run ends
+	// (the last event says how) or the caller hangs up.
+	Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 }
 
 type controlClient struct {
@@ -68,6 +73,25 @@ func (c *controlClient) Step(ctx context.Context, in *StepReport, opts ...grpc.C
 	return out, nil
 }
 
+func (c *controlClient) Watch(ctx context.Context, in *WatchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Control_ServiceDesc.Streams[0], Control_Watch_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchRequest, Event]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_WatchClient = grpc.ServerStreamingClient[Event]
+
 // ControlServer is the server API for Control service.
 // All implementations must embed UnimplementedControlServer
 // for forward compatibility.
@@ -80,6 +104,10 @@ type ControlServer interface {
 	// Step reports the outcome of the worker's last action and blocks until
 	// the coordinator has the worker's next plan.
 	Step(context.Context, *StepReport) (*StepPlan, error)
+	// Watch streams the run's status: the events this coordinator process
+	// still holds after after_seq, then every new one, until the run ends
+	// (the last event says how) or the caller hangs up.
+	Watch(*WatchRequest, grpc.ServerStreamingServer[Event]) error
 	mustEmbedUnimplementedControlServer()
 }
 
@@ -95,6 +123,9 @@ func (UnimplementedControlServer) Join(context.Context, *JoinRequest) (*JoinRepl
 }
 func (UnimplementedControlServer) Step(context.Context, *StepReport) (*StepPlan, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Step not implemented")
+}
+func (UnimplementedControlServer) Watch(*WatchRequest, grpc.ServerStreamingServer[Event]) error {
+	return status.Errorf(codes.Unimplemented, "method Watch not implemented")
 }
 func (UnimplementedControlServer) mustEmbedUnimplementedControlServer() {}
 func (UnimplementedControlServer) testEmbeddedByValue()                 {}
@@ -153,6 +184,17 @@ func _Control_Step_Handler(srv interface{}, ctx context.Context, dec func(interf
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Control_Watch_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(ControlServer).Watch(m, &grpc.GenericServerStream[WatchRequest, Event]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Control_WatchServer = grpc.ServerStreamingServer[Event]
+
 // Control_ServiceDesc is the grpc.ServiceDesc for Control service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -169,7 +211,13 @@ var Control_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Control_Step_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "Watch",
+			Handler:       _Control_Watch_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "internal/cluster/controlpb/control.proto",
 }
 

@@ -1,0 +1,345 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/recur-ml/recur/internal/cluster/controlpb"
+)
+
+// Event is one entry of a run's status stream: every completed step and
+// everything else that happens to the run. The coordinator publishes it
+// over the Control service's Watch call and appends it to metrics.jsonl in
+// the run directory (one JSON object a line; the history of every
+// coordinator process of the run). Programs read these, never the logs.
+// Fields a kind does not use are zero (and left out of the JSON).
+type Event struct {
+	// Seq numbers the events of one coordinator process from 1.
+	Seq  int64     `json:"seq"`
+	Time time.Time `json:"time"`
+	Kind EventKind `json:"kind"`
+	// Step: for step events the number of steps completed (the state's
+	// step after it); otherwise the step the event concerns.
+	Step       int64  `json:"step"`
+	Generation uint64 `json:"generation,omitempty"`
+	Members    int    `json:"members,omitempty"` // workers in the ring
+	Worker     string `json:"worker,omitempty"`
+	// Step events.
+	Loss             float64 `json:"loss,omitempty"`   // mean over the global batch
+	LR               float64 `json:"lr,omitempty"`     // learning rate of the step
+	Tokens           float64 `json:"tokens,omitempty"` // global targets of the step
+	TotalTokens      float64 `json:"total_tokens,omitempty"`
+	StepSeconds      float64 `json:"step_seconds,omitempty"`      // the reporting worker's compute and allreduce
+	AllreduceSeconds float64 `json:"allreduce_seconds,omitempty"` // of which in the allreduce
+	StateCRC         uint32  `json:"state_crc,omitempty"`         // CRC-32C of the weights after the step
+	Skipped          bool    `json:"skipped,omitempty"`           // the update was skipped: non-finite values
+	// Elapsed is the run's training time so far, over every coordinator
+	// process (what train.minutes counts).
+	Elapsed float64 `json:"elapsed_seconds,omitempty"`
+	// Validation events.
+	ValLoss     float64 `json:"val_loss,omitempty"`
+	BestValLoss float64 `json:"best_val_loss,omitempty"`
+	// Start events: the budgets and the job.
+	TotalSteps int64   `json:"total_steps,omitempty"`
+	Minutes    float64 `json:"minutes,omitempty"`
+	Job        string  `json:"job,omitempty"`
+	// End events: state checksums of members compared by this
+	// coordinator process, and how many differed (divergence).
+	StateChecks int64 `json:"state_checks,omitempty"`
+	Divergences int64 `json:"divergences,omitempty"`
+	// Message says the rest in words (reasons, errors).
+	Message string `json:"message,omitempty"`
+}
+
+// EventKind names what an Event reports.
+type EventKind string
+
+// The kinds of status events.
+const (
+	EventStart            EventKind = "start"             // a coordinator process started (Step: the checkpoint it resumed, -1 none)
+	EventJoined           EventKind = "joined"            // a worker joined
+	EventLeft             EventKind = "left"              // a worker left or was removed
+	EventGeneration       EventKind = "generation"        // a generation formed (Step: the state it starts from)
+	EventRunning          EventKind = "running"           // every member is ready; the ring runs Step
+	EventFailed           EventKind = "failed"            // a member's step or sync failed (Message: why)
+	EventWaiting          EventKind = "waiting"           // the run waits (Message: for what)
+	EventStep             EventKind = "step"              // a step completed
+	EventValidation       EventKind = "validation"        // a validation pass completed
+	EventCheckpoint       EventKind = "checkpoint"        // a checkpoint of Step was saved
+	EventCheckpointFailed EventKind = "checkpoint_failed" // saving one failed (Message: why)
+	EventDivergence       EventKind = "divergence"        // members of a generation hold different weights
+	EventFinished         EventKind = "finished"          // the run ended: budget reached (or already)
+	EventDiverged         EventKind = "diverged"          // the run ended: too many non-finite steps
+	EventInterrupted      EventKind = "interrupted"       // the run ended: stopped by an operator
+	EventInfo             EventKind = "info"              // anything else worth a line
+)
+
+// Ends reports whether the kind ends a run.
+func (k EventKind) Ends() bool {
+	return k == EventFinished || k == EventDiverged || k == EventInterrupted
+}
+
+// outcomeEvent is the event kind that ends a run with outcome o.
+func outcomeEvent(o Outcome) EventKind {
+	switch o {
+	case Diverged:
+		return EventDiverged
+	case Interrupted:
+		return EventInterrupted
+	}
+	return EventFinished
+}
+
+// String is the event as a line for people.
+func (e Event) String() string {
+	switch e.Kind {
+	case EventStep:
+		s := fmt.Sprintf("step %d loss %.4f lr %.3g world %d", e.Step, e.Loss, e.LR, e.Members)
+		if e.Skipped {
+			s += " (update skipped)"
+		}
+		return s
+	case EventValidation:
+		return fmt.Sprintf("validation at step %d: %.4f (best %.4f)", e.Step, e.ValLoss, e.BestValLoss)
+	case EventCheckpoint:
+		return fmt.Sprintf("checkpoint of step %d saved", e.Step)
+	}
+	if e.Kind == EventWaiting {
+		return "waiting: " + e.Message
+	}
+	if e.Message != "" {
+		return e.Message
+	}
+	return fmt.Sprintf("%s at step %d", e.Kind, e.Step)
+}
+
+// MetricsFile is the run directory's status history.
+const MetricsFile = "metrics.jsonl"
+
+// statusLog keeps the recent events of a coordinator process for Watch
+// calls, bounded in memory, and appends every event to metrics.jsonl.
+type statusLog struct {
+	mu      sync.Mutex
+	seq     int64
+	recent  []Event // the newest maxRecent events, oldest first
+	changed chan struct{}
+	closed  bool
+	f       *os.File // nil: not persisted
+	w       *bufio.Writer
+	werr    error // the first write error (reported once)
+}
+
+// maxRecent bounds the events a coordinator keeps for watchers.
+const maxRecent = 4096
+
+// openStatusLog appends to path ("" keeps events in memory only). A last
+// line torn by a crash is ended first, so the next event starts a line.
+func openStatusLog(path string) (*statusLog, error) {
+	l := &statusLog{changed: make(chan struct{})}
+	if path == "" {
+		return l, nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("status: %w", err)
+	}
+	if st, err := f.Stat(); err == nil && st.Size() > 0 {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, st.Size()-1); err == nil && last[0] != '\n' {
+			f.Write([]byte{'\n'}) //nolint:errcheck // a failed write shows at the next one
+		}
+	}
+	l.f, l.w = f, bufio.NewWriter(f)
+	return l, nil
+}
+
+// publish numbers e, keeps it for watchers and appends it to the file. It
+// returns the first write error, once.
+func (l *statusLog) publish(e Event) (Event, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return e, nil
+	}
+	l.seq++
+	e.Seq = l.seq
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e = finiteEvent(e)
+	l.recent = append(l.recent, e)
+	if len(l.recent) > maxRecent {
+		l.recent = append(l.recent[:0], l.recent[len(l.recent)-maxRecent/2:]...)
+	}
+	close(l.changed)
+	l.changed = make(chan struct{})
+	if l.w == nil || l.werr != nil {
+		return e, nil
+	}
+	b, err := json.Marshal(e)
+	if err == nil {
+		b = append(b, '\n')
+		if _, err = l.w.Write(b); err == nil {
+			err = l.w.Flush()
+		}
+	}
+	if err != nil {
+		l.werr = err
+		return e, fmt.Errorf("status: %s: %w", l.f.Name(), err)
+	}
+	return e, nil
+}
+
+// finiteEvent replaces non-finite numbers (which JSON cannot hold) by 0.
+func finiteEvent(e Event) Event {
+	for _, p := range []*float64{&e.Loss, &e.LR, &e.Tokens, &e.TotalTokens, &e.StepSeconds, &e.AllreduceSeconds,
+		&e.Elapsed, &e.ValLoss, &e.BestValLoss, &e.Minutes} {
+		if math.IsNaN(*p) || math.IsInf(*p, 0) {
+			*p = 0
+		}
+	}
+	return e
+}
+
+// since returns the kept events after seq and a channel closed by the
+// next publish (or close).
+func (l *statusLog) since(seq int64) ([]Event, <-chan struct{}, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := len(l.recent)
+	for i > 0 && l.recent[i-1].Seq > seq {
+		i--
+	}
+	return append([]Event(nil), l.recent[i:]...), l.changed, l.closed
+}
+
+// close flushes and closes the file and ends every watch.
+func (l *statusLog) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil
+	}
+	l.closed = true
+	close(l.changed)
+	if l.f == nil {
+		return nil
+	}
+	err := l.w.Flush()
+	if serr := l.f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := l.f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// ReadEvents reads a metrics.jsonl stream. Lines that do not parse (a line
+// torn by a crash) are skipped and counted in bad; the first such line's
+// number is in the error returned beside the events, nil when none.
+func ReadEvents(r io.Reader) (events []Event, bad int, err error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var e Event
+		if jerr := json.Unmarshal(b, &e); jerr != nil || e.Kind == "" {
+			if bad == 0 {
+				err = fmt.Errorf("line %d: not a status event", line)
+			}
+			bad++
+			continue
+		}
+		events = append(events, e)
+	}
+	if serr := sc.Err(); serr != nil {
+		return events, bad, errors.Join(err, serr)
+	}
+	return events, bad, err
+}
+
+// ReadEventsFile reads a run directory's metrics.jsonl (no file: none).
+func ReadEventsFile(path string) ([]Event, int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	ev, bad, err := ReadEvents(f)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", path, err)
+	}
+	return ev, bad, err
+}
+
+// eventToProto is e on the wire.
+func eventToProto(e Event) *controlpb.Event {
+	return &controlpb.Event{Seq: e.Seq, UnixNanos: e.Time.UnixNano(), Kind: string(e.Kind), Step: e.Step, Generation: e.Generation,
+		Members: int32(e.Members), Worker: e.Worker, Loss: e.Loss, Lr: e.LR, Tokens: e.Tokens, TotalTokens: e.TotalTokens,
+		StepSeconds: e.StepSeconds, AllreduceSeconds: e.AllreduceSeconds, StateCrc: e.StateCRC, Skipped: e.Skipped,
+		ElapsedSeconds: e.Elapsed, ValLoss: e.ValLoss, BestValLoss: e.BestValLoss, TotalSteps: e.TotalSteps, Minutes: e.Minutes,
+		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences}
+}
+
+// eventFromProto is the inverse of eventToProto.
+func eventFromProto(p *controlpb.Event) Event {
+	return Event{Seq: p.Seq, Time: time.Unix(0, p.UnixNanos), Kind: EventKind(p.Kind), Step: p.Step, Generation: p.Generation,
+		Members: int(p.Members), Worker: p.Worker, Loss: p.Loss, LR: p.Lr, Tokens: p.Tokens, TotalTokens: p.TotalTokens,
+		StepSeconds: p.StepSeconds, AllreduceSeconds: p.AllreduceSeconds, StateCRC: p.StateCrc, Skipped: p.Skipped,
+		Elapsed: p.ElapsedSeconds, ValLoss: p.ValLoss, BestValLoss: p.BestValLoss, TotalSteps: p.TotalSteps, Minutes: p.Minutes,
+		Job: p.Job, Message: p.Message, StateChecks: p.StateChecks, Divergences: p.Divergences}
+}
+
+// Watch follows the status stream of the coordinator at addr from after
+// seq on, calling fn for every event, until the run ends (it returns nil
+// after the event that says how), fn fails, or ctx ends; with follow
+// false it returns after the events the coordinator holds now. A
+// coordinator that cannot be reached or hangs up is an error: the caller
+// decides whether to watch again (from the last Seq it saw).
+func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(Event) error) error {
+	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stream, err := controlpb.NewControlClient(conn).Watch(ctx, &controlpb.WatchRequest{AfterSeq: after, NoFollow: !follow})
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", addr, err)
+	}
+	for {
+		p, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", addr, err)
+		}
+		e := eventFromProto(p)
+		if err := fn(e); err != nil {
+			return err
+		}
+		if e.Kind.Ends() {
+			return nil
+		}
+	}
+}
