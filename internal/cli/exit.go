@@ -25,7 +25,9 @@ const (
 	// newest checkpoint is the last good state. Lower the learning rate.
 	ExitDiverged = 3
 	// ExitRetry: a transient failure (the coordinator unreachable within
-	// the join timeout); rerunning later may succeed (EX_TEMPFAIL).
+	// the join timeout; a worker stopped while the run is not over, as
+	// when the coordinator was interrupted); rerunning later may succeed
+	// (EX_TEMPFAIL).
 	ExitRetry = 75
 	// ExitInterrupted: stopped by SIGINT or SIGTERM after saving a final
 	// checkpoint; the same command resumes (128 + SIGINT, as shells do).
@@ -49,7 +51,7 @@ func ExitCode(err error) int {
 		return ExitDiverged
 	case errors.Is(err, cluster.ErrInterrupted):
 		return ExitInterrupted
-	case errors.Is(err, cluster.ErrCoordinatorUnreachable):
+	case errors.Is(err, cluster.ErrCoordinatorUnreachable), errors.Is(err, cluster.ErrRunNotOver):
 		return ExitRetry
 	}
 	return ExitError

@@ -204,3 +204,72 @@ func TestWorkerJoinTimeout(t *testing.T) {
 		t.Fatalf("the worker never named the coordinator it waits for:\n%s", out.String())
 	}
 }
+
+// eval, sample and export work while the run trains (from the copies the
+// coordinator keeps beside the locked store), with --checkpoint latest,
+// best or a step, and on a read-only file system.
+func TestCheckpointsReadableWhileTraining(t *testing.T) {
+	dir := t.TempDir()
+	cmd, out := trainCmd(t, dir, 1, "--steps", "1000000", "--set", "train.checkpoint_every=10", "--set", "train.validate_every=10")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, 2*time.Minute, "latest.ckpt and best.ckpt", func() bool {
+		_, e1 := os.Stat(filepath.Join(dir, "latest.ckpt"))
+		_, e2 := os.Stat(filepath.Join(dir, "best.ckpt"))
+		return e1 == nil && e2 == nil
+	})
+	recur := func(args ...string) (int, string) {
+		c := exec.Command(recurBin, args...)
+		var o bytes.Buffer
+		c.Stdout, c.Stderr = &o, &o
+		return runCmd(t, c, &o, time.Minute), o.String()
+	}
+	for _, which := range []string{"latest", "best"} {
+		if code, o := recur("eval", "--run", dir, "--checkpoint", which); code != 0 || !strings.Contains(o, "nats/char") {
+			t.Fatalf("eval --checkpoint %s while training: exit %d\n%s", which, code, o)
+		}
+	}
+	if code, o := recur("sample", "--run", dir, "--n", "20"); code != 0 {
+		t.Fatalf("sample while training: exit %d\n%s", code, o)
+	}
+	if code, o := recur("eval", "--run", dir, "--checkpoint", "10"); code == 0 || !strings.Contains(o, "once it stops") {
+		t.Fatalf("eval of a step while the store is held: exit %d, want a clear refusal\n%s", code, o)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	if code := exitCode(t, cmd, out, time.Minute); code != ExitInterrupted {
+		t.Fatalf("exit %d after SIGINT\n%s", code, out)
+	}
+	code, o := recur("status", "--run", dir)
+	if code != 0 {
+		t.Fatalf("status: exit %d\n%s", code, o)
+	}
+	var last string
+	for _, l := range strings.Split(o, "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "checkpoint:" {
+			last = f[2]
+		}
+	}
+	if last == "" {
+		t.Fatalf("status names no checkpoint:\n%s", o)
+	}
+	if code, o := recur("eval", "--run", dir, "--checkpoint", last); code != 0 || !strings.Contains(o, "step "+last+":") {
+		t.Fatalf("eval --checkpoint %s after the run: exit %d\n%s", last, code, o)
+	}
+
+	ro := filepath.Join(t.TempDir(), "ro")
+	os.Mkdir(ro, 0o755)
+	if err := exec.Command("mount", "--bind", dir, ro).Run(); err != nil {
+		t.Skipf("no bind mount here (%v): the read-only file system case is not checked", err)
+	}
+	defer exec.Command("umount", ro).Run()
+	if err := exec.Command("mount", "-o", "remount,bind,ro", ro).Run(); err != nil {
+		t.Skipf("no read-only remount here: %v", err)
+	}
+	for _, args := range [][]string{{"eval", "--run", ro}, {"sample", "--run", ro, "--n", "20"}, {"eval", "--run", ro, "--checkpoint", last}} {
+		if code, o := recur(args...); code != 0 {
+			t.Fatalf("%v on a read-only file system: exit %d\n%s", args, code, o)
+		}
+	}
+}

@@ -157,7 +157,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
 	}
 	ui.summary(*dir)
-	r, err := openRun(*dir)
+	r, err := openRun(*dir, "latest", stderr)
 	if err != nil {
 		return err
 	}
@@ -227,7 +227,7 @@ wait:
 			if e.err == nil {
 				toldToStop = true // the run is over: the coordinator exits next
 			}
-			if len(fates) == len(ws) && !toldToStop {
+			if len(fates) == len(ws) && !toldToStop && signalled != nil { // not after an interrupt we passed on
 				lost = fmt.Errorf("every worker exited before the run ended (%s)", strings.Join(fates, "; "))
 				coord.Process.Signal(syscall.SIGTERM)
 			}

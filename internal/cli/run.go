@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/recur-ml/recur/internal/cluster"
@@ -30,8 +31,12 @@ type run struct {
 	step  uint64
 }
 
-// openRun loads dir (written by the coordinator).
-func openRun(dir string) (*run, error) {
+// openRun loads dir (written by the coordinator) with the checkpoint
+// which names: "latest", "best" or a step. It reads the store read-only,
+// so it works on a read-only file system; while the run's coordinator
+// holds the store it reads the checkpoint files the coordinator keeps
+// beside it (latest.ckpt, best.ckpt).
+func openRun(dir, which string, stderr io.Writer) (*run, error) {
 	r := &run{dir: dir}
 	b, err := os.ReadFile(filepath.Join(dir, "job.json"))
 	if err != nil {
@@ -50,20 +55,9 @@ func openRun(dir string) (*run, error) {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "vocab.json"), err)
 		}
 	}
-	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{})
+	ck, err := loadCheckpoint(dir, which, stderr)
 	if err != nil {
-		if errors.Is(err, checkpoint.ErrLocked) {
-			return nil, fmt.Errorf("run %s: its coordinator is still running (the checkpoint store is locked)", dir)
-		}
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	defer st.Close()
-	ck, rep, err := st.Latest(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
-	}
-	if len(rep.Skipped) > 0 {
-		fmt.Fprintf(os.Stderr, "recur: damaged checkpoints skipped: %s\n", rep)
+		return nil, err
 	}
 	if ck.ConfigHash != r.job.Hash() {
 		return nil, fmt.Errorf("run %s: checkpoint of step %d does not belong to job.json", dir, ck.Step)
@@ -100,6 +94,65 @@ func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) 
 	return prime + r.vocab.Decode(ids), nil
 }
 
+// checkpointFlag registers --checkpoint.
+func checkpointFlag(fs *flag.FlagSet) *string {
+	return fs.String("checkpoint", "latest", `which checkpoint: "latest", "best" (lowest validation loss) or a step number`)
+}
+
+// loadCheckpoint reads checkpoint which of the run in dir (see openRun).
+func loadCheckpoint(dir, which string, stderr io.Writer) (*checkpoint.Checkpoint, error) {
+	var step uint64
+	if which != "latest" && which != "best" {
+		n, err := strconv.ParseUint(which, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --checkpoint %q: want latest, best or a step number", errUsage, which)
+		}
+		step = n
+	}
+	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
+	if err == nil {
+		defer st.Close()
+		var ck *checkpoint.Checkpoint
+		var rep checkpoint.Report
+		switch which {
+		case "latest":
+			ck, rep, err = st.Latest(context.Background())
+		case "best":
+			ck, rep, err = st.Best(context.Background())
+		default:
+			ck, err = st.At(context.Background(), step)
+		}
+		if len(rep.Skipped) > 0 {
+			fmt.Fprintf(stderr, "recur: damaged checkpoints skipped: %s\n", rep)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("run %s: %w", dir, err)
+		}
+		return ck, nil
+	}
+	file := map[string]string{"latest": cluster.LatestCheckpointFile, "best": cluster.BestCheckpointFile}[which]
+	if errors.Is(err, checkpoint.ErrLocked) {
+		if file == "" {
+			return nil, fmt.Errorf("run %s: its coordinator is running and holds the checkpoint store: step %d can be read once it stops; "+
+				"--checkpoint latest or best can be read now", dir, step)
+		}
+		ck, ferr := checkpoint.ReadFile(filepath.Join(dir, file))
+		if ferr != nil {
+			return nil, fmt.Errorf("run %s: its coordinator holds the checkpoint store, and %w", dir, ferr)
+		}
+		return ck, nil
+	}
+	if file != "" {
+		// A store that does not open (damaged, or missing) leaves the
+		// copy the coordinator made of the checkpoint.
+		if ck, ferr := checkpoint.ReadFile(filepath.Join(dir, file)); ferr == nil {
+			fmt.Fprintf(stderr, "recur: the checkpoint store does not open (%v); using %s (step %d)\n", err, file, ck.Step)
+			return ck, nil
+		}
+	}
+	return nil, fmt.Errorf("run %s: %w", dir, err)
+}
+
 // Sample runs `recur sample`.
 func Sample(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur sample", flag.ContinueOnError)
@@ -109,10 +162,11 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 500, "characters to generate")
 	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 always takes the most likely character")
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	which := checkpointFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	r, err := openRun(*dir)
+	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}
@@ -131,10 +185,11 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	text := fs.String("text", "", "evaluate on this whole file instead of the job's validation split")
+	which := checkpointFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	r, err := openRun(*dir)
+	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}
@@ -240,10 +295,11 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	out := fs.String("out", "", "output file (default RUN/model.safetensors)")
+	which := checkpointFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	r, err := openRun(*dir)
+	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}
@@ -263,6 +319,7 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	input := fs.String("input", "", "JSONL inputs (classify, seq2seq) or a CSV series (forecast); required")
+	which := checkpointFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur predict --run DIR --input FILE\n\nWrites one JSON line per prediction: a class with probabilities, a decoded\noutput sequence, or the forecast after the CSV's last window.\n\n")
 		fs.PrintDefaults()
@@ -273,7 +330,7 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	if *input == "" {
 		return errors.New("predict: --input is required")
 	}
-	r, err := openRun(*dir)
+	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}

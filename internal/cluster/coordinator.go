@@ -113,6 +113,7 @@ type Coordinator struct {
 	totalTokens   float64        // global tokens trained in the run, over every process
 	validated     map[int64]bool // steps whose validation this process recorded
 	lastWait      string         // the last wait reason published
+	ended         bool           // the outcome event is published: nothing follows it
 	failedSaves   int            // checkpoint saves that failed in a row
 	stats         Stats
 	savedGen      uint64
@@ -218,9 +219,37 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	return c, nil
 }
 
+// Files beside the checkpoint store that hold copies of its newest and
+// best checkpoints, for readers while the coordinator holds the store.
+const (
+	LatestCheckpointFile = "latest.ckpt"
+	BestCheckpointFile   = "best.ckpt"
+)
+
+// exportCheckpoint copies a saved checkpoint to latest.ckpt, and to
+// best.ckpt when it is the store's best: eval, sample, export and predict
+// read them while the coordinator holds the store. A failed copy is
+// logged; the store has the checkpoint.
+func (c *Coordinator) exportCheckpoint(ctx context.Context, ck *checkpoint.Checkpoint) {
+	if err := checkpoint.WriteFile(filepath.Join(c.cfg.Dir, LatestCheckpointFile), ck); err != nil {
+		c.log.Warn("copying the checkpoint for readers", zap.Uint64("step", ck.Step), zap.Error(err))
+	}
+	best, _, err := c.store.Best(ctx)
+	if err != nil || best.Step != ck.Step {
+		return
+	}
+	if err := checkpoint.WriteFile(filepath.Join(c.cfg.Dir, BestCheckpointFile), ck); err != nil {
+		c.log.Warn("copying the best checkpoint for readers", zap.Uint64("step", ck.Step), zap.Error(err))
+	}
+}
+
 // publish stamps e with the run's elapsed time and sends it to the status
 // stream; the caller holds c.mu.
 func (c *Coordinator) publish(e Event) {
+	if c.ended {
+		return // the outcome is the stream's last event
+	}
+	c.ended = e.Kind.Ends()
 	e.Elapsed = c.elapsed().Seconds()
 	if _, err := c.status.publish(e); err != nil {
 		c.log.Warn("status history not written; the run goes on", zap.Error(err))
@@ -477,6 +506,10 @@ func (c *Coordinator) Close() error {
 func (c *Coordinator) resume() error {
 	jobPath := filepath.Join(c.cfg.Dir, "job.json")
 	ck, rep, err := c.store.Latest(context.Background())
+	if c.cfg.Fresh { // the copies of an earlier run's checkpoints go too
+		os.Remove(filepath.Join(c.cfg.Dir, LatestCheckpointFile))
+		os.Remove(filepath.Join(c.cfg.Dir, BestCheckpointFile))
+	}
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) || c.cfg.Fresh {
 		b, _ := json.MarshalIndent(c.cfg.Job, "", "  ")
 		return os.WriteFile(jobPath, b, 0o644)
@@ -520,6 +553,9 @@ func (c *Coordinator) resume() error {
 		if err := c.sched.UnmarshalBinary(ck.Schedule); err != nil {
 			return fmt.Errorf("coordinator: checkpoint of step %d: schedule state: %w", ck.Step, err)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(c.cfg.Dir, LatestCheckpointFile)); err != nil {
+		c.exportCheckpoint(context.Background(), ck) // a run from before the copies existed
 	}
 	c.log.Info("resuming from checkpoint", zap.Uint64("step", ck.Step), zap.Duration("trained_before", c.elapsedBefore.Round(time.Second)),
 		zap.Float64("lr_factor", c.sched.Factor()))
@@ -932,7 +968,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	ck := &checkpoint.Checkpoint{Step: uint64(st.Step), Params: st.Params, Optimizer: st.Optim, Hidden: floatsToBytes(st.Carry),
-		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched}
+		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched, WallTime: time.Now()}
 	if err := c.store.Save(ctx, ck); err != nil {
 		c.mu.Lock()
 		c.failedSaves++
@@ -944,6 +980,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	c.Metrics.checkpoints.Inc()
+	c.exportCheckpoint(ctx, ck)
 	c.mu.Lock()
 	c.failedSaves = 0
 	if st.Step > c.ckptStep {
@@ -961,6 +998,9 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 func (c *Coordinator) toProto(p Plan) *controlpb.StepPlan {
 	out := &controlpb.StepPlan{Action: controlpb.StepPlan_Action(p.Action), Generation: p.Generation, Rank: int32(p.Rank),
 		Step: p.Step, Lr: p.LR, Validate: p.Validate, Snapshot: p.Snapshot, SyncFrom: p.SyncFrom.PeerAddr, Reason: p.Reason}
+	if p.Action == Stop && p.Outcome != Ongoing {
+		out.Outcome = p.Outcome.String()
+	}
 	for _, m := range p.Members {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
 	}

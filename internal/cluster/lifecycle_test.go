@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -114,6 +115,11 @@ func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
 		t.Fatalf("outcome %v, final checkpoint %d after %d steps, want interrupted with a checkpoint at %d", o, ck, n, n)
 	}
 	tc.wg.Wait()
+	for id, err := range tc.errs {
+		if !errors.Is(err, ErrRunNotOver) {
+			t.Errorf("worker %s: %v, want ErrRunNotOver (a supervisor restarts it; the run is not over)", id, err)
+		}
+	}
 	addr := tc.coord.Addr()
 	tc.coord.Close()
 	c2 := restart(t, job, dir, addr, tc.secret)
@@ -244,7 +250,7 @@ func TestClusterStatusStream(t *testing.T) {
 		kinds[e.Kind]++
 		if e.Kind == EventStep {
 			steps = append(steps, e.Step)
-			if e.Tokens <= 0 || e.TotalTokens < e.Tokens || e.Members != 2 || e.StateCRC == 0 {
+			if e.Tokens <= 0 || e.TotalTokens < e.Tokens || e.Members < 1 || e.StateCRC == 0 {
 				t.Fatalf("step event %+v lacks its figures", e)
 			}
 		}

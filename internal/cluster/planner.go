@@ -64,6 +64,7 @@ type Plan struct {
 	Snapshot   bool    // snapshot the state before running Step (checkpoint)
 	SyncFrom   Member  // Sync: where to fetch the state
 	Reason     string  // Wait/Stop: why
+	Outcome    Outcome // Stop: how the run ended (Ongoing: this worker alone is stopped)
 }
 
 // Report is what a worker says when it asks for its next plan.
@@ -842,7 +843,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 	}
 	switch p.phase {
 	case done:
-		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason}, true
+		return Plan{Action: Stop, Generation: p.gen, Step: p.next, Reason: p.stopReason, Outcome: p.outcome}, true
 	case waiting:
 		return Plan{Action: Wait, Reason: p.WaitReason()}, true
 	}

@@ -52,6 +52,11 @@ type WorkerConfig struct {
 	Log       *zap.Logger
 }
 
+// ErrRunNotOver reports a worker stopped before its run ended (the run
+// was interrupted, or this worker was let go): a supervisor should start
+// it again, to rejoin when the coordinator is back.
+var ErrRunNotOver = errors.New("stopped before the run ended")
+
 // ErrCoordinatorUnreachable reports that the coordinator did not answer
 // within WorkerConfig.JoinTimeout: worth retrying later.
 var ErrCoordinatorUnreachable = errors.New("coordinator unreachable")
@@ -298,8 +303,11 @@ func (w *Worker) Run(ctx context.Context) error {
 		switch plan.Action {
 		case controlpb.StepPlan_STOP:
 			w.member.Store(false)
-			w.log.Info("stop", zap.String("reason", plan.Reason), zap.Int64("step", w.eng.step))
-			return nil
+			w.log.Info("stop", zap.String("reason", plan.Reason), zap.String("outcome", plan.Outcome), zap.Int64("step", w.eng.step))
+			if plan.Outcome == Finished.String() || plan.Outcome == Diverged.String() {
+				return nil // the run is over: nothing to retry
+			}
+			return fmt.Errorf("worker %s: %w: %s (%s)", w.cfg.ID, ErrRunNotOver, plan.Reason, plan.Outcome)
 		case controlpb.StepPlan_WAIT:
 			select {
 			case <-ctx.Done():

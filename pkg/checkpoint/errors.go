@@ -26,6 +26,8 @@ var (
 	ErrLocked = errors.New("checkpoint: store is locked by another process")
 	// ErrClosed reports a call on a closed Store.
 	ErrClosed = errors.New("checkpoint: store is closed")
+	// ErrReadOnly reports a Save on a store opened ReadOnly.
+	ErrReadOnly = errors.New("checkpoint: store is open read-only")
 	// ErrConfigMismatch is matched by every *ConfigMismatchError.
 	ErrConfigMismatch = errors.New("checkpoint: config mismatch")
 )

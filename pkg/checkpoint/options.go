@@ -26,6 +26,11 @@ type Options struct {
 	// Mode is the file's permission bits when Open creates it.
 	// Default 0o600: checkpoints are the run owner's.
 	Mode os.FileMode
+	// ReadOnly opens an existing store for reading only, with a shared
+	// lock: it works on a read-only file system and beside other
+	// readers, but not while a writer (a running coordinator) holds the
+	// store. Save fails with ErrReadOnly.
+	ReadOnly bool
 }
 
 // DefaultOptions returns the options a zero Options stands for.

@@ -88,6 +88,32 @@ func (s *Store) Latest(ctx context.Context) (*Checkpoint, Report, error) {
 	return s.result(out, rep, err, "latest")
 }
 
+// At returns the checkpoint of step, verified: ErrNoCheckpoint when the
+// store has none of that step, a *DamagedError when it is damaged.
+func (s *Store) At(ctx context.Context, step uint64) (*Checkpoint, error) {
+	if err := s.begin(ctx, "read"); err != nil {
+		return nil, err
+	}
+	var out *Checkpoint
+	err := s.db.View(func(tx *bolt.Tx) error {
+		k := key(step)
+		v := tx.Bucket(bucketRecords).Get(k)
+		if v == nil {
+			return fmt.Errorf("step %d: %w", step, ErrNoCheckpoint)
+		}
+		cp, derr := s.load(tx, k, v)
+		if derr != nil {
+			return derr
+		}
+		out = cp
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: read %s: %w", s.path, err)
+	}
+	return out, nil
+}
+
 // result turns a read's outcome into Latest's or Best's return values.
 func (s *Store) result(out *Checkpoint, rep Report, err error, op string) (*Checkpoint, Report, error) {
 	switch {

@@ -45,14 +45,19 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
 	}
 	opts = opts.withDefaults()
-	db, err := bolt.Open(path, opts.Mode, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync})
+	db, err := bolt.Open(path, opts.Mode, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("checkpoint: open %s: %w (waited %v): %w", path, ErrLocked, opts.Timeout, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
 	}
-	if err := db.Update(initBuckets); err != nil {
+	if opts.ReadOnly {
+		err = db.View(checkBuckets)
+	} else {
+		err = db.Update(initBuckets)
+	}
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
 	}
@@ -70,6 +75,19 @@ func initBuckets(tx *bolt.Tx) error {
 	case v == nil:
 		return meta.Put(keyFormat, []byte{storeFormat})
 	case len(v) != 1 || v[0] != storeFormat:
+		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
+	}
+	return nil
+}
+
+// checkBuckets checks, read-only, what initBuckets would create.
+func checkBuckets(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bucketRecords, bucketSums, bucketMeta} {
+		if tx.Bucket(name) == nil {
+			return fmt.Errorf("%w: no %q bucket: not a checkpoint store", ErrFormat, name)
+		}
+	}
+	if v := tx.Bucket(bucketMeta).Get(keyFormat); len(v) != 1 || v[0] != storeFormat {
 		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
 	}
 	return nil
@@ -118,6 +136,9 @@ func (s *Store) Save(ctx context.Context, c *Checkpoint) error {
 	}
 	if err := s.begin(ctx, "save"); err != nil {
 		return err
+	}
+	if s.opts.ReadOnly {
+		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.path, c.Step, ErrReadOnly)
 	}
 	rec := *c
 	if rec.WallTime.IsZero() {

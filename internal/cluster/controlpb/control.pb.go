@@ -756,17 +756,20 @@ func (x *StepReport) GetSkipReason() string {
 }
 
 type StepPlan struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Action        StepPlan_Action        `protobuf:"varint,1,opt,name=action,proto3,enum=recur.control.v1.StepPlan_Action" json:"action,omitempty"`
-	Generation    uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
-	Members       []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
-	Rank          int32                  `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
-	Step          int64                  `protobuf:"varint,5,opt,name=step,proto3" json:"step,omitempty"`
-	Lr            float64                `protobuf:"fixed64,6,opt,name=lr,proto3" json:"lr,omitempty"`
-	Validate      bool                   `protobuf:"varint,7,opt,name=validate,proto3" json:"validate,omitempty"` // evaluate before running the step and report it
-	Snapshot      bool                   `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"` // snapshot the state before running (a checkpoint)
-	SyncFrom      string                 `protobuf:"bytes,9,opt,name=sync_from,json=syncFrom,proto3" json:"sync_from,omitempty"`
-	Reason        string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Action     StepPlan_Action        `protobuf:"varint,1,opt,name=action,proto3,enum=recur.control.v1.StepPlan_Action" json:"action,omitempty"`
+	Generation uint64                 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Members    []*Member              `protobuf:"bytes,3,rep,name=members,proto3" json:"members,omitempty"`
+	Rank       int32                  `protobuf:"varint,4,opt,name=rank,proto3" json:"rank,omitempty"`
+	Step       int64                  `protobuf:"varint,5,opt,name=step,proto3" json:"step,omitempty"`
+	Lr         float64                `protobuf:"fixed64,6,opt,name=lr,proto3" json:"lr,omitempty"`
+	Validate   bool                   `protobuf:"varint,7,opt,name=validate,proto3" json:"validate,omitempty"` // evaluate before running the step and report it
+	Snapshot   bool                   `protobuf:"varint,8,opt,name=snapshot,proto3" json:"snapshot,omitempty"` // snapshot the state before running (a checkpoint)
+	SyncFrom   string                 `protobuf:"bytes,9,opt,name=sync_from,json=syncFrom,proto3" json:"sync_from,omitempty"`
+	Reason     string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
+	// outcome, with STOP: how the run ended ("finished", "diverged",
+	// "interrupted"); empty when this worker is stopped for another reason.
+	Outcome       string `protobuf:"bytes,11,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -867,6 +870,13 @@ func (x *StepPlan) GetSyncFrom() string {
 func (x *StepPlan) GetReason() string {
 	if x != nil {
 		return x.Reason
+	}
+	return ""
+}
+
+func (x *StepPlan) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
 	}
 	return ""
 }
@@ -1074,7 +1084,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\tstate_crc\x18\x11 \x01(\rR\bstateCrc\x12\x18\n" +
 	"\askipped\x18\x12 \x01(\bR\askipped\x12\x1f\n" +
 	"\vskip_reason\x18\x13 \x01(\tR\n" +
-	"skipReason\"\xfa\x02\n" +
+	"skipReason\"\x94\x03\n" +
 	"\bStepPlan\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.recur.control.v1.StepPlan.ActionR\x06action\x12\x1e\n" +
 	"\n" +
@@ -1088,7 +1098,8 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\bsnapshot\x18\b \x01(\bR\bsnapshot\x12\x1b\n" +
 	"\tsync_from\x18\t \x01(\tR\bsyncFrom\x12\x16\n" +
 	"\x06reason\x18\n" +
-	" \x01(\tR\x06reason\":\n" +
+	" \x01(\tR\x06reason\x12\x18\n" +
+	"\aoutcome\x18\v \x01(\tR\aoutcome\":\n" +
 	"\x06Action\x12\a\n" +
 	"\x03RUN\x10\x00\x12\b\n" +
 	"\x04SYNC\x10\x01\x12\t\n" +
