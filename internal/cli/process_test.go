@@ -286,13 +286,21 @@ func TestSoakRandomKills(t *testing.T) {
 //     step (no divergence event), and the coordinators did compare them.
 func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 	t.Helper()
+	events := pc.events()
+	var i int
 	fail := func(format string, args ...any) {
 		pc.dumpLogs()
+		for _, e := range events[max(0, i-30) : i+1] { // what led there
+			if e.Kind != cluster.EventStep {
+				t.Logf("event %d %s: %s", e.Seq, e.Kind, e)
+			}
+		}
 		t.Fatalf(format, args...)
 	}
 	var last, prev int64 = 0, -1 // last step recorded; the previous one in this process (-1: none yet)
 	starts, steps := 0, 0
-	for _, e := range pc.events() {
+	var e cluster.Event
+	for i, e = range events {
 		switch e.Kind {
 		case cluster.EventStart:
 			starts++
