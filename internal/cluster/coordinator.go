@@ -22,13 +22,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/schedule"
 )
 
 // CoordinatorConfig configures the coordinator process.
 type CoordinatorConfig struct {
-	Job    JobConfig
+	Job    job.Config
 	Listen string // control and state gRPC address; default 127.0.0.1:7070
 	Gossip string // memberlist bind address; default 127.0.0.1:7946; "off" disables
 	Dir    string // checkpoint directory; default runs/recur
@@ -523,9 +524,9 @@ func (c *Coordinator) resume() error {
 	if ck.ConfigHash != c.cfg.Job.Hash() {
 		msg := "its configuration differs"
 		if b, err := os.ReadFile(jobPath); err == nil {
-			var old JobConfig
+			var old job.Config
 			if json.Unmarshal(b, &old) == nil {
-				if d := Diff(old, c.cfg.Job); d != "" {
+				if d := job.Diff(old, c.cfg.Job); d != "" {
 					msg = "config field " + d
 				}
 			}
