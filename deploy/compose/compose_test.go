@@ -12,7 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/recur-ml/recur/deploy/internal/recurflags"
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 func TestMain(m *testing.M) {
@@ -119,16 +119,16 @@ func TestCompose(t *testing.T) {
 	if !ok || !ro || target != c.flags["config"] {
 		t.Fatalf("coordinator --config=%s is not a read-only file mount", c.flags["config"])
 	}
-	job, err := cluster.LoadJob(src)
+	jc, err := job.Load(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := job.Validate(); err != nil {
+	if err := jc.Validate(); err != nil {
 		t.Fatalf("%s: %v", src, err)
 	}
 	for name, svc := range s {
-		if _, _, ro, ok := mount(svc, job.Data.Text); !ok || !ro {
-			t.Errorf("service %s: data.text %s is not mounted read-only", name, job.Data.Text)
+		if _, _, ro, ok := mount(svc, jc.Data.Text); !ok || !ro {
+			t.Errorf("service %s: data.text %s is not mounted read-only", name, jc.Data.Text)
 		}
 	}
 

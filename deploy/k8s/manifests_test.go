@@ -38,7 +38,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/recur-ml/recur/deploy/internal/recurflags"
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 func TestMain(m *testing.M) {
@@ -851,16 +851,16 @@ func TestCoordinator(t *testing.T) {
 		}
 
 		// --config is a key of a ConfigMap volume, and that job loads.
-		job := loadJob(t, v, p)
-		if _, ok := p.mountOf(job.Data.Text); !ok {
-			t.Errorf("%s: data.text %s is on no mount", p, job.Data.Text)
+		jc := loadJob(t, v, p)
+		if _, ok := p.mountOf(jc.Data.Text); !ok {
+			t.Errorf("%s: data.text %s is on no mount", p, jc.Data.Text)
 		}
 	})
 }
 
 // loadJob returns the job the coordinator's --config names, read from its
 // ConfigMap and validated like `recur coordinator` does.
-func loadJob(t *testing.T, v *variant, p pod) cluster.JobConfig {
+func loadJob(t *testing.T, v *variant, p pod) job.Config {
 	t.Helper()
 	file := p.flags["config"]
 	m, ok := p.mountOf(file)
@@ -881,14 +881,14 @@ func loadJob(t *testing.T, v *variant, p pod) cluster.JobConfig {
 	if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	job, err := cluster.LoadJob(tmp)
+	jc, err := job.Load(tmp)
 	if err != nil {
 		t.Fatalf("ConfigMap %s %s: %v", cm.Metadata.Name, key, err)
 	}
-	if err := job.Validate(); err != nil {
+	if err := jc.Validate(); err != nil {
 		t.Fatalf("ConfigMap %s %s: %v", cm.Metadata.Name, key, err)
 	}
-	return job
+	return jc
 }
 
 func TestWorkers(t *testing.T) {
@@ -950,15 +950,15 @@ func TestWorkers(t *testing.T) {
 
 		// The corpus: the job's data.text is on the same read-only claim in
 		// the coordinator and the workers.
-		job := loadJob(t, v, c)
+		jc := loadJob(t, v, c)
 		claim := func(p pod) string {
-			m, ok := p.mountOf(job.Data.Text)
+			m, ok := p.mountOf(jc.Data.Text)
 			if !ok {
-				t.Fatalf("%s: data.text %s is on no mount", p, job.Data.Text)
+				t.Fatalf("%s: data.text %s is on no mount", p, jc.Data.Text)
 			}
 			vol, ok := p.volume(m.Name)
 			if !ok || vol.PersistentVolumeClaim == nil || !m.ReadOnly || !vol.PersistentVolumeClaim.ReadOnly {
-				t.Fatalf("%s: data.text %s is not on a read-only PersistentVolumeClaim mount", p, job.Data.Text)
+				t.Fatalf("%s: data.text %s is not on a read-only PersistentVolumeClaim mount", p, jc.Data.Text)
 			}
 			return vol.PersistentVolumeClaim.ClaimName
 		}
@@ -970,8 +970,8 @@ func TestWorkers(t *testing.T) {
 
 		// A worker's threads come from the job (train.threads), not from
 		// its environment: they must match its CPU limit.
-		if cpu, err := quantity(w.c.Resources.Limits["cpu"]); err == nil && float64(job.Train.Threads) != cpu {
-			t.Errorf("%s: train.threads %d in the job ConfigMap is not the workers' CPU limit %s", w, job.Train.Threads, w.c.Resources.Limits["cpu"])
+		if cpu, err := quantity(w.c.Resources.Limits["cpu"]); err == nil && float64(jc.Train.Threads) != cpu {
+			t.Errorf("%s: train.threads %d in the job ConfigMap is not the workers' CPU limit %s", w, jc.Train.Threads, w.c.Resources.Limits["cpu"])
 		}
 
 		// The first step waits for --start-workers workers: no more than

@@ -17,6 +17,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 // jobFlags are the flags that build a job: a config file and overrides.
@@ -30,18 +31,18 @@ func (j *jobFlags) register(fs *flag.FlagSet) {
 	fs.Var(&j.sets, "set", "override a config key, e.g. --set model.hidden=128 (repeatable; also env RECUR_MODEL_HIDDEN=128)")
 }
 
-func (j *jobFlags) load() (cluster.JobConfig, error) {
-	job := cluster.DefaultJob()
+func (j *jobFlags) load() (job.Config, error) {
+	jc := job.Default()
 	if j.config != "" {
 		var err error
-		if job, err = cluster.LoadJob(j.config); err != nil {
-			return job, err
+		if jc, err = job.Load(j.config); err != nil {
+			return jc, err
 		}
 	}
-	if err := applyOverrides(&job, j.sets); err != nil {
-		return job, err
+	if err := applyOverrides(&jc, j.sets); err != nil {
+		return jc, err
 	}
-	return job, job.Validate()
+	return jc, jc.Validate()
 }
 
 // Coordinator runs `recur coordinator`.
@@ -70,7 +71,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	job, err := jf.load()
+	jc, err := jf.load()
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := lf.logger(stderr)
 	defer log.Sync()
-	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: job, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
+	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
 		Advertise: *advertise, StartWorkers: *startWorkers, Log: log})
 	if err != nil {
 		return err

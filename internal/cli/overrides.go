@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 // setFlag collects repeated --set section.field=value overrides.
@@ -23,9 +23,9 @@ func (s *setFlag) Set(v string) error { *s = append(*s, v); return nil }
 // applyOverrides sets job fields from the environment (RECUR_SECTION_FIELD,
 // e.g. RECUR_MODEL_HIDDEN=128) and then from --set section.field=value,
 // which wins. Keys are the config file's YAML keys.
-func applyOverrides(job *cluster.JobConfig, sets []string) error {
+func applyOverrides(jc *job.Config, sets []string) error {
 	fields := map[string]reflect.Value{}
-	collect(reflect.ValueOf(job).Elem(), "", fields)
+	collect(reflect.ValueOf(jc).Elem(), "", fields)
 	for key, v := range fields {
 		env := "RECUR_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
 		if s, ok := os.LookupEnv(env); ok {

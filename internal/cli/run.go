@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/shard"
@@ -25,7 +26,7 @@ import (
 // and newest good checkpoint loaded into a model.
 type run struct {
 	dir   string
-	job   cluster.JobConfig
+	job   job.Config
 	vocab *shard.Vocab
 	model *rnn.Model[float32]
 	step  uint64
@@ -76,7 +77,7 @@ func openRun(dir, which string, stderr io.Writer) (*run, error) {
 	return r, nil
 }
 
-func (r *run) charLM() bool { return r.job.Task.Kind == "" || r.job.Task.Kind == cluster.TaskCharLM }
+func (r *run) charLM() bool { return r.job.Task.Kind == "" || r.job.Task.Kind == job.TaskCharLM }
 
 // sampleText generates n characters after prime.
 func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) (string, error) {

@@ -11,13 +11,14 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 // TestWrongKeyIsRefused: a process without the cluster key can neither
 // join nor read the state, and every refusal is counted.
 func TestWrongKeyIsRefused(t *testing.T) {
-	job := testJob(testCorpus(t), 5)
-	tc := startCluster(t, job, t.TempDir(), false)
+	jc := testJob(testCorpus(t), 5)
+	tc := startCluster(t, jc, t.TempDir(), false)
 	w, err := NewWorker(WorkerConfig{ID: "intruder", Coordinator: tc.coord.Addr(), Secret: []byte("not-the-cluster-key-123456")})
 	if err != nil {
 		t.Fatal(err)
@@ -47,8 +48,8 @@ func TestWrongKeyIsRefused(t *testing.T) {
 }
 
 func TestWorkerOfAnotherVersionIsRefused(t *testing.T) {
-	job := testJob(testCorpus(t), 5)
-	tc := startCluster(t, job, t.TempDir(), false)
+	jc := testJob(testCorpus(t), 5)
+	tc := startCluster(t, jc, t.TempDir(), false)
 	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(tc.secret)...)
 	if err != nil {
 		t.Fatal(err)
@@ -61,17 +62,17 @@ func TestWorkerOfAnotherVersionIsRefused(t *testing.T) {
 }
 
 func TestJobValidationNamesTheField(t *testing.T) {
-	cases := map[string]func(*JobConfig){
-		"model.hidden":           func(j *JobConfig) { j.Model.Hidden = 0 },
-		"model.cell":             func(j *JobConfig) { j.Model.Cell = "transformer" },
-		"data.text":              func(j *JobConfig) { j.Data.Text = "" },
-		"optimizer":              func(j *JobConfig) { j.Optimizer.Adam.Beta1 = 2 },
-		"schedule":               func(j *JobConfig) { j.Schedule.BaseLR = -1 },
-		"cluster.max_workers":    func(j *JobConfig) { j.Cluster.MinWorkers, j.Cluster.MaxWorkers = 3, 2 },
-		"cluster.ring_transport": func(j *JobConfig) { j.Cluster.RingTransport = "udp" },
+	cases := map[string]func(*job.Config){
+		"model.hidden":           func(j *job.Config) { j.Model.Hidden = 0 },
+		"model.cell":             func(j *job.Config) { j.Model.Cell = "transformer" },
+		"data.text":              func(j *job.Config) { j.Data.Text = "" },
+		"optimizer":              func(j *job.Config) { j.Optimizer.Adam.Beta1 = 2 },
+		"schedule":               func(j *job.Config) { j.Schedule.BaseLR = -1 },
+		"cluster.max_workers":    func(j *job.Config) { j.Cluster.MinWorkers, j.Cluster.MaxWorkers = 3, 2 },
+		"cluster.ring_transport": func(j *job.Config) { j.Cluster.RingTransport = "udp" },
 	}
 	for field, edit := range cases {
-		j := DefaultJob()
+		j := job.Default()
 		j.Data.Text, j.Train.Steps = "x.txt", 10
 		edit(&j)
 		err := j.Validate()
@@ -82,9 +83,9 @@ func TestJobValidationNamesTheField(t *testing.T) {
 }
 
 func TestCoordinatorRejectsDataThatDoesNotFit(t *testing.T) {
-	job := testJob(testCorpus(t), 5)
-	job.Data.Batch, job.Data.Seq = 4096, 100
-	_, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: "off", Dir: t.TempDir(), Secret: []byte("0123456789abcdef")})
+	jc := testJob(testCorpus(t), 5)
+	jc.Data.Batch, jc.Data.Seq = 4096, 100
+	_, err := NewCoordinator(CoordinatorConfig{Job: jc, Listen: "127.0.0.1:0", Gossip: "off", Dir: t.TempDir(), Secret: []byte("0123456789abcdef")})
 	if err == nil || !strings.Contains(err.Error(), "training characters") {
 		t.Fatalf("corpus too small for the batch: %v", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
 
@@ -29,14 +30,14 @@ func BenchmarkClusterStep(b *testing.B) {
 	rnn.SetBLASThreads(1)
 	for _, world := range []int{1, 2} {
 		b.Run(fmt.Sprintf("world-%d", world), func(b *testing.B) {
-			job := DefaultJob()
-			job.Model = ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64}
-			job.Data.Text, job.Data.Seq, job.Data.Batch = text, 100, 32*world
-			job.Train.Steps = int64(b.N + 2)
-			job.Train.Threads = 1
-			job.Train.CheckpointEvery, job.Train.ValidateEvery = 0, 0
-			job.Cluster.MinWorkers = world
-			c, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: "off", Dir: b.TempDir(), Secret: benchKey, Log: zap.NewNop()})
+			jc := job.Default()
+			jc.Model = job.ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64}
+			jc.Data.Text, jc.Data.Seq, jc.Data.Batch = text, 100, 32*world
+			jc.Train.Steps = int64(b.N + 2)
+			jc.Train.Threads = 1
+			jc.Train.CheckpointEvery, jc.Train.ValidateEvery = 0, 0
+			jc.Cluster.MinWorkers = world
+			c, err := NewCoordinator(CoordinatorConfig{Job: jc, Listen: "127.0.0.1:0", Gossip: "off", Dir: b.TempDir(), Secret: benchKey, Log: zap.NewNop()})
 			if err != nil {
 				b.Fatal(err)
 			}

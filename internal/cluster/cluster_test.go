@@ -13,6 +13,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/recur-ml/recur/internal/job"
 )
 
 // testCorpus writes a small deterministic English-like corpus.
@@ -35,9 +37,9 @@ func testCorpus(t testing.TB) string {
 	return path
 }
 
-func testJob(text string, steps int64) JobConfig {
-	j := DefaultJob()
-	j.Model = ModelConfig{Cell: "lstm", Hidden: 32, Layers: 1, Embed: 16}
+func testJob(text string, steps int64) job.Config {
+	j := job.Default()
+	j.Model = job.ModelConfig{Cell: "lstm", Hidden: 32, Layers: 1, Embed: 16}
 	j.Data.Text, j.Data.Seq, j.Data.Batch = text, 20, 8
 	j.Train.Steps = steps
 	j.Train.CheckpointEvery = 10
@@ -58,14 +60,14 @@ type testCluster struct {
 	mu      sync.Mutex
 }
 
-func startCluster(t *testing.T, job JobConfig, dir string, gossipOn bool) *testCluster {
+func startCluster(t *testing.T, jc job.Config, dir string, gossipOn bool) *testCluster {
 	t.Helper()
 	gossipAddr := "off"
 	if gossipOn {
 		gossipAddr = "127.0.0.1:0"
 	}
 	secret := []byte("test-cluster-key-0123456789")
-	c, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: "127.0.0.1:0", Gossip: gossipAddr, Dir: dir, Secret: secret, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
+	c, err := NewCoordinator(CoordinatorConfig{Job: jc, Listen: "127.0.0.1:0", Gossip: gossipAddr, Dir: dir, Secret: secret, Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,15 +134,15 @@ func (tc *testCluster) params(id string) []float32 {
 // Over either ring transport, three workers train and end with the same
 // parameters.
 func TestClusterTrainsAndWorkersAgree(t *testing.T) {
-	for _, tr := range []string{RingTCP, RingGRPC} {
+	for _, tr := range []string{job.RingTCP, job.RingGRPC} {
 		t.Run(tr, func(t *testing.T) { testTrainsAndAgree(t, tr) })
 	}
 }
 
 func testTrainsAndAgree(t *testing.T, transport string) {
-	job := testJob(testCorpus(t), 30)
-	job.Cluster.RingTransport = transport
-	tc := startCluster(t, job, t.TempDir(), false)
+	jc := testJob(testCorpus(t), 30)
+	jc.Cluster.RingTransport = transport
+	tc := startCluster(t, jc, t.TempDir(), false)
 	for _, id := range []string{"w1", "w2", "w3"} {
 		tc.addWorker(id)
 	}
@@ -173,8 +175,8 @@ func testTrainsAndAgree(t *testing.T, transport string) {
 }
 
 // runWorld trains job with w workers and returns the final parameters.
-func runWorld(t *testing.T, job JobConfig, w int) []float32 {
-	tc := startCluster(t, job, t.TempDir(), false)
+func runWorld(t *testing.T, jc job.Config, w int) []float32 {
+	tc := startCluster(t, jc, t.TempDir(), false)
 	for i := 0; i < w; i++ {
 		tc.addWorker(fmt.Sprintf("w%d", i))
 	}
@@ -184,18 +186,18 @@ func runWorld(t *testing.T, job JobConfig, w int) []float32 {
 }
 
 func TestClusterEquivalentAcrossWorldSizes(t *testing.T) {
-	job := testJob(testCorpus(t), 50)
-	job.Cluster.MinWorkers = 1
-	ref := runWorld(t, job, 1)
-	again := runWorld(t, job, 1)
+	jc := testJob(testCorpus(t), 50)
+	jc.Cluster.MinWorkers = 1
+	ref := runWorld(t, jc, 1)
+	again := runWorld(t, jc, 1)
 	for i := range ref {
 		if ref[i] != again[i] {
 			t.Fatalf("repeated W=1 runs differ at parameter %d", i)
 		}
 	}
 	for _, w := range []int{2, 4} {
-		job.Cluster.MinWorkers = w
-		got := runWorld(t, job, w)
+		jc.Cluster.MinWorkers = w
+		got := runWorld(t, jc, w)
 		var diff, norm float64
 		for i := range ref {
 			d := float64(got[i] - ref[i])

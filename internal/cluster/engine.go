@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/rnn/optim"
@@ -19,7 +20,7 @@ import (
 // engine is a worker's model, optimizer, data and carried state: the
 // compute side of a worker, with no networking of its own.
 type engine struct {
-	job   JobConfig
+	job   job.Config
 	hash  string // job.Hash(): the job this state belongs to
 	task  task
 	model *rnn.Model[float32]
@@ -40,12 +41,12 @@ type engine struct {
 }
 
 // newEngine builds the model and data of job, at step 0.
-func newEngine(job JobConfig) (*engine, error) {
-	t, err := openTask(job)
+func newEngine(jc job.Config) (*engine, error) {
+	t, err := openTask(jc)
 	if err != nil {
 		return nil, err
 	}
-	e := &engine{job: job, hash: job.Hash(), task: t, snapStep: -1}
+	e := &engine{job: jc, hash: jc.Hash(), task: t, snapStep: -1}
 	if err := e.build(); err != nil {
 		t.close()
 		return nil, err

@@ -9,13 +9,15 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/recur-ml/recur/internal/job"
 )
 
 // restart starts a coordinator of job on dir at addr (the old one's, so the
 // workers find it).
-func restart(t *testing.T, job JobConfig, dir, addr string, secret []byte) *Coordinator {
+func restart(t *testing.T, jc job.Config, dir, addr string, secret []byte) *Coordinator {
 	t.Helper()
-	c, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: secret,
+	c, err := NewCoordinator(CoordinatorConfig{Job: jc, Listen: addr, Gossip: "off", Dir: dir, Secret: secret,
 		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
 	if err != nil {
 		t.Fatal(err)
@@ -36,9 +38,9 @@ func waitDone(t *testing.T, c *Coordinator, timeout time.Duration) {
 // Rerunning a finished run trains no further step, with or without
 // workers, and a worker that joins it is told to stop.
 func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
-	job := testJob(testCorpus(t), 3)
+	jc := testJob(testCorpus(t), 3)
 	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
+	tc := startCluster(t, jc, dir, false)
 	tc.addWorker("w1")
 	tc.wait(time.Minute)
 	if o, _, ck := tc.coord.Outcome(); o != Finished || ck != 3 {
@@ -48,7 +50,7 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 	addr := tc.coord.Addr()
 	tc.coord.Close()
 
-	c2 := restart(t, job, dir, addr, tc.secret)
+	c2 := restart(t, jc, dir, addr, tc.secret)
 	waitDone(t, c2, 10*time.Second) // no worker needed to learn it is over
 	o, reason, ck := c2.Outcome()
 	if o != Finished || ck != 3 || !strings.Contains(reason, "already finished") {
@@ -71,10 +73,10 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 // naming the step and the parameter, instead of re-forming generations
 // forever.
 func TestClusterDivergedRunEnds(t *testing.T) {
-	job := testJob(testCorpus(t), 100000)
-	job.Schedule.BaseLR = 1e38 // the first update overflows float32: every later step is non-finite
-	job.Train.MaxSkippedSteps = 4
-	tc := startCluster(t, job, t.TempDir(), false)
+	jc := testJob(testCorpus(t), 100000)
+	jc.Schedule.BaseLR = 1e38 // the first update overflows float32: every later step is non-finite
+	jc.Train.MaxSkippedSteps = 4
+	tc := startCluster(t, jc, t.TempDir(), false)
 	tc.addWorker("w1")
 	tc.addWorker("w2")
 	tc.wait(2 * time.Minute)
@@ -100,10 +102,10 @@ func TestClusterDivergedRunEnds(t *testing.T) {
 // An operator's stop (SIGINT) ends the run at the next step boundary with
 // a checkpoint of that step: a resume loses nothing.
 func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
-	job := testJob(testCorpus(t), 100000)
-	job.Train.CheckpointEvery = 1000
+	jc := testJob(testCorpus(t), 100000)
+	jc.Train.CheckpointEvery = 1000
 	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
+	tc := startCluster(t, jc, dir, false)
 	tc.addWorker("w1")
 	tc.addWorker("w2")
 	tc.waitSteps(15, time.Minute)
@@ -122,7 +124,7 @@ func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
 	}
 	addr := tc.coord.Addr()
 	tc.coord.Close()
-	c2 := restart(t, job, dir, addr, tc.secret)
+	c2 := restart(t, jc, dir, addr, tc.secret)
 	if _, _, resumed := c2.Outcome(); resumed != n {
 		t.Fatalf("resumed from step %d, want %d", resumed, n)
 	}
@@ -130,9 +132,9 @@ func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
 
 // The time budget counts the whole run, not each coordinator process.
 func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
-	job := testJob(testCorpus(t), 20)
+	jc := testJob(testCorpus(t), 20)
 	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
+	tc := startCluster(t, jc, dir, false)
 	tc.addWorker("w1")
 	tc.wait(time.Minute)
 	tc.wg.Wait()
@@ -141,9 +143,9 @@ func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
 
 	// Resume with a larger step budget and a time budget the first
 	// process already spent: nothing is left to train.
-	job.Train.Steps = 100000
-	job.Train.Minutes = 1e-4 // 6 ms
-	c2 := restart(t, job, dir, addr, tc.secret)
+	jc.Train.Steps = 100000
+	jc.Train.Minutes = 1e-4 // 6 ms
+	c2 := restart(t, jc, dir, addr, tc.secret)
 	waitDone(t, c2, 10*time.Second)
 	if o, reason, _ := c2.Outcome(); o != Finished || !strings.Contains(reason, "time budget") {
 		t.Fatalf("outcome %v (%s), want finished: time budget spent", o, reason)
@@ -156,14 +158,14 @@ func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
 // A plateau schedule's reductions survive a coordinator restart: the
 // learning rate does not jump back to base.
 func TestClusterScheduleStateSurvivesRestart(t *testing.T) {
-	job := testJob(testCorpus(t), 30)
-	job.Schedule.Kind = "plateau"
-	job.Schedule.Plateau.Patience = 0
-	job.Schedule.Plateau.Factor = 0.5
-	job.Schedule.Plateau.Threshold = 0.99 // no validation counts as better: every one reduces
-	job.Train.ValidateEvery = 5
+	jc := testJob(testCorpus(t), 30)
+	jc.Schedule.Kind = "plateau"
+	jc.Schedule.Plateau.Patience = 0
+	jc.Schedule.Plateau.Factor = 0.5
+	jc.Schedule.Plateau.Threshold = 0.99 // no validation counts as better: every one reduces
+	jc.Train.ValidateEvery = 5
 	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
+	tc := startCluster(t, jc, dir, false)
 	tc.addWorker("w1")
 	tc.wait(time.Minute)
 	tc.wg.Wait()
@@ -173,8 +175,8 @@ func TestClusterScheduleStateSurvivesRestart(t *testing.T) {
 	}
 	addr := tc.coord.Addr()
 	tc.coord.Close()
-	job.Train.Steps = 40
-	c2 := restart(t, job, dir, addr, tc.secret)
+	jc.Train.Steps = 40
+	c2 := restart(t, jc, dir, addr, tc.secret)
 	if got := c2.sched.Factor(); got != factor {
 		t.Fatalf("restarted schedule factor %v, want %v", got, factor)
 	}
@@ -185,8 +187,8 @@ func TestClusterScheduleStateSurvivesRestart(t *testing.T) {
 // model is written under the new job, and a fresh worker can join.
 func TestClusterWorkersDropStateOfAnotherJob(t *testing.T) {
 	corpus := testCorpus(t)
-	job := testJob(corpus, 100000)
-	tc := startCluster(t, job, t.TempDir(), false)
+	jc := testJob(corpus, 100000)
+	tc := startCluster(t, jc, t.TempDir(), false)
 	tc.addWorker("w1")
 	tc.addWorker("w2")
 	tc.waitSteps(12, time.Minute)
@@ -222,9 +224,9 @@ func TestClusterWorkersDropStateOfAnotherJob(t *testing.T) {
 // the run ended, and metrics.jsonl holds the same events; after a resume
 // the loss curve covers the whole run.
 func TestClusterStatusStream(t *testing.T) {
-	job := testJob(testCorpus(t), 30)
+	jc := testJob(testCorpus(t), 30)
 	dir := t.TempDir()
-	tc := startCluster(t, job, dir, false)
+	tc := startCluster(t, jc, dir, false)
 	var streamed []Event
 	watched := make(chan error, 1)
 	go func() {
@@ -279,8 +281,8 @@ func TestClusterStatusStream(t *testing.T) {
 		}
 	}
 
-	job.Train.Steps = 40
-	c2 := restart(t, job, dir, addr, tc.secret)
+	jc.Train.Steps = 40
+	c2 := restart(t, jc, dir, addr, tc.secret)
 	if n := len(c2.curve.train); n != 30 {
 		t.Fatalf("the resumed loss curve starts with %d points, want the 30 of the first process", n)
 	}

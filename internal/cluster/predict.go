@@ -6,6 +6,7 @@ import (
 	"io"
 	"math"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/shard"
 )
@@ -17,25 +18,25 @@ import (
 //	seq2seq  (JSONL inputs): {"line": n, "output": [...]} (greedy, to EOS)
 //	forecast (CSV):          {"forecast": [...]} for the horizon after the
 //	                         file's last data.seq rows, in the series' units
-func Predict(job JobConfig, m *rnn.Model[float32], path string, w io.Writer) error {
-	t, err := openTask(job)
+func Predict(jc job.Config, m *rnn.Model[float32], path string, w io.Writer) error {
+	t, err := openTask(jc)
 	if err != nil {
 		return err
 	}
 	defer t.close()
 	et, ok := t.(*exampleTask)
 	if !ok {
-		return fmt.Errorf("predict: the %s task generates text; use recur sample", job.Task.Kind)
+		return fmt.Errorf("predict: the %s task generates text; use recur sample", jc.Task.Kind)
 	}
 	enc := json.NewEncoder(w)
-	if job.Task.Kind == TaskForecast {
+	if jc.Task.Kind == job.TaskForecast {
 		return et.predictCSV(m, path, enc)
 	}
-	jc := shard.JSONLConfig{Vocab: job.Data.Vocab}
-	if job.Task.Kind == TaskSeq2Seq {
-		jc.Input = shard.TokenKind
+	lc := shard.JSONLConfig{Vocab: jc.Data.Vocab}
+	if jc.Task.Kind == job.TaskSeq2Seq {
+		lc.Input = shard.TokenKind
 	}
-	exs, _, err := shard.LoadJSONL(path, jc)
+	exs, _, err := shard.LoadJSONL(path, lc)
 	if err != nil {
 		return err
 	}
@@ -46,7 +47,7 @@ func Predict(job JobConfig, m *rnn.Model[float32], path string, w io.Writer) err
 			return fmt.Errorf("%s: example %d: %w", path, i+1, err)
 		}
 		b := &rnn.Batch[float32]{T: sb.T, B: 1, Tokens: sb.Tokens, X: sb.X, Lengths: sb.Lengths}
-		if job.Task.Kind == TaskSeq2Seq {
+		if jc.Task.Kind == job.TaskSeq2Seq {
 			out, err := m.Decode(b, 2*sb.T+10)
 			if err != nil {
 				return fmt.Errorf("%s: example %d: %w", path, i+1, err)

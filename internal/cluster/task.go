@@ -4,17 +4,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/shard"
 )
 
 // Task kinds (JobConfig.Task.Kind).
-const (
-	TaskCharLM   = "charlm"   // next character of a text corpus, TBPTT streams
-	TaskClassify = "classify" // sequence to class: IDX images (rows as steps) or JSONL
-	TaskForecast = "forecast" // CSV series: the next Horizon values from Input steps
-	TaskSeq2Seq  = "seq2seq"  // JSONL input tokens to output tokens, encoder-decoder with EOS
-)
 
 // task is the data side of a job: it builds the model's shape, yields this
 // rank's share of every global batch by step, and evaluates.
@@ -34,20 +29,20 @@ type task interface {
 }
 
 // openTask opens the job's data.
-func openTask(job JobConfig) (task, error) {
-	switch job.Task.Kind {
-	case "", TaskCharLM:
-		return openCharTask(job)
-	case TaskClassify, TaskForecast, TaskSeq2Seq:
-		return openExampleTask(job)
+func openTask(jc job.Config) (task, error) {
+	switch jc.Task.Kind {
+	case "", job.TaskCharLM:
+		return openCharTask(jc)
+	case job.TaskClassify, job.TaskForecast, job.TaskSeq2Seq:
+		return openExampleTask(jc)
 	}
-	return nil, fmt.Errorf("config task.kind: unknown %q (want %s)", job.Task.Kind, strings.Join([]string{TaskCharLM, TaskClassify, TaskForecast, TaskSeq2Seq}, ", "))
+	return nil, fmt.Errorf("config task.kind: unknown %q (want %s)", jc.Task.Kind, strings.Join([]string{job.TaskCharLM, job.TaskClassify, job.TaskForecast, job.TaskSeq2Seq}, ", "))
 }
 
 // TaskModel returns the model of a job, reading its data for the sizes
 // (vocabulary, input features, classes).
-func TaskModel(job JobConfig) (rnn.Config, error) {
-	t, err := openTask(job)
+func TaskModel(jc job.Config) (rnn.Config, error) {
+	t, err := openTask(jc)
 	if err != nil {
 		return rnn.Config{}, err
 	}
@@ -56,18 +51,18 @@ func TaskModel(job JobConfig) (rnn.Config, error) {
 }
 
 // baseModel fills the recurrent part of a model config from the job.
-func baseModel(job JobConfig) (rnn.Config, error) {
-	cell, err := rnn.ParseCell(job.Model.Cell)
+func baseModel(jc job.Config) (rnn.Config, error) {
+	cell, err := rnn.ParseCell(jc.Model.Cell)
 	if err != nil {
 		return rnn.Config{}, err
 	}
-	return rnn.Config{Embed: job.Model.Embed, Cell: cell, Hidden: job.Model.Hidden, Layers: job.Model.Layers,
-		Dropout: job.Model.Dropout, Bidirectional: job.Model.Bidirectional, Seed: job.Train.Seed}, nil
+	return rnn.Config{Embed: jc.Model.Embed, Cell: cell, Hidden: jc.Model.Hidden, Layers: jc.Model.Layers,
+		Dropout: jc.Model.Dropout, Bidirectional: jc.Model.Bidirectional, Seed: jc.Train.Seed}, nil
 }
 
 // charTask is a character language model over TBPTT streams.
 type charTask struct {
-	job    JobConfig
+	job    job.Config
 	corpus *shard.TextCorpus
 	stream *shard.Streams
 	rank   int
@@ -75,12 +70,12 @@ type charTask struct {
 	b      rnn.Batch[float32]
 }
 
-func openCharTask(job JobConfig) (*charTask, error) {
-	corpus, err := shard.OpenText(job.Data.Text, shard.TextConfig{TrainFraction: job.Data.TrainFraction})
+func openCharTask(jc job.Config) (*charTask, error) {
+	corpus, err := shard.OpenText(jc.Data.Text, shard.TextConfig{TrainFraction: jc.Data.TrainFraction})
 	if err != nil {
 		return nil, err
 	}
-	return &charTask{job: job, corpus: corpus}, nil
+	return &charTask{job: jc, corpus: corpus}, nil
 }
 
 func (t *charTask) modelConfig() (rnn.Config, error) {

@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
 
@@ -17,8 +18,8 @@ import (
 //	          rmse of a persistence (last value) and a least-squares linear
 //	          autoregressive baseline over the same input window
 //	seq2seq:  loss, exact_match of greedy decoding to EOS
-func EvaluateJob(job JobConfig, m *rnn.Model[float32]) (map[string]float64, error) {
-	t, err := openTask(job)
+func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, error) {
+	t, err := openTask(jc)
 	if err != nil {
 		return nil, err
 	}
@@ -36,12 +37,12 @@ func EvaluateJob(job JobConfig, m *rnn.Model[float32]) (map[string]float64, erro
 	if !ok {
 		return out, nil
 	}
-	switch job.Task.Kind {
-	case TaskClassify:
+	switch jc.Task.Kind {
+	case job.TaskClassify:
 		err = et.accuracy(m, out)
-	case TaskSeq2Seq:
+	case job.TaskSeq2Seq:
 		err = et.exactMatch(m, out)
-	case TaskForecast:
+	case job.TaskForecast:
 		err = et.forecastRMSE(m, out)
 	}
 	return out, err

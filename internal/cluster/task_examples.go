@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/shard"
 )
@@ -13,7 +14,7 @@ import (
 // translate. Global batches come from a W-independent Sampler (bucketed by
 // length); the step alone positions the loader.
 type exampleTask struct {
-	job         JobConfig
+	job         job.Config
 	train, val  shard.Dataset
 	dim         int // input features; 0 for token inputs
 	vocab       int // token vocabulary (inputs; outputs too for seq2seq)
@@ -25,19 +26,19 @@ type exampleTask struct {
 	b           rnn.Batch[float32]
 }
 
-func openExampleTask(job JobConfig) (*exampleTask, error) {
-	t := &exampleTask{job: job}
-	d := job.Data
+func openExampleTask(jc job.Config) (*exampleTask, error) {
+	t := &exampleTask{job: jc}
+	d := jc.Data
 	var err error
-	switch job.Task.Kind {
-	case TaskClassify:
+	switch jc.Task.Kind {
+	case job.TaskClassify:
 		t.train, t.val, err = loadClassify(d)
 		t.outputs = d.Classes
-	case TaskSeq2Seq:
-		jc := shard.JSONLConfig{Input: shard.TokenKind, Output: shard.TokenKind, MaxLen: d.MaxLen, Vocab: d.Vocab, AppendEOS: true, EOS: int32(job.Task.EOS)}
+	case job.TaskSeq2Seq:
+		jc := shard.JSONLConfig{Input: shard.TokenKind, Output: shard.TokenKind, MaxLen: d.MaxLen, Vocab: d.Vocab, AppendEOS: true, EOS: int32(jc.Task.EOS)}
 		t.train, t.val, err = loadJSONLPair(d, jc)
 		t.outputs = d.Vocab
-	case TaskForecast:
+	case job.TaskForecast:
 		err = t.loadForecast()
 	}
 	if err != nil {
@@ -55,13 +56,13 @@ func openExampleTask(job JobConfig) (*exampleTask, error) {
 		}
 	}
 	if t.outputs <= 0 {
-		return nil, fmt.Errorf("config data.classes / data.vocab: the %s task needs the number of outputs", job.Task.Kind)
+		return nil, fmt.Errorf("config data.classes / data.vocab: the %s task needs the number of outputs", jc.Task.Kind)
 	}
 	return t, nil
 }
 
 // loadClassify reads "images,labels" IDX pairs or JSONL files.
-func loadClassify(d DataConfig) (train, val shard.Dataset, err error) {
+func loadClassify(d job.DataConfig) (train, val shard.Dataset, err error) {
 	if strings.Contains(d.Train, ",") {
 		load := func(pair, what string) (shard.Dataset, error) {
 			imgs, labels, ok := strings.Cut(pair, ",")
@@ -87,7 +88,7 @@ func loadClassify(d DataConfig) (train, val shard.Dataset, err error) {
 }
 
 // loadJSONLPair reads data.train and data.val (or splits data.train).
-func loadJSONLPair(d DataConfig, jc shard.JSONLConfig) (train, val shard.Dataset, err error) {
+func loadJSONLPair(d job.DataConfig, jc shard.JSONLConfig) (train, val shard.Dataset, err error) {
 	tr, _, err := shard.LoadJSONL(d.Train, jc)
 	if err != nil {
 		return nil, nil, fmt.Errorf("config data.train: %w", err)
@@ -134,11 +135,11 @@ func (t *exampleTask) modelConfig() (rnn.Config, error) {
 	c, err := baseModel(t.job)
 	c.Vocab, c.Input, c.Outputs = t.vocab, t.dim, t.outputs
 	switch t.job.Task.Kind {
-	case TaskClassify:
+	case job.TaskClassify:
 		c.Shape = rnn.SeqToVec
-	case TaskForecast:
+	case job.TaskForecast:
 		c.Shape, c.Loss = rnn.SeqToVec, rnn.MSE
-	case TaskSeq2Seq:
+	case job.TaskSeq2Seq:
 		c.Shape, c.EOS, c.BOS = rnn.EncoderDecoder, t.job.Task.EOS, t.job.Task.BOS
 	}
 	return c, err
@@ -184,11 +185,11 @@ func (t *exampleTask) batch(step int64) (*rnn.Batch[float32], []int, []bool, err
 func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
 	*b = rnn.Batch[float32]{T: sb.T, B: sb.B, Tokens: sb.Tokens, X: sb.X, Lengths: sb.Lengths, Y: b.Y[:0], Targets: b.Targets[:0]}
 	switch t.job.Task.Kind {
-	case TaskClassify:
+	case job.TaskClassify:
 		for _, l := range sb.Labels {
 			b.Targets = append(b.Targets, int32(l))
 		}
-	case TaskForecast:
+	case job.TaskForecast:
 		// [OutT][B][OutDim] -> [B][OutT*OutDim]
 		b.Lengths = nil
 		for r := 0; r < sb.B; r++ {
@@ -196,7 +197,7 @@ func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
 				b.Y = append(b.Y, sb.Y[(s*sb.B+r)*sb.OutDim:(s*sb.B+r+1)*sb.OutDim]...)
 			}
 		}
-	case TaskSeq2Seq:
+	case job.TaskSeq2Seq:
 		b.TD, b.Targets, b.DecLengths = sb.OutT, sb.Targets, sb.OutLengths
 		b.DecIn = sb.DecoderInputs(int32(t.job.Task.BOS))
 	}

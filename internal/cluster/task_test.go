@@ -10,31 +10,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
 
 // trainTask runs job on w in-process workers and returns the metrics of the
 // final state, read back from the last checkpoint like `recur eval` does.
-func trainTask(t *testing.T, job JobConfig, w int) map[string]float64 {
+func trainTask(t *testing.T, jc job.Config, w int) map[string]float64 {
 	t.Helper()
-	m, _ := trainTaskModel(t, job, w)
+	m, _ := trainTaskModel(t, jc, w)
 	return m
 }
 
 // trainTaskModel is trainTask that also returns the trained model.
-func trainTaskModel(t *testing.T, job JobConfig, w int) (map[string]float64, *rnn.Model[float32]) {
+func trainTaskModel(t *testing.T, jc job.Config, w int) (map[string]float64, *rnn.Model[float32]) {
 	t.Helper()
-	tc := startCluster(t, job, t.TempDir(), false)
+	tc := startCluster(t, jc, t.TempDir(), false)
 	for i := 0; i < w; i++ {
 		tc.addWorker(fmt.Sprintf("w%d", i))
 	}
 	tc.wait(3 * time.Minute)
 	tc.wg.Wait()
-	m, err := EvaluateJob(job, tc.workers["w0"].eng.model)
+	m, err := EvaluateJob(jc, tc.workers["w0"].eng.model)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%s: %v", job.Task.Kind, m)
+	t.Logf("%s: %v", jc.Task.Kind, m)
 	return m, tc.workers["w0"].eng.model
 }
 
@@ -46,10 +47,10 @@ func writeFile(t *testing.T, name, body string) string {
 	return p
 }
 
-func smallJob(kind string, steps int64) JobConfig {
-	j := DefaultJob()
+func smallJob(kind string, steps int64) job.Config {
+	j := job.Default()
 	j.Task.Kind = kind
-	j.Model = ModelConfig{Cell: "gru", Hidden: 32, Layers: 1, Embed: 16}
+	j.Model = job.ModelConfig{Cell: "gru", Hidden: 32, Layers: 1, Embed: 16}
 	j.Train.Steps, j.Train.CheckpointEvery, j.Train.ValidateEvery = steps, 0, 0
 	j.Schedule.BaseLR = 0.01
 	j.Cluster.MinWorkers = 2
@@ -75,9 +76,9 @@ func TestTaskClassifyJSONL(t *testing.T) {
 		}
 		fmt.Fprintf(&b, `{"input": [%s], "target": %d}`+"\n", strings.Join(vals, ","), label)
 	}
-	job := smallJob(TaskClassify, 300)
-	job.Data.Train, job.Data.Classes, job.Data.Buckets = writeFile(t, "signs.jsonl", b.String()), 2, 4
-	m := trainTask(t, job, 2)
+	jc := smallJob(job.TaskClassify, 300)
+	jc.Data.Train, jc.Data.Classes, jc.Data.Buckets = writeFile(t, "signs.jsonl", b.String()), 2, 4
+	m := trainTask(t, jc, 2)
 	if m["accuracy"] < 0.95 {
 		t.Fatalf("accuracy %.3f, want >= 0.95", m["accuracy"])
 	}
@@ -100,17 +101,17 @@ func TestTaskSeq2SeqReverse(t *testing.T) {
 		}
 		fmt.Fprintf(&b, `{"input": [%s], "output": [%s]}`+"\n", strings.Join(in, ","), strings.Join(out, ","))
 	}
-	job := smallJob(TaskSeq2Seq, 700)
-	job.Model = ModelConfig{Cell: "lstm", Hidden: 64, Layers: 1, Embed: 16}
-	job.Schedule.BaseLR = 0.005
-	job.Data.Train, job.Data.Vocab = writeFile(t, "reverse.jsonl", b.String()), 12
-	m, model := trainTaskModel(t, job, 2)
+	jc := smallJob(job.TaskSeq2Seq, 700)
+	jc.Model = job.ModelConfig{Cell: "lstm", Hidden: 64, Layers: 1, Embed: 16}
+	jc.Schedule.BaseLR = 0.005
+	jc.Data.Train, jc.Data.Vocab = writeFile(t, "reverse.jsonl", b.String()), 12
+	m, model := trainTaskModel(t, jc, 2)
 	if m["exact_match"] < 0.9 {
 		t.Fatalf("exact match %.3f, want >= 0.9", m["exact_match"])
 	}
 	in := writeFile(t, "new.jsonl", `{"input": [2,3,4]}`+"\n"+`{"input": [9]}`+"\n")
 	var out strings.Builder
-	if err := Predict(job, model, in, &out); err != nil {
+	if err := Predict(jc, model, in, &out); err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"line":1,"output":[4,3,2]}` + "\n" + `{"line":2,"output":[9]}` + "\n"; out.String() != want {
@@ -129,10 +130,10 @@ func TestTaskForecastBeatsBaselines(t *testing.T) {
 		v += 2 * math.Max(0, math.Sin(2*math.Pi*float64(i)/24)) * math.Sin(2*math.Pi*float64(i)/7) // a nonlinear interaction
 		fmt.Fprintf(&b, "%.4f\n", v)
 	}
-	job := smallJob(TaskForecast, 600)
-	job.Data.Train, job.Data.Seq, job.Data.Horizon = writeFile(t, "series.csv", b.String()), 24, 4
-	job.Model.Hidden = 48
-	m := trainTask(t, job, 2)
+	jc := smallJob(job.TaskForecast, 600)
+	jc.Data.Train, jc.Data.Seq, jc.Data.Horizon = writeFile(t, "series.csv", b.String()), 24, 4
+	jc.Model.Hidden = 48
+	m := trainTask(t, jc, 2)
 	if m["rmse"] >= m["rmse_persistence"] || m["rmse"] >= m["rmse_linear_ar"] {
 		t.Fatalf("rmse %.4f does not beat persistence %.4f and linear AR %.4f", m["rmse"], m["rmse_persistence"], m["rmse_linear_ar"])
 	}

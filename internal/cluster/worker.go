@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
@@ -108,7 +109,7 @@ type ringTransport interface {
 }
 
 func newRingTransport(kind string, lis net.Listener, secret []byte) (ringTransport, error) {
-	if kind == RingGRPC {
+	if kind == job.RingGRPC {
 		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
 	}
 	return allreduce.NewTCPTransport(allreduce.TCPConfig{Listener: lis, Secret: secret})
@@ -363,26 +364,26 @@ func (w *Worker) join(ctx context.Context) error {
 // same, and drops it for the new job's when it is not, so that no state of
 // another job is ever trained on.
 func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) error {
-	var job JobConfig
-	if err := json.Unmarshal(rep.ConfigJson, &job); err != nil {
+	var jc job.Config
+	if err := json.Unmarshal(rep.ConfigJson, &jc); err != nil {
 		return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
 	}
 	old := w.engine()
-	if old != nil && old.hash == job.Hash() {
+	if old != nil && old.hash == jc.Hash() {
 		return nil // rejoined after a coordinator restart; keep the state
 	}
 	if old != nil {
-		if old.job.Cluster.RingTransport != job.Cluster.RingTransport {
+		if old.job.Cluster.RingTransport != jc.Cluster.RingTransport {
 			return fmt.Errorf("worker %s: the coordinator's new job uses the %q ring transport, this process serves %q: restart the worker",
-				w.cfg.ID, job.Cluster.RingTransport, old.job.Cluster.RingTransport)
+				w.cfg.ID, jc.Cluster.RingTransport, old.job.Cluster.RingTransport)
 		}
 		w.log.Warn("the coordinator runs another job: dropping this worker's state", zap.String("held_job", old.hash), zap.Int64("held_step", old.step),
-			zap.String("new_job", job.Hash()), zap.String("differs", Diff(old.job, job)))
+			zap.String("new_job", jc.Hash()), zap.String("differs", job.Diff(old.job, jc)))
 	}
-	if err := w.startRing(job.Cluster.RingTransport); err != nil {
+	if err := w.startRing(jc.Cluster.RingTransport); err != nil {
 		return err
 	}
-	e, err := newEngine(job)
+	e, err := newEngine(jc)
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
 	}
@@ -394,7 +395,7 @@ func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) err
 	if old != nil {
 		old.close()
 	}
-	w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("job", e.hash), zap.String("ring", req.RingAddr), zap.String("ring_transport", job.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
+	w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("job", e.hash), zap.String("ring", req.RingAddr), zap.String("ring_transport", jc.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
 		zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
 	return nil
 }

@@ -1,4 +1,8 @@
-package cluster
+// Package job is a training job's configuration: the model, data,
+// optimizer, schedule, training loop and cluster policy, read from one
+// YAML file with documented defaults, validated with errors that name the
+// key, and identified by one hash (what a checkpoint depends on).
+package job
 
 import (
 	"bytes"
@@ -17,11 +21,11 @@ import (
 	"github.com/recur-ml/recur/pkg/schedule"
 )
 
-// JobConfig is the whole training job: model, data, optimizer, schedule,
+// Config is the whole training job: model, data, optimizer, schedule,
 // training loop and cluster policy. It is read from one YAML (or JSON) file;
 // flags and environment variables override fields. The coordinator sends it
 // to every worker, so all train the same thing.
-type JobConfig struct {
+type Config struct {
 	Task      TaskConfig      `yaml:"task" json:"task"`
 	Model     ModelConfig     `yaml:"model" json:"model"`
 	Data      DataConfig      `yaml:"data" json:"data"`
@@ -97,17 +101,25 @@ type ClusterConfig struct {
 	RingTransport string `yaml:"ring_transport" json:"ring_transport"`
 }
 
+// Task kinds (TaskConfig.Kind).
+const (
+	TaskCharLM   = "charlm"   // next character of a text corpus, TBPTT streams
+	TaskClassify = "classify" // sequence to class: IDX images (rows as steps) or JSONL
+	TaskForecast = "forecast" // CSV series: the next Horizon values from Input steps
+	TaskSeq2Seq  = "seq2seq"  // JSONL input tokens to output tokens, encoder-decoder with EOS
+)
+
 // Ring transports (ClusterConfig.RingTransport).
 const (
 	RingTCP  = "tcp"
 	RingGRPC = "grpc"
 )
 
-// DefaultJob returns a job with every default filled in.
-func DefaultJob() JobConfig {
+// Default returns a job with every default filled in.
+func Default() Config {
 	s := schedule.DefaultConfig()
 	s.BaseLR = 2e-3
-	return JobConfig{
+	return Config{
 		Task:      TaskConfig{Kind: TaskCharLM, EOS: 1},
 		Model:     ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64},
 		Data:      DataConfig{Seq: 100, Horizon: 1, Batch: 32, TrainFraction: 0.9},
@@ -118,10 +130,10 @@ func DefaultJob() JobConfig {
 	}
 }
 
-// LoadJob reads a YAML or JSON job file over the defaults. Unknown keys are
+// Load reads a YAML or JSON job file over the defaults. Unknown keys are
 // errors that name the line.
-func LoadJob(path string) (JobConfig, error) {
-	cfg := DefaultJob()
+func Load(path string) (Config, error) {
+	cfg := Default()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return cfg, fmt.Errorf("config: %w", err)
@@ -135,7 +147,7 @@ func LoadJob(path string) (JobConfig, error) {
 }
 
 // Validate reports the first impossible value, naming its field.
-func (c JobConfig) Validate() error {
+func (c Config) Validate() error {
 	if _, err := rnn.ParseCell(c.Model.Cell); err != nil {
 		return fmt.Errorf("config model.cell: %w", err)
 	}
@@ -193,7 +205,7 @@ func (c JobConfig) Validate() error {
 // Hash identifies what a checkpoint depends on: the model, data and
 // optimizer (not the step count or cluster policy, which may change on a
 // resume).
-func (c JobConfig) Hash() string {
+func (c Config) Hash() string {
 	b, _ := json.Marshal(struct {
 		K TaskConfig
 		M ModelConfig
@@ -207,7 +219,7 @@ func (c JobConfig) Hash() string {
 
 // Diff names the first field where a and b differ in what Hash covers, for a
 // clear "checkpoint of another model" error.
-func Diff(a, b JobConfig) string {
+func Diff(a, b Config) string {
 	for _, f := range []struct {
 		name string
 		x, y any
