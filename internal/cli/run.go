@@ -17,6 +17,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/shard"
@@ -63,7 +64,7 @@ func openRun(dir, which string, stderr io.Writer) (*run, error) {
 	if ck.ConfigHash != r.job.Hash() {
 		return nil, fmt.Errorf("run %s: checkpoint of step %d does not belong to job.json", dir, ck.Step)
 	}
-	mc, err := cluster.TaskModel(r.job)
+	mc, err := task.Model(r.job)
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
@@ -222,7 +223,7 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 // evalTask prints the task's metrics on its validation (test) set.
 func (r *run) evalTask(stdout io.Writer) error {
 	t0 := time.Now()
-	m, err := cluster.EvaluateJob(r.job, r.model)
+	m, err := task.EvaluateJob(r.job, r.model)
 	if err != nil {
 		return err
 	}
@@ -255,7 +256,7 @@ func (r *run) evalValidation(stdout io.Writer) error {
 
 // report evaluates tokens and prints the loss.
 func (r *run) report(stdout io.Writer, tokens shard.Tokens, what string) error {
-	sum, count, err := cluster.Evaluate(r.model, tokens, r.job.Data.Batch, r.job.Data.Seq, 0, 0, 1, 2)
+	sum, count, err := task.Evaluate(r.model, tokens, r.job.Data.Batch, r.job.Data.Seq, 0, 0, 1, 2)
 	if err != nil {
 		return err
 	}
@@ -335,5 +336,5 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return cluster.Predict(r.job, r.model, *input, stdout)
+	return task.Predict(r.job, r.model, *input, stdout)
 }

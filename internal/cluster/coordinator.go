@@ -23,6 +23,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/schedule"
 )
@@ -567,27 +568,14 @@ func (c *Coordinator) resume() error {
 // batch. A text corpus's vocabulary is saved beside the checkpoints for
 // sampling and evaluation.
 func (c *Coordinator) checkData() error {
-	t, err := openTask(c.cfg.Job)
+	vocab, err := task.Check(c.cfg.Job)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	defer t.close()
-	if _, err := t.modelConfig(); err != nil {
-		return fmt.Errorf("coordinator: %w", err)
-	}
-	ct, ok := t.(*charTask)
-	if !ok {
+	if vocab == nil {
 		return nil
 	}
-	d := c.cfg.Job.Data
-	if n, need := ct.corpus.Train().Len(), int64(d.Batch*(d.Seq+1)); n < need {
-		return fmt.Errorf("coordinator: data.text %s has %d training characters; %d streams of %d need at least %d", d.Text, n, d.Batch, d.Seq, need)
-	}
-	vb, err := ct.corpus.Vocab().MarshalJSON()
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(c.cfg.Dir, "vocab.json"), vb, 0o644)
+	return os.WriteFile(filepath.Join(c.cfg.Dir, "vocab.json"), vocab, 0o644)
 }
 
 // ringRecord is the last generation and its members, persisted beside the

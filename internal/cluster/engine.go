@@ -11,10 +11,10 @@ import (
 	"unsafe"
 
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/rnn/optim"
-	"github.com/recur-ml/recur/pkg/shard"
 )
 
 // engine is a worker's model, optimizer, data and carried state: the
@@ -22,7 +22,7 @@ import (
 type engine struct {
 	job   job.Config
 	hash  string // job.Hash(): the job this state belongs to
-	task  task
+	task  task.Task
 	model *rnn.Model[float32]
 	opt   optim.Optimizer[float32]
 	tr    *rnn.Trainer[float32]
@@ -42,20 +42,20 @@ type engine struct {
 
 // newEngine builds the model and data of job, at step 0.
 func newEngine(jc job.Config) (*engine, error) {
-	t, err := openTask(jc)
+	t, err := task.Open(jc)
 	if err != nil {
 		return nil, err
 	}
 	e := &engine{job: jc, hash: jc.Hash(), task: t, snapStep: -1}
 	if err := e.build(); err != nil {
-		t.close()
+		t.Close()
 		return nil, err
 	}
 	return e, nil
 }
 
 func (e *engine) build() error {
-	mc, err := e.task.modelConfig()
+	mc, err := e.task.ModelConfig()
 	if err != nil {
 		return err
 	}
@@ -72,14 +72,14 @@ func (e *engine) build() error {
 	return nil
 }
 
-func (e *engine) close() error { return e.task.close() }
+func (e *engine) close() error { return e.task.Close() }
 
 // carrySize is the length of the carried state of all streams.
 func (e *engine) carrySize() int {
-	if e.task.streams() == 0 {
+	if e.task.Streams() == 0 {
 		return 0
 	}
-	n := e.model.Stack().StateSize(e.task.streams())
+	n := e.model.Stack().StateSize(e.task.Streams())
 	if e.job.Model.Cell == "lstm" {
 		n *= 2
 	}
@@ -179,7 +179,7 @@ func (e *engine) stateAt(step int64) ([]byte, error) {
 
 // setRing points the data at this rank's share.
 func (e *engine) setRing(rank, world int) error {
-	if err := e.task.setRing(rank, world); err != nil {
+	if err := e.task.SetRing(rank, world); err != nil {
 		return err
 	}
 	e.rank, e.world = rank, world
@@ -202,7 +202,7 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	defer e.mu.Unlock()
 	var res stepResult
 	t0 := time.Now()
-	batch, ids, reset, err := e.task.batch(e.step)
+	batch, ids, reset, err := e.task.Batch(e.step)
 	if err != nil {
 		return res, fmt.Errorf("step %d: data: %w", e.step, err)
 	}
@@ -275,7 +275,7 @@ func isNonFinite(err error) bool {
 // gatherInit builds the initial state of this rank's rows from the carried
 // state of all streams, zeroing streams that restart.
 func (e *engine) gatherInit(ids []int, reset []bool) {
-	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.streams()
+	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.Streams()
 	B := len(ids)
 	per := L * Bg * H
 	gather := func(dst, src []float32) []float32 {
@@ -303,7 +303,7 @@ func (e *engine) gatherInit(ids []int, reset []bool) {
 // scatterFinal writes this rank's final states into their streams' slots of
 // the (zeroed) global carry region.
 func (e *engine) scatterFinal(ids []int, fin rnn.State[float32], dst []float32) {
-	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.streams()
+	H, L, Bg := e.job.Model.Hidden, e.job.Model.Layers, e.task.Streams()
 	per := L * Bg * H
 	B := len(ids)
 	put := func(dst, src []float32) {
@@ -324,49 +324,7 @@ func (e *engine) scatterFinal(ids []int, fin rnn.State[float32], dst []float32) 
 func (e *engine) validate() (sum, count float64, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.task.validate(e.model, e.rank, e.world)
-}
-
-// Evaluate returns the summed cross-entropy and the token count of a
-// language model over tokens read as B streams of T-step windows with the
-// state carried (as in training), for rank of world (0 of 1: all of it).
-// B is halved until the tokens hold a window per stream; maxWindows > 0
-// caps the windows read.
-func Evaluate(m *rnn.Model[float32], tokens shard.Tokens, B, T, maxWindows, rank, world, threads int) (sum, count float64, err error) {
-	for B > 1 && tokens.Len() < int64(B*(T+1)) {
-		B /= 2
-	}
-	st, err := shard.NewStreams(tokens, shard.StreamConfig{Streams: B, Steps: T, Rank: rank, World: world})
-	if err != nil {
-		return 0, 0, fmt.Errorf("evaluate: %w", err)
-	}
-	n := int(st.WindowsPerEpoch())
-	if maxWindows > 0 {
-		n = min(n, maxWindows)
-	}
-	ev, err := rnn.NewTrainer(m, nil, rnn.TrainerConfig{Threads: max(threads, 1)})
-	if err != nil {
-		return 0, 0, err
-	}
-	defer m.Params.ZeroGrad()
-	var carry rnn.State[float32]
-	for i := 0; i < n; i++ {
-		sb, err := st.Next()
-		if err != nil {
-			return 0, 0, fmt.Errorf("evaluate window %d: %w", i, err)
-		}
-		if sb.B == 0 {
-			continue
-		}
-		res, err := ev.Compute(&rnn.Batch[float32]{T: sb.T, B: sb.B, Tokens: sb.Tokens, Targets: sb.Targets}, carry, false)
-		if err != nil {
-			return 0, 0, fmt.Errorf("evaluate window %d: %w", i, err)
-		}
-		carry = res.Final.Clone()
-		sum += res.Loss
-		count += float64(res.Count)
-	}
-	return sum, count, nil
+	return e.task.Validate(e.model, e.rank, e.world)
 }
 
 func grow(s []float32, n int) []float32 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
 
@@ -31,7 +32,7 @@ func trainTaskModel(t *testing.T, jc job.Config, w int) (map[string]float64, *rn
 	}
 	tc.wait(3 * time.Minute)
 	tc.wg.Wait()
-	m, err := EvaluateJob(jc, tc.workers["w0"].eng.model)
+	m, err := task.EvaluateJob(jc, tc.workers["w0"].eng.model)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func TestTaskSeq2SeqReverse(t *testing.T) {
 	}
 	in := writeFile(t, "new.jsonl", `{"input": [2,3,4]}`+"\n"+`{"input": [9]}`+"\n")
 	var out strings.Builder
-	if err := Predict(jc, model, in, &out); err != nil {
+	if err := task.Predict(jc, model, in, &out); err != nil {
 		t.Fatal(err)
 	}
 	if want := `{"line":1,"output":[4,3,2]}` + "\n" + `{"line":2,"output":[9]}` + "\n"; out.String() != want {

@@ -1,4 +1,4 @@
-package cluster
+package task
 
 import (
 	"encoding/json"
@@ -19,11 +19,11 @@ import (
 //	forecast (CSV):          {"forecast": [...]} for the horizon after the
 //	                         file's last data.seq rows, in the series' units
 func Predict(jc job.Config, m *rnn.Model[float32], path string, w io.Writer) error {
-	t, err := openTask(jc)
+	t, err := Open(jc)
 	if err != nil {
 		return err
 	}
-	defer t.close()
+	defer t.Close()
 	et, ok := t.(*exampleTask)
 	if !ok {
 		return fmt.Errorf("predict: the %s task generates text; use recur sample", jc.Task.Kind)

@@ -1,4 +1,4 @@
-package cluster
+package task
 
 import (
 	"fmt"
@@ -131,7 +131,7 @@ func (t *exampleTask) loadForecast() error {
 	return nil
 }
 
-func (t *exampleTask) modelConfig() (rnn.Config, error) {
+func (t *exampleTask) ModelConfig() (rnn.Config, error) {
 	c, err := baseModel(t.job)
 	c.Vocab, c.Input, c.Outputs = t.vocab, t.dim, t.outputs
 	switch t.job.Task.Kind {
@@ -154,7 +154,7 @@ func (t *exampleTask) loaderConfig(rank, world int, shuffle bool) shard.LoaderCo
 	return lc
 }
 
-func (t *exampleTask) setRing(rank, world int) error {
+func (t *exampleTask) SetRing(rank, world int) error {
 	if t.loader != nil && t.rank == rank && t.world == world {
 		return nil
 	}
@@ -167,7 +167,7 @@ func (t *exampleTask) setRing(rank, world int) error {
 	return nil
 }
 
-func (t *exampleTask) batch(step int64) (*rnn.Batch[float32], []int, []bool, error) {
+func (t *exampleTask) Batch(step int64) (*rnn.Batch[float32], []int, []bool, error) {
 	c := t.loader.Cursor()
 	c.Epoch, c.Batch = uint64(step)/t.perEpoch, uint64(step)%t.perEpoch
 	if err := t.loader.Restore(c); err != nil {
@@ -203,10 +203,10 @@ func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
 	}
 }
 
-func (t *exampleTask) streams() int { return 0 }
+func (t *exampleTask) Streams() int { return 0 }
 
 // validate sums the loss over this rank's share of the validation set.
-func (t *exampleTask) validate(m *rnn.Model[float32], rank, world int) (sum, count float64, err error) {
+func (t *exampleTask) Validate(m *rnn.Model[float32], rank, world int) (sum, count float64, err error) {
 	tp := m.NewTape(0)
 	err = t.EachVal(rank, world, func(b *rnn.Batch[float32]) error {
 		res, err := tp.Forward(b, rnn.State[float32]{}, false)
@@ -240,4 +240,4 @@ func (t *exampleTask) EachVal(rank, world int, f func(*rnn.Batch[float32]) error
 	return nil
 }
 
-func (t *exampleTask) close() error { return nil }
+func (t *exampleTask) Close() error { return nil }

@@ -1,4 +1,4 @@
-package cluster
+package task
 
 import (
 	"fmt"
@@ -19,13 +19,13 @@ import (
 //	          autoregressive baseline over the same input window
 //	seq2seq:  loss, exact_match of greedy decoding to EOS
 func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, error) {
-	t, err := openTask(jc)
+	t, err := Open(jc)
 	if err != nil {
 		return nil, err
 	}
-	defer t.close()
+	defer t.Close()
 	out := map[string]float64{}
-	sum, count, err := t.validate(m, 0, 1)
+	sum, count, err := t.Validate(m, 0, 1)
 	if err != nil {
 		return nil, err
 	}
