@@ -18,6 +18,7 @@ import (
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/planner"
 )
 
 // jobFlags are the flags that build a job: a config file and overrides.
@@ -112,7 +113,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 func interrupt(c *cluster.Coordinator, stopTimeout time.Duration, log *zap.Logger) {
 	log.Warn("interrupted: stopping at the next step boundary with a final checkpoint (signal again to quit at once)",
 		zap.Duration("deadline", stopTimeout))
-	c.Stop(cluster.Interrupted, "interrupted by a signal")
+	c.Stop(planner.Interrupted, "interrupted by a signal")
 	again := make(chan os.Signal, 1)
 	signal.Notify(again, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(again)
@@ -141,10 +142,10 @@ func interrupt(c *cluster.Coordinator, stopTimeout time.Duration, log *zap.Logge
 func runOutcome(c *cluster.Coordinator, dir string, log *zap.Logger) error {
 	o, reason, ckpt := c.Outcome()
 	switch o {
-	case cluster.Finished:
+	case planner.Finished:
 		log.Info("training complete", zap.String("reason", reason), zap.Int64("checkpoint", ckpt), zap.String("dir", dir))
 		return nil
-	case cluster.Diverged:
+	case planner.Diverged:
 		return fmt.Errorf("%w: %s; the newest checkpoint (the last good state) is step %d in %s", cluster.ErrDiverged, reason, ckpt, dir)
 	}
 	return fmt.Errorf("%w (%s); the newest checkpoint is step %d in %s: run the same command to resume", cluster.ErrInterrupted, reason, ckpt, dir)

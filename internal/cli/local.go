@@ -21,6 +21,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // Train runs `recur train`, the local mode: a coordinator and N worker
@@ -180,7 +181,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 func followStatus(ctx context.Context, addr string, key []byte, ui *progress) {
 	var after int64
 	for {
-		err := cluster.Watch(ctx, addr, key, after, true, func(e cluster.Event) error {
+		err := cluster.Watch(ctx, addr, key, after, true, func(e events.Event) error {
 			after = e.Seq
 			ui.event(e)
 			return nil

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // These tests run real processes: a coordinator and workers built from
@@ -167,9 +167,9 @@ func (pc *procCluster) dumpLogs() {
 
 // events reads the run's status history (metrics.jsonl): every event of
 // every coordinator process of the run.
-func (pc *procCluster) events() []cluster.Event {
+func (pc *procCluster) events() []events.Event {
 	pc.t.Helper()
-	ev, bad, err := cluster.ReadEventsFile(filepath.Join(pc.dir, cluster.MetricsFile))
+	ev, bad, err := events.ReadEventsFile(filepath.Join(pc.dir, events.MetricsFile))
 	if err != nil {
 		pc.t.Logf("%d unreadable lines in the status history (a coordinator killed mid-write): %v", bad, err)
 	}
@@ -190,7 +190,7 @@ func (pc *procCluster) waitDone(timeout time.Duration) {
 		pc.t.Fatalf("training did not complete in %v", timeout)
 	}
 	ev := pc.events()
-	if len(ev) == 0 || ev[len(ev)-1].Kind != cluster.EventFinished {
+	if len(ev) == 0 || ev[len(ev)-1].Kind != events.EventFinished {
 		pc.dumpLogs()
 		pc.t.Fatalf("the status history does not end with the run finished: %v", ev[max(len(ev)-3, 0):])
 	}
@@ -226,7 +226,7 @@ func TestProcessesSurviveKill9(t *testing.T) {
 	pc.waitDone(3 * time.Minute)
 	var resumed bool
 	for _, e := range pc.events() {
-		if e.Kind == cluster.EventStart && e.Step > 0 {
+		if e.Kind == events.EventStart && e.Step > 0 {
 			resumed = true
 		}
 	}
@@ -286,12 +286,12 @@ func TestSoakRandomKills(t *testing.T) {
 //     step (no divergence event), and the coordinators did compare them.
 func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 	t.Helper()
-	events := pc.events()
+	history := pc.events()
 	var i int
 	fail := func(format string, args ...any) {
 		pc.dumpLogs()
-		for _, e := range events[max(0, i-30) : i+1] { // what led there
-			if e.Kind != cluster.EventStep {
+		for _, e := range history[max(0, i-30) : i+1] { // what led there
+			if e.Kind != events.EventStep {
 				t.Logf("event %d %s: %s", e.Seq, e.Kind, e)
 			}
 		}
@@ -299,13 +299,13 @@ func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 	}
 	var last, prev int64 = 0, -1 // last step recorded; the previous one in this process (-1: none yet)
 	starts, steps := 0, 0
-	var e cluster.Event
-	for i, e = range events {
+	var e events.Event
+	for i, e = range history {
 		switch e.Kind {
-		case cluster.EventStart:
+		case events.EventStart:
 			starts++
 			prev = -1
-		case cluster.EventStep:
+		case events.EventStep:
 			steps++
 			switch {
 			case e.Step <= last && last > 0:
@@ -314,13 +314,13 @@ func checkSoakInvariants(t *testing.T, pc *procCluster, checks float64) {
 				fail("event %d (coordinator process %d): step %d follows step %d", e.Seq, starts, e.Step, prev)
 			}
 			last, prev = e.Step, e.Step
-		case cluster.EventRunning:
+		case events.EventRunning:
 			if e.Step < last {
 				fail("event %d: generation %d runs from step %d after step %d was recorded", e.Seq, e.Generation, e.Step, last)
 			}
-		case cluster.EventDivergence:
+		case events.EventDivergence:
 			fail("event %d: %s", e.Seq, e.Message)
-		case cluster.EventFinished:
+		case events.EventFinished:
 			checks += float64(e.StateChecks)
 		}
 	}

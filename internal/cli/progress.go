@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // progress renders a run's status stream: a progress bar on a terminal
@@ -22,8 +22,8 @@ type progress struct {
 	minutes    float64 // the time budget (0: none)
 	// steps are the recent step events, for a throughput over the last
 	// rateWindow of wall time; first is the first one seen.
-	steps    []cluster.Event
-	first    cluster.Event
+	steps    []events.Event
+	first    events.Event
 	val      float64
 	hasVal   bool
 	barShown bool
@@ -42,9 +42,9 @@ func newProgress(w io.Writer, steps int64, minutes float64) *progress {
 }
 
 // event takes one status event.
-func (p *progress) event(e cluster.Event) {
+func (p *progress) event(e events.Event) {
 	switch e.Kind {
-	case cluster.EventStep:
+	case events.EventStep:
 		p.mu.Lock()
 		if len(p.steps) == 0 && p.first.Kind == "" {
 			p.first = e
@@ -55,17 +55,17 @@ func (p *progress) event(e cluster.Event) {
 		}
 		p.mu.Unlock()
 		p.bar(false)
-	case cluster.EventValidation:
+	case events.EventValidation:
 		p.mu.Lock()
 		p.val, p.hasVal = e.ValLoss, true
 		p.mu.Unlock()
 		p.bar(true)
-	case cluster.EventStart:
+	case events.EventStart:
 		p.mu.Lock()
 		p.totalSteps, p.minutes = e.TotalSteps, e.Minutes
 		p.mu.Unlock()
 		p.print("[run] " + e.Message)
-	case cluster.EventRunning, cluster.EventCheckpoint, cluster.EventInfo:
+	case events.EventRunning, events.EventCheckpoint, events.EventInfo:
 		// routine: the bar shows their effect
 	default:
 		p.print("[run] " + e.String())
@@ -74,7 +74,7 @@ func (p *progress) event(e cluster.Event) {
 
 // throughput is global tokens over wall time across the rate window
 // (waits for generations included), and steps per second likewise.
-func throughput(steps []cluster.Event) (tokens, stepsPerSec float64, ok bool) {
+func throughput(steps []events.Event) (tokens, stepsPerSec float64, ok bool) {
 	if len(steps) < 2 {
 		return 0, 0, false
 	}
@@ -88,7 +88,7 @@ func throughput(steps []cluster.Event) (tokens, stepsPerSec float64, ok bool) {
 
 // eta is the wall time left: by the step budget at the current rate, or
 // by the time budget, whichever ends first.
-func (p *progress) eta(last cluster.Event, stepsPerSec float64) (time.Duration, bool) {
+func (p *progress) eta(last events.Event, stepsPerSec float64) (time.Duration, bool) {
 	var left time.Duration
 	ok := false
 	if p.totalSteps > 0 && p.totalSteps < 1e9 && stepsPerSec > 0 {
@@ -172,7 +172,7 @@ func (p *progress) meanThroughput() (tps float64, from, to int64, ok bool) {
 	if len(p.steps) == 0 {
 		return 0, 0, 0, false
 	}
-	t, _, ok := throughput([]cluster.Event{p.first, p.steps[len(p.steps)-1]})
+	t, _, ok := throughput([]events.Event{p.first, p.steps[len(p.steps)-1]})
 	return t, p.first.Step, p.steps[len(p.steps)-1].Step, ok
 }
 

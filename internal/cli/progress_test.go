@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // The display's throughput is global tokens over wall time between step
@@ -16,11 +16,11 @@ func TestProgressThroughputAndETA(t *testing.T) {
 	var out bytes.Buffer
 	p := newProgress(&out, 0, 0)
 	t0 := time.Unix(1000, 0)
-	p.event(cluster.Event{Kind: cluster.EventStart, TotalSteps: 100, Message: "coordinator started"})
+	p.event(events.Event{Kind: events.EventStart, TotalSteps: 100, Message: "coordinator started"})
 	// 10 steps of 3200 tokens in 4 s of wall time, though each step
 	// computed in 0.1 s: the rest was waiting.
 	for i := range 11 {
-		p.event(cluster.Event{Kind: cluster.EventStep, Time: t0.Add(time.Duration(i) * 400 * time.Millisecond), Step: int64(10 + i),
+		p.event(events.Event{Kind: events.EventStep, Time: t0.Add(time.Duration(i) * 400 * time.Millisecond), Step: int64(10 + i),
 			Loss: 2, Tokens: 3200, TotalTokens: float64(3200 * (10 + i)), StepSeconds: 0.1, Members: 2, Elapsed: 10})
 	}
 	tps, sps, ok := throughput(p.steps)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // Status runs `recur status`: where a run stands, from its coordinator's
@@ -36,12 +37,12 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	case (*coord == "") == (*dir == ""):
 		return fmt.Errorf("%w: status needs one of --coordinator or --run", errUsage)
 	case *dir != "":
-		ev, bad, err := cluster.ReadEventsFile(filepath.Join(*dir, cluster.MetricsFile))
+		ev, bad, err := events.ReadEventsFile(filepath.Join(*dir, events.MetricsFile))
 		if err != nil {
 			fmt.Fprintf(stderr, "recur: %d unreadable lines skipped: %v\n", bad, err)
 		}
 		if len(ev) == 0 {
-			return fmt.Errorf("%s has no status history (%s): not a run directory, or a run from before Recur kept one", *dir, cluster.MetricsFile)
+			return fmt.Errorf("%s has no status history (%s): not a run directory, or a run from before Recur kept one", *dir, events.MetricsFile)
 		}
 		fmt.Fprint(stdout, summarize(ev))
 		return nil
@@ -50,8 +51,8 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	var ev []cluster.Event
-	err = cluster.Watch(ctx, *coord, key, 0, *follow, func(e cluster.Event) error {
+	var ev []events.Event
+	err = cluster.Watch(ctx, *coord, key, 0, *follow, func(e events.Event) error {
 		if *follow {
 			fmt.Fprintf(stdout, "%s %s\n", e.Time.Format(time.TimeOnly), e)
 		}
@@ -68,33 +69,33 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 }
 
 // summarize says where a run stands after events (in order).
-func summarize(ev []cluster.Event) string {
+func summarize(ev []events.Event) string {
 	var (
-		start, lastStep, lastVal, lastCkpt, end, lastGen cluster.Event
-		steps                                            []cluster.Event
+		start, lastStep, lastVal, lastCkpt, end, lastGen events.Event
+		steps                                            []events.Event
 		workers                                          = map[string]bool{}
 		processes                                        int
 	)
 	for _, e := range ev {
 		switch e.Kind {
-		case cluster.EventStart:
+		case events.EventStart:
 			start, processes = e, processes+1
-			end = cluster.Event{}
-		case cluster.EventStep:
+			end = events.Event{}
+		case events.EventStep:
 			lastStep = e
 			steps = append(steps, e)
 			for len(steps) > 2 && e.Time.Sub(steps[1].Time) > rateWindow {
 				steps = steps[1:]
 			}
-		case cluster.EventValidation:
+		case events.EventValidation:
 			lastVal = e
-		case cluster.EventCheckpoint:
+		case events.EventCheckpoint:
 			lastCkpt = e
-		case cluster.EventGeneration:
+		case events.EventGeneration:
 			lastGen = e
-		case cluster.EventJoined:
+		case events.EventJoined:
 			workers[e.Worker] = true
-		case cluster.EventLeft:
+		case events.EventLeft:
 			delete(workers, e.Worker)
 		}
 		if e.Kind.Ends() {

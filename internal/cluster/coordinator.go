@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,7 +21,9 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/schedule"
@@ -96,7 +97,7 @@ type Coordinator struct {
 	Metrics *Metrics
 
 	mu        sync.Mutex
-	p         *Planner
+	p         *planner.Planner
 	changed   chan struct{}
 	ckptBlob  []byte // the newest checkpoint's state, served to workers (under mu)
 	ckptStep  int64
@@ -111,7 +112,7 @@ type Coordinator struct {
 	elapsedBefore time.Duration
 	finishing     bool      // a finish is under way (under mu)
 	lastStep      time.Time // when the last step completed (or the start)
-	status        *statusLog
+	status        *events.Log
 	totalTokens   float64        // global tokens trained in the run, over every process
 	validated     map[int64]bool // steps whose validation this process recorded
 	lastWait      string         // the last wait reason published
@@ -160,12 +161,12 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.store.Close()
 		return nil, err
 	}
-	if c.status, err = openStatusLog(filepath.Join(cfg.Dir, MetricsFile)); err != nil {
+	if c.status, err = events.OpenLog(filepath.Join(cfg.Dir, events.MetricsFile)); err != nil {
 		c.store.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	c.curve = curveFromHistory(filepath.Join(cfg.Dir, MetricsFile), c.log)
-	pc := PlannerConfig{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
+	c.curve = curveFromHistory(filepath.Join(cfg.Dir, events.MetricsFile), c.log)
+	pc := planner.Config{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
 		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
 		MaxSkips: cfg.Job.Train.MaxSkippedSteps, StartWorkers: cfg.StartWorkers,
@@ -174,12 +175,12 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.store.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if c.p, err = NewPlanner(pc, c.ckptStep, c.advertised()); err != nil {
+	if c.p, err = planner.New(pc, c.ckptStep, c.advertised()); err != nil {
 		c.Close()
 		return nil, err
 	}
 	if m := cfg.Job.Train.Minutes; m > 0 && c.elapsedBefore.Minutes() >= m {
-		c.p.RequestStop(Finished, fmt.Sprintf("already finished: the time budget of %g minutes was spent (%v trained)", m, c.elapsedBefore.Round(time.Second)))
+		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: the time budget of %g minutes was spent (%v trained)", m, c.elapsedBefore.Round(time.Second)))
 	}
 	gen, ring := c.loadGeneration()
 	c.p.SetGeneration(gen)
@@ -196,7 +197,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt, job: func() string { return jobHash }})
 	go c.srv.Serve(c.lis)
 	if cfg.Gossip != "off" {
-		if c.gossip, err = startGossip(CoordinatorID, cfg.Gossip, cfg.Advertise, cfg.Secret, c.advertised(), c.memberGone, c.log); err != nil {
+		if c.gossip, err = startGossip(planner.CoordinatorID, cfg.Gossip, cfg.Advertise, cfg.Secret, c.advertised(), c.memberGone, c.log); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -206,13 +207,15 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(ring) > 0 {
 		go c.awaitLastRing()
 	}
-	c.publish(Event{Kind: EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
+	c.publish(events.Event{Kind: events.EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
 		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))})
 	c.mu.Lock()
 	c.broadcast() // publishes what the planner decided at start
 	c.mu.Unlock()
+	c.Metrics.resumeStep.Set(float64(c.ckptStep))
+	c.Metrics.startTime.Set(float64(c.started.UnixNano()) / 1e9)
 	go c.watch()
-	if o, reason := c.p.Outcome(); o != Ongoing {
+	if o, reason := c.p.Outcome(); o != planner.Ongoing {
 		c.log.Info("nothing to train", zap.String("outcome", o.String()), zap.String("reason", reason))
 		c.mu.Lock()
 		c.finishIfIdle()
@@ -247,19 +250,19 @@ func (c *Coordinator) exportCheckpoint(ctx context.Context, ck *checkpoint.Check
 
 // publish stamps e with the run's elapsed time and sends it to the status
 // stream; the caller holds c.mu.
-func (c *Coordinator) publish(e Event) {
+func (c *Coordinator) publish(e events.Event) {
 	if c.ended {
 		return // the outcome is the stream's last event
 	}
 	c.ended = e.Kind.Ends()
 	e.Elapsed = c.elapsed().Seconds()
-	if _, err := c.status.publish(e); err != nil {
+	if _, err := c.status.Publish(e); err != nil {
 		c.log.Warn("status history not written; the run goes on", zap.Error(err))
 	}
 }
 
 // publishLocked is publish for a caller that does not hold c.mu.
-func (c *Coordinator) publishLocked(e Event) {
+func (c *Coordinator) publishLocked(e events.Event) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.publish(e)
@@ -271,7 +274,7 @@ func (c *Coordinator) Watch(req *controlpb.WatchRequest, stream controlpb.Contro
 	defer c.watchers.Done()
 	after := req.AfterSeq
 	for {
-		evs, changed, closed := c.status.since(after)
+		evs, changed, closed := c.status.Since(after)
 		for _, e := range evs {
 			if err := stream.Send(eventToProto(e)); err != nil {
 				return err
@@ -301,7 +304,7 @@ func (c *Coordinator) Watch(req *controlpb.WatchRequest, stream controlpb.Contro
 func (c *Coordinator) Health(stall time.Duration, maxFailedSaves int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if o, _ := c.p.Outcome(); o != Ongoing {
+	if o, _ := c.p.Outcome(); o != planner.Ongoing {
 		return nil
 	}
 	if maxFailedSaves > 0 && c.failedSaves >= maxFailedSaves {
@@ -319,18 +322,18 @@ func (c *Coordinator) Health(stall time.Duration, maxFailedSaves int) error {
 
 // Outcome says how the run ended (Ongoing until Done is closed), why, and
 // the step of the newest checkpoint saved (-1: none).
-func (c *Coordinator) Outcome() (Outcome, string, int64) {
+func (c *Coordinator) Outcome() (planner.Outcome, string, int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	o, reason := c.p.Outcome()
 	return o, reason, c.ckptStep
 }
 
-// Stop ends the run early with outcome o (Interrupted for an operator's
+// planner.Stop ends the run early with outcome o (Interrupted for an operator's
 // signal): at the next step boundary, with a final checkpoint of that
 // step, or at once when no generation is running. Done is closed when
 // the final checkpoint is saved.
-func (c *Coordinator) Stop(o Outcome, reason string) {
+func (c *Coordinator) Stop(o planner.Outcome, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.p.RequestStop(o, reason)
@@ -340,9 +343,9 @@ func (c *Coordinator) Stop(o Outcome, reason string) {
 
 // finishIfIdle finishes a run that ended without a final checkpoint to
 // fetch (nothing ran, or a stop came between generations): no worker's
-// Stop plan would finish it if none is connected. The caller holds c.mu.
+// planner.Stop plan would finish it if none is connected. The caller holds c.mu.
 func (c *Coordinator) finishIfIdle() {
-	if o, _ := c.p.Outcome(); o == Ongoing || c.finishing || len(c.p.checkpoint) > 0 || c.pendingFinal > 0 {
+	if o, _ := c.p.Outcome(); o == planner.Ongoing || c.finishing || c.p.CheckpointsPending() || c.pendingFinal > 0 {
 		return
 	}
 	c.finishing = true
@@ -455,10 +458,10 @@ func (c *Coordinator) GossipAddr() string {
 func (c *Coordinator) Done() <-chan struct{} { return c.finished }
 
 // History returns the completed steps.
-func (c *Coordinator) History() []StepRecord {
+func (c *Coordinator) History() []planner.StepRecord {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]StepRecord(nil), c.p.History()...)
+	return append([]planner.StepRecord(nil), c.p.History()...)
 }
 
 // Stats sums the workers' step reports: where their time went.
@@ -486,7 +489,7 @@ func (c *Coordinator) Close() error {
 	var serr error
 	if c.status != nil {
 		// Watchers get the last events before the server stops.
-		serr = c.status.close()
+		serr = c.status.Close()
 		drained := make(chan struct{})
 		go func() { c.watchers.Wait(); close(drained) }()
 		select {
@@ -629,16 +632,16 @@ func (c *Coordinator) broadcast() {
 	if r := c.p.WaitReason(); r != c.lastWait {
 		c.lastWait = r
 		if r != "" {
-			c.publish(Event{Kind: EventWaiting, Message: r})
+			c.publish(events.Event{Kind: events.EventWaiting, Message: r})
 		}
 	}
 	c.finishIfIdle()
 	c.Metrics.members.Set(float64(len(c.p.Members())))
-	if g := c.p.Generation(); g != c.savedGen && len(c.p.ring) > 0 {
+	if g := c.p.Generation(); g != c.savedGen && len(c.p.Ring()) > 0 {
 		// Persisted only when it changes: a restart must never reuse it.
 		c.savedGen = g
 		c.Metrics.generation.Set(float64(g))
-		b, _ := json.Marshal(ringRecord{Generation: g, Members: slices.Clone(c.p.ring)})
+		b, _ := json.Marshal(ringRecord{Generation: g, Members: c.p.Ring()})
 		if err := writeFileAtomic(filepath.Join(c.cfg.Dir, "generation"), b); err != nil {
 			c.log.Warn("saving the generation", zap.Error(err))
 		}
@@ -650,7 +653,7 @@ func (c *Coordinator) broadcast() {
 // lock, so it hands over to a goroutine: c.mu is never taken inside a
 // memberlist callback (awaitLastRing reads the membership).
 func (c *Coordinator) memberGone(id, meta string) {
-	if id == CoordinatorID {
+	if id == planner.CoordinatorID {
 		return
 	}
 	go func() {
@@ -679,7 +682,7 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.p.Join(Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, time.Now()); err != nil {
+	if err := c.p.Join(planner.Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, time.Now()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	c.broadcast()
@@ -720,7 +723,7 @@ func isLoopback(addr string) bool {
 func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
 	now := time.Now()
 	c.mu.Lock()
-	r := Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
+	r := planner.Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
 		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
 		ValSum: rep.ValLossSum, ValCount: rep.ValCount, Skipped: rep.Skipped, SkipReason: rep.SkipReason}
 	before := len(c.p.History())
@@ -733,7 +736,7 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 	c.checkState(rep)
 	c.broadcast()
 	for {
-		if _, ok := c.p.workers[rep.WorkerId]; !ok {
+		if _, ok := c.p.Member(rep.WorkerId); !ok {
 			// Removed while it waited (its departure was detected, or it
 			// was not ready in time): it must join again.
 			c.mu.Unlock()
@@ -742,7 +745,7 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		plan, ok := c.p.Next(rep.WorkerId)
 		if ok {
 			c.startCheckpoints(plan)
-			start := plan.Action == Stop && !c.finishing
+			start := plan.Action == planner.Stop && !c.finishing
 			if start {
 				c.finishing = true
 			}
@@ -776,14 +779,14 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 	}
 	h := c.p.History()
 	if m := c.cfg.Job.Train.Minutes; m > 0 && c.elapsed().Minutes() >= m {
-		c.p.RequestStop(Finished, fmt.Sprintf("time budget of %g minutes spent", m))
+		c.p.RequestStop(planner.Finished, fmt.Sprintf("time budget of %g minutes spent", m))
 	}
 	if len(h) > before {
 		c.lastStep = time.Now()
 	}
 	for _, rec := range h[before:] {
 		c.totalTokens += rep.LossCount
-		c.publish(Event{Kind: EventStep, Step: rec.Step + 1, Generation: rec.Generation, Members: rec.World, Loss: rec.Loss, LR: rec.LR,
+		c.publish(events.Event{Kind: events.EventStep, Step: rec.Step + 1, Generation: rec.Generation, Members: rec.World, Loss: rec.Loss, LR: rec.LR,
 			Tokens: rep.LossCount, TotalTokens: c.totalTokens, StepSeconds: rep.StepSeconds, AllreduceSeconds: rep.AllreduceSeconds,
 			StateCRC: rep.StateCrc, Skipped: rec.Skipped})
 		if !rec.Skipped {
@@ -798,7 +801,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 			c.Metrics.allreduceSeconds.Set(rep.AllreduceSeconds)
 			c.Metrics.busbw.Set(rep.Busbw)
 		}
-		if rec.Step%20 == 0 || c.p.phase == done && rec.Step == h[len(h)-1].Step {
+		if rec.Step%20 == 0 || c.p.Done() && rec.Step == h[len(h)-1].Step {
 			c.log.Info("step", zap.Int64("step", rec.Step+1), zap.Float64("loss", round4(rec.Loss)), zap.Float64("lr", rec.LR),
 				zap.Int("world", rec.World), zap.Uint64("generation", rec.Generation), zap.Float64("tokens", rep.LossCount),
 				zap.Float64("tokens_per_s", math.Round(rep.LossCount/math.Max(rep.StepSeconds, 1e-9))),
@@ -819,10 +822,10 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 				c.sinceBest++
 			}
 			if n := c.cfg.Job.Train.EarlyStop; n > 0 && c.sinceBest >= n {
-				c.p.RequestStop(Finished, fmt.Sprintf("early stop: no better validation loss than %.4f in %d validations", c.bestVal, c.sinceBest))
+				c.p.RequestStop(planner.Finished, fmt.Sprintf("early stop: no better validation loss than %.4f in %d validations", c.bestVal, c.sinceBest))
 			}
 			c.log.Info("validation", zap.Int64("step", rep.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)))
-			c.publish(Event{Kind: EventValidation, Step: rep.Step, ValLoss: v, BestValLoss: c.bestVal})
+			c.publish(events.Event{Kind: events.EventValidation, Step: rep.Step, ValLoss: v, BestValLoss: c.bestVal})
 		}
 	}
 }
@@ -847,7 +850,7 @@ type stateSeen struct {
 // (recur_state_divergences_total); training goes on, since no member can
 // tell which copy is right. The caller holds c.mu.
 func (c *Coordinator) checkState(rep *controlpb.StepReport) {
-	if rep.StateCrc == 0 || rep.StateStep < 0 || rep.Failed || rep.Generation != c.p.Generation() || !c.p.inRing(rep.WorkerId) {
+	if rep.StateCrc == 0 || rep.StateStep < 0 || rep.Failed || rep.Generation != c.p.Generation() || !c.p.InRing(rep.WorkerId) {
 		return
 	}
 	if c.crcs == nil {
@@ -869,7 +872,7 @@ func (c *Coordinator) checkState(rep *controlpb.StepReport) {
 	if seen.crc != rep.StateCrc {
 		c.Metrics.divergences.Inc()
 		c.diverged++
-		c.publish(Event{Kind: EventDivergence, Step: rep.StateStep, Generation: rep.Generation, Worker: rep.WorkerId,
+		c.publish(events.Event{Kind: events.EventDivergence, Step: rep.StateStep, Generation: rep.Generation, Worker: rep.WorkerId,
 			Message: fmt.Sprintf("worker %s holds crc %08x, worker %s %08x", seen.id, seen.crc, rep.WorkerId, rep.StateCrc)})
 		c.log.Error("divergence: members hold different weights", zap.Int64("step", rep.StateStep), zap.Uint64("generation", rep.Generation),
 			zap.String("worker", seen.id), zap.String("crc", fmt.Sprintf("%08x", seen.crc)),
@@ -878,9 +881,9 @@ func (c *Coordinator) checkState(rep *controlpb.StepReport) {
 }
 
 // startCheckpoints fetches the snapshots the planner asked for from rank 0.
-func (c *Coordinator) startCheckpoints(plan Plan) {
+func (c *Coordinator) startCheckpoints(plan planner.Plan) {
 	for _, step := range c.p.TakeCheckpoints() {
-		if plan.Action == Stop || len(plan.Members) == 0 {
+		if plan.Action == planner.Stop || len(plan.Members) == 0 {
 			c.pendingFinal = step
 			continue
 		}
@@ -899,12 +902,8 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		step := c.pendingFinal
-		var peer string
-		for _, m := range c.p.workers {
-			if m.ID == id {
-				peer = m.PeerAddr
-			}
-		}
+		m, _ := c.p.Member(id)
+		peer := m.PeerAddr
 		c.mu.Unlock()
 		if step > 0 && peer != "" {
 			c.checkpointFrom(ctx, peer, step)
@@ -914,7 +913,7 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 		c.mu.Lock()
 		c.log.Info("state checks", zap.Int("compared", c.checked), zap.Int("divergences", c.diverged))
 		o, reason := c.p.Outcome()
-		c.publish(Event{Kind: outcomeEvent(o), Step: max(c.ckptStep, 0), StateChecks: int64(c.checked), Divergences: int64(c.diverged),
+		c.publish(events.Event{Kind: outcomeEvent(o), Step: max(c.ckptStep, 0), StateChecks: int64(c.checked), Divergences: int64(c.diverged),
 			Message: fmt.Sprintf("%s; newest checkpoint: step %d", reason, c.ckptStep)})
 		c.mu.Unlock()
 		close(c.finished)
@@ -965,7 +964,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		c.mu.Unlock()
 		c.Metrics.failedSaves.Inc()
 		c.log.Warn("checkpoint save failed", zap.Int64("step", step), zap.Int("failed_in_a_row", n), zap.Error(err))
-		c.publishLocked(Event{Kind: EventCheckpointFailed, Step: step, Message: err.Error()})
+		c.publishLocked(events.Event{Kind: events.EventCheckpointFailed, Step: step, Message: err.Error()})
 		return
 	}
 	c.Metrics.checkpoints.Inc()
@@ -980,14 +979,14 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	c.mu.Unlock()
 	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
-	c.publishLocked(Event{Kind: EventCheckpoint, Step: st.Step})
+	c.publishLocked(events.Event{Kind: events.EventCheckpoint, Step: st.Step})
 	c.writeCurve()
 }
 
-func (c *Coordinator) toProto(p Plan) *controlpb.StepPlan {
+func (c *Coordinator) toProto(p planner.Plan) *controlpb.StepPlan {
 	out := &controlpb.StepPlan{Action: controlpb.StepPlan_Action(p.Action), Generation: p.Generation, Rank: int32(p.Rank),
 		Step: p.Step, Lr: p.LR, Validate: p.Validate, Snapshot: p.Snapshot, SyncFrom: p.SyncFrom.PeerAddr, Reason: p.Reason}
-	if p.Action == Stop && p.Outcome != Ongoing {
+	if p.Action == planner.Stop && p.Outcome != planner.Ongoing {
 		out.Outcome = p.Outcome.String()
 	}
 	for _, m := range p.Members {

@@ -11,6 +11,8 @@ import (
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/recur-ml/recur/internal/events"
 )
 
 type point struct{ x, y float64 }
@@ -45,16 +47,16 @@ func (l *lossCurve) validated(step int64) bool {
 // resume shows the whole run. Steps run twice (after a restart from an
 // older state) keep their latest loss.
 func curveFromHistory(path string, log *zap.Logger) lossCurve {
-	events, bad, err := ReadEventsFile(path)
+	history, bad, err := events.ReadEventsFile(path)
 	if err != nil {
 		log.Warn("status history partly unreadable; the loss curve may miss points", zap.Int("bad_lines", bad), zap.Error(err))
 	}
 	l := newLossCurve()
-	for _, e := range events {
+	for _, e := range history {
 		switch {
-		case e.Kind == EventStep && !e.Skipped:
+		case e.Kind == events.EventStep && !e.Skipped:
 			l.train[e.Step] = e.Loss
-		case e.Kind == EventValidation:
+		case e.Kind == events.EventValidation:
 			l.val[e.Step] = e.ValLoss
 		}
 	}

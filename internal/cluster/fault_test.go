@@ -9,6 +9,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+
+	"github.com/recur-ml/recur/internal/planner"
 )
 
 // waitSteps waits until the coordinator has recorded n steps.
@@ -25,7 +27,7 @@ func (tc *testCluster) waitSteps(n int, timeout time.Duration) {
 
 // checkHistory asserts that steps are consecutive from first: none lost,
 // none counted twice.
-func checkHistory(t *testing.T, h []StepRecord, first int64) {
+func checkHistory(t *testing.T, h []planner.StepRecord, first int64) {
 	t.Helper()
 	for i, r := range h {
 		if r.Step != first+int64(i) {

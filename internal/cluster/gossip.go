@@ -11,6 +11,8 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"go.uber.org/zap"
+
+	"github.com/recur-ml/recur/internal/planner"
 )
 
 // gossip is a memberlist node: the coordinator learns from it that a worker
@@ -31,7 +33,7 @@ func (e gossipEvents) NotifyJoin(n *memberlist.Node) {
 	e.log.Debug("gossip join", zap.String("node", n.Name))
 }
 func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
-	if e.gone == nil || n.Name == CoordinatorID {
+	if e.gone == nil || n.Name == planner.CoordinatorID {
 		return // only the coordinator acts on departures, and not its own
 	}
 	e.log.Info("gossip: member gone", zap.String("node", n.Name))
@@ -104,7 +106,7 @@ func (g *gossip) join(addrs ...string) error {
 // coordinator returns the control address the coordinator advertises.
 func (g *gossip) coordinator() (string, bool) {
 	for _, n := range g.ml.Members() {
-		if n.Name == CoordinatorID {
+		if n.Name == planner.CoordinatorID {
 			return string(n.Meta), true
 		}
 	}

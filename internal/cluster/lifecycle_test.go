@@ -10,7 +10,9 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/planner"
 )
 
 // restart starts a coordinator of job on dir at addr (the old one's, so the
@@ -43,7 +45,7 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 	tc := startCluster(t, jc, dir, false)
 	tc.addWorker("w1")
 	tc.wait(time.Minute)
-	if o, _, ck := tc.coord.Outcome(); o != Finished || ck != 3 {
+	if o, _, ck := tc.coord.Outcome(); o != planner.Finished || ck != 3 {
 		t.Fatalf("outcome %v, checkpoint %d, want finished at 3", o, ck)
 	}
 	tc.wg.Wait()
@@ -53,7 +55,7 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 	c2 := restart(t, jc, dir, addr, tc.secret)
 	waitDone(t, c2, 10*time.Second) // no worker needed to learn it is over
 	o, reason, ck := c2.Outcome()
-	if o != Finished || ck != 3 || !strings.Contains(reason, "already finished") {
+	if o != planner.Finished || ck != 3 || !strings.Contains(reason, "already finished") {
 		t.Fatalf("outcome %v (%s), checkpoint %d, want already finished at 3", o, reason, ck)
 	}
 	w, err := NewWorker(WorkerConfig{ID: "late", Coordinator: addr, Secret: tc.secret, Retry: 50 * time.Millisecond})
@@ -81,7 +83,7 @@ func TestClusterDivergedRunEnds(t *testing.T) {
 	tc.addWorker("w2")
 	tc.wait(2 * time.Minute)
 	o, reason, _ := tc.coord.Outcome()
-	if o != Diverged || !strings.Contains(reason, "4 consecutive steps") || !strings.Contains(reason, "non-finite") {
+	if o != planner.Diverged || !strings.Contains(reason, "4 consecutive steps") || !strings.Contains(reason, "non-finite") {
 		t.Fatalf("outcome %v (%s), want diverged after 4 skipped steps", o, reason)
 	}
 	h := tc.coord.History()
@@ -109,11 +111,11 @@ func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
 	tc.addWorker("w1")
 	tc.addWorker("w2")
 	tc.waitSteps(15, time.Minute)
-	tc.coord.Stop(Interrupted, "interrupted by a signal")
+	tc.coord.Stop(planner.Interrupted, "interrupted by a signal")
 	tc.wait(time.Minute)
 	o, _, ck := tc.coord.Outcome()
 	n := int64(len(tc.coord.History()))
-	if o != Interrupted || ck != n {
+	if o != planner.Interrupted || ck != n {
 		t.Fatalf("outcome %v, final checkpoint %d after %d steps, want interrupted with a checkpoint at %d", o, ck, n, n)
 	}
 	tc.wg.Wait()
@@ -147,7 +149,7 @@ func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
 	jc.Train.Minutes = 1e-4 // 6 ms
 	c2 := restart(t, jc, dir, addr, tc.secret)
 	waitDone(t, c2, 10*time.Second)
-	if o, reason, _ := c2.Outcome(); o != Finished || !strings.Contains(reason, "time budget") {
+	if o, reason, _ := c2.Outcome(); o != planner.Finished || !strings.Contains(reason, "time budget") {
 		t.Fatalf("outcome %v (%s), want finished: time budget spent", o, reason)
 	}
 	if h := c2.History(); len(h) != 0 {
@@ -202,7 +204,7 @@ func TestClusterWorkersDropStateOfAnotherJob(t *testing.T) {
 	tc.addWorker("w3")
 	waitDone(t, c2, 2*time.Minute)
 	o, _, ck := c2.Outcome()
-	if o != Finished || ck != 25 {
+	if o != planner.Finished || ck != 25 {
 		t.Fatalf("outcome %v, checkpoint %d, want finished at 25", o, ck)
 	}
 	// The new job starts from its own step 0 (a worker may complete that
@@ -227,10 +229,10 @@ func TestClusterStatusStream(t *testing.T) {
 	jc := testJob(testCorpus(t), 30)
 	dir := t.TempDir()
 	tc := startCluster(t, jc, dir, false)
-	var streamed []Event
+	var streamed []events.Event
 	watched := make(chan error, 1)
 	go func() {
-		watched <- Watch(t.Context(), tc.coord.Addr(), tc.secret, 0, true, func(e Event) error {
+		watched <- Watch(t.Context(), tc.coord.Addr(), tc.secret, 0, true, func(e events.Event) error {
 			streamed = append(streamed, e)
 			return nil
 		})
@@ -247,10 +249,10 @@ func TestClusterStatusStream(t *testing.T) {
 		t.Fatal("the status stream did not end with the run")
 	}
 	var steps []int64
-	kinds := map[EventKind]int{}
+	kinds := map[events.EventKind]int{}
 	for _, e := range streamed {
 		kinds[e.Kind]++
-		if e.Kind == EventStep {
+		if e.Kind == events.EventStep {
 			steps = append(steps, e.Step)
 			if e.Tokens <= 0 || e.TotalTokens < e.Tokens || e.Members < 1 || e.StateCRC == 0 {
 				t.Fatalf("step event %+v lacks its figures", e)
@@ -262,16 +264,16 @@ func TestClusterStatusStream(t *testing.T) {
 			t.Fatalf("step events %v, want 1..30", steps)
 		}
 	}
-	if len(steps) != 30 || kinds[EventStart] != 1 || kinds[EventJoined] != 2 || kinds[EventGeneration] == 0 || kinds[EventValidation] == 0 || kinds[EventCheckpoint] == 0 {
+	if len(steps) != 30 || kinds[events.EventStart] != 1 || kinds[events.EventJoined] != 2 || kinds[events.EventGeneration] == 0 || kinds[events.EventValidation] == 0 || kinds[events.EventCheckpoint] == 0 {
 		t.Fatalf("event kinds %v, %d steps", kinds, len(steps))
 	}
-	if last := streamed[len(streamed)-1]; last.Kind != EventFinished || last.StateChecks == 0 {
+	if last := streamed[len(streamed)-1]; last.Kind != events.EventFinished || last.StateChecks == 0 {
 		t.Fatalf("the stream ends with %+v, want finished with state checks", last)
 	}
 	tc.wg.Wait()
 	addr := tc.coord.Addr()
 	tc.coord.Close()
-	saved, bad, err := ReadEventsFile(filepath.Join(dir, MetricsFile))
+	saved, bad, err := events.ReadEventsFile(filepath.Join(dir, events.MetricsFile))
 	if err != nil || bad != 0 || len(saved) != len(streamed) {
 		t.Fatalf("metrics.jsonl: %d events (%d bad, %v), the stream had %d", len(saved), bad, err, len(streamed))
 	}

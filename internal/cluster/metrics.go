@@ -24,6 +24,8 @@ type Metrics struct {
 	failedSaves      prometheus.Counter
 	stateChecks      prometheus.Counter
 	divergences      prometheus.Counter
+	resumeStep       prometheus.Gauge
+	startTime        prometheus.Gauge
 }
 
 // NewMetrics registers the metrics in a fresh registry.
@@ -49,9 +51,11 @@ func NewMetrics() *Metrics {
 			Help: "Worker states compared (by checksum) with another member's state of the same step and generation."}),
 		divergences: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_divergences_total",
 			Help: "Members of one generation found holding different weights for the same step."}),
+		resumeStep: g("resume_step", "The checkpoint step this coordinator process resumed from (-1: none)."),
+		startTime:  g("coordinator_start_time_seconds", "When this coordinator process started, in Unix seconds."),
 	}
 	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members,
-		m.checkpoints, m.failedSaves, m.stateChecks, m.divergences)
+		m.checkpoints, m.failedSaves, m.stateChecks, m.divergences, m.resumeStep, m.startTime)
 	return m
 }
 

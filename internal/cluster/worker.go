@@ -19,6 +19,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
@@ -305,7 +306,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		case controlpb.StepPlan_STOP:
 			w.member.Store(false)
 			w.log.Info("stop", zap.String("reason", plan.Reason), zap.String("outcome", plan.Outcome), zap.Int64("step", w.eng.step))
-			if plan.Outcome == Finished.String() || plan.Outcome == Diverged.String() {
+			if plan.Outcome == planner.Finished.String() || plan.Outcome == planner.Diverged.String() {
 				return nil // the run is over: nothing to retry
 			}
 			return fmt.Errorf("worker %s: %w: %s (%s)", w.cfg.ID, ErrRunNotOver, plan.Reason, plan.Outcome)

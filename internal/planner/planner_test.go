@@ -1,16 +1,16 @@
-package cluster
+package planner
 
 import (
 	"testing"
 	"time"
 )
 
-func newTestPlanner(t *testing.T, cfg PlannerConfig, coordStep int64) *Planner {
+func newTestPlanner(t *testing.T, cfg Config, coordStep int64) *Planner {
 	t.Helper()
 	if cfg.LR == nil {
 		cfg.LR = func(step int64, world int) float64 { return 0.1 * float64(world) }
 	}
-	p, err := NewPlanner(cfg, coordStep, "coord:1")
+	p, err := New(cfg, coordStep, "coord:1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func runStep(t *testing.T, p *Planner, ids ...string) {
 }
 
 func TestPlannerFreshStartRunsSteps(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{MinWorkers: 2, TotalSteps: 3}, -1)
+	p := newTestPlanner(t, Config{MinWorkers: 2, TotalSteps: 3}, -1)
 	join(t, p, "a")
 	if pl := must(t, p, "a"); pl.Action != Wait {
 		t.Fatalf("one worker of min 2: %v, want wait", pl.Action)
@@ -110,7 +110,7 @@ func TestPlannerFreshStartRunsSteps(t *testing.T) {
 }
 
 func TestPlannerWorkerDeathRegroupsAtLastStep(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{MinWorkers: 1}, -1)
+	p := newTestPlanner(t, Config{MinWorkers: 1}, -1)
 	join(t, p, "a", "b", "c")
 	ready(t, p, "a", "b", "c")
 	runStep(t, p, "a", "b", "c")
@@ -136,7 +136,7 @@ func TestPlannerWorkerDeathRegroupsAtLastStep(t *testing.T) {
 }
 
 func TestPlannerJoinerSyncsAtBoundary(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	runStep(t, p, "a", "b")
@@ -157,7 +157,7 @@ func TestPlannerJoinerSyncsAtBoundary(t *testing.T) {
 }
 
 func TestPlannerPausesBelowMinimum(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{MinWorkers: 2}, -1)
+	p := newTestPlanner(t, Config{MinWorkers: 2}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	runStep(t, p, "a", "b")
@@ -173,7 +173,7 @@ func TestPlannerPausesBelowMinimum(t *testing.T) {
 }
 
 func TestPlannerResumesFromCoordinatorCheckpoint(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, 40)
+	p := newTestPlanner(t, Config{}, 40)
 	join(t, p, "a")
 	report(t, p, Report{ID: "a", StateStep: 0})
 	pl := must(t, p, "a")
@@ -181,7 +181,7 @@ func TestPlannerResumesFromCoordinatorCheckpoint(t *testing.T) {
 		t.Fatalf("plan %+v, want sync of step 40 from the coordinator", pl)
 	}
 	// A worker that kept a newer state wins over the checkpoint.
-	p2 := newTestPlanner(t, PlannerConfig{}, 40)
+	p2 := newTestPlanner(t, Config{}, 40)
 	join(t, p2, "a", "b")
 	report(t, p2, Report{ID: "a", StateStep: 0})
 	report(t, p2, Report{ID: "b", StateStep: 45})
@@ -192,7 +192,7 @@ func TestPlannerResumesFromCoordinatorCheckpoint(t *testing.T) {
 }
 
 func TestPlannerReadyTimeoutDropsLaggard(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{ReadyTimeout: time.Second}, -1)
+	p := newTestPlanner(t, Config{ReadyTimeout: time.Second}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a")
 	p.Tick(t0.Add(2 * time.Second))
@@ -203,7 +203,7 @@ func TestPlannerReadyTimeoutDropsLaggard(t *testing.T) {
 }
 
 func TestPlannerCheckpointAndValidationFlags(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{CheckpointEvery: 2, ValidateEvery: 2}, -1)
+	p := newTestPlanner(t, Config{CheckpointEvery: 2, ValidateEvery: 2}, -1)
 	join(t, p, "a")
 	ready(t, p, "a")
 	runStep(t, p, "a")
@@ -222,7 +222,7 @@ func TestPlannerCheckpointAndValidationFlags(t *testing.T) {
 }
 
 func TestPlannerFailedSyncReforms(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	join(t, p, "a", "b")
 	report(t, p, Report{ID: "a", StateStep: 7})
 	report(t, p, Report{ID: "b", StateStep: 3})
@@ -258,7 +258,7 @@ func TestPlannerFailedSyncReforms(t *testing.T) {
 // TestPlannerWaitsForStatesAfterRestart: a restarted coordinator with an
 // older checkpoint must not roll back workers that hold a newer state.
 func TestPlannerWaitsForStatesAfterRestart(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, 685)
+	p := newTestPlanner(t, Config{}, 685)
 	for _, id := range []string{"a", "b"} {
 		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
 			t.Fatal(err)
@@ -278,7 +278,7 @@ func TestPlannerWaitsForStatesAfterRestart(t *testing.T) {
 // TestPlannerGenerationOnlyGrows: after a restart the planner jumps past
 // any generation a worker has seen.
 func TestPlannerGenerationOnlyGrows(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	join(t, p, "a")
 	report(t, p, Report{ID: "a", Generation: 2021, StateStep: 9})
 	if pl := must(t, p, "a"); pl.Generation <= 2021 {
@@ -291,7 +291,7 @@ func TestPlannerGenerationOnlyGrows(t *testing.T) {
 // first and ran steps from the checkpoint while the others still held a
 // newer state. The planner now waits for the last ring's members.
 func TestPlannerRestartWaitsForLastRing(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{RejoinGrace: 10 * time.Second}, 500)
+	p := newTestPlanner(t, Config{RejoinGrace: 10 * time.Second}, 500)
 	p.Expect([]string{"a", "b", "c"}, t0)
 	for _, id := range []string{"a", "b", "c"} {
 		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
@@ -323,7 +323,7 @@ func TestPlannerRestartWaitsForLastRing(t *testing.T) {
 // be gone.
 func TestPlannerRestartGraceEnds(t *testing.T) {
 	for _, gone := range []bool{false, true} {
-		p := newTestPlanner(t, PlannerConfig{RejoinGrace: 5 * time.Second}, 500)
+		p := newTestPlanner(t, Config{RejoinGrace: 5 * time.Second}, 500)
 		p.Expect([]string{"a", "b"}, t0)
 		if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
 			t.Fatal(err)
@@ -348,7 +348,7 @@ func TestPlannerRestartGraceEnds(t *testing.T) {
 // running ring's (it reported late) makes the planner start again from it
 // rather than run the same steps twice.
 func TestPlannerNewerStateReforms(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, 500)
+	p := newTestPlanner(t, Config{}, 500)
 	if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +368,7 @@ func TestPlannerNewerStateReforms(t *testing.T) {
 // does not remove its successor; the same process joining again keeps its
 // place in the ring.
 func TestPlannerIncarnations(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	for _, id := range []string{"a", "b"} {
 		if err := p.Join(Member{ID: id, PeerAddr: id + ":p", Incarnation: id + "1"}, t0); err != nil {
 			t.Fatal(err)
@@ -404,7 +404,7 @@ func TestPlannerIncarnations(t *testing.T) {
 // TestPlannerForgetExpected: workers of the last ring that the gossip does
 // not know are no longer awaited, one by one.
 func TestPlannerForgetExpected(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{RejoinGrace: time.Minute}, 100)
+	p := newTestPlanner(t, Config{RejoinGrace: time.Minute}, 100)
 	p.Expect([]string{"a", "b", "c"}, t0)
 	if err := p.Join(Member{ID: "a", PeerAddr: "a:p"}, t0); err != nil {
 		t.Fatal(err)
@@ -427,7 +427,7 @@ func TestPlannerForgetExpected(t *testing.T) {
 // start step but of another history (its checksum differs from the
 // source's) fetches the state instead of joining with different weights.
 func TestPlannerSameStepOtherHistorySyncs(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	for _, id := range []string{"a", "b", "c"} {
 		if err := p.Join(Member{ID: id, PeerAddr: id + ":p"}, t0); err != nil {
 			t.Fatal(err)

@@ -1,13 +1,21 @@
 // Package cluster is Recur's distributed training: the coordinator's
 // planner (a pure state machine), the coordinator and worker processes, and
 // the state they exchange.
-package cluster
+// Package planner is the coordinator's decisions as a pure state machine:
+// from joins, departures, reports and the time the caller passes in, it
+// decides what every worker does next (Plan), which steps complete
+// (History), which checkpoints to take, when generations form and how the
+// run ends (Outcome), and says what happened as typed events (Events). It
+// does no I/O and reads no clock; the coordinator serialises calls.
+package planner
 
 import (
 	"errors"
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // Action is what a worker does next.
@@ -92,7 +100,7 @@ type Report struct {
 }
 
 // PlannerConfig sets the coordinator's policy.
-type PlannerConfig struct {
+type Config struct {
 	MinWorkers      int           // training pauses below this; default 1
 	MaxWorkers      int           // extra workers wait as spares; default unlimited
 	TotalSteps      int64         // stop when the state reaches it; 0: no limit
@@ -115,7 +123,7 @@ type PlannerConfig struct {
 	LR func(step int64, world int) float64
 }
 
-func (c *PlannerConfig) defaults() {
+func (c *Config) defaults() {
 	if c.MinWorkers == 0 {
 		c.MinWorkers = 1
 	}
@@ -131,7 +139,7 @@ func (c *PlannerConfig) defaults() {
 }
 
 // Validate reports an impossible policy.
-func (c PlannerConfig) Validate() error {
+func (c Config) Validate() error {
 	c.defaults()
 	switch {
 	case c.MinWorkers < 1:
@@ -210,7 +218,7 @@ func (o Outcome) String() string {
 // reports. It does no I/O and reads no clock: callers pass the time. It is
 // not safe for concurrent use; the coordinator serialises calls.
 type Planner struct {
-	cfg        PlannerConfig
+	cfg        Config
 	workers    map[string]*worker
 	joins      int
 	phase      phase
@@ -227,7 +235,7 @@ type Planner struct {
 	lastCkpt   int64
 	val        map[int64]*valAgg
 	history    []StepRecord
-	events     []Event
+	events     []events.Event
 	stopReason string
 	stopAsked  string  // stop at the next step boundary, for this reason
 	stopAs     Outcome // and with this outcome
@@ -238,7 +246,8 @@ type Planner struct {
 	// step; from the second on, forming the next one waits (holdUntil).
 	failStreak int
 	holdUntil  time.Time
-	ran        bool // a generation has run: StartWorkers no longer applies
+	ended      endedRing // the running generation the current one replaced
+	ran        bool      // a generation has run: StartWorkers no longer applies
 	// expect holds the members of the last ring before a coordinator
 	// restart that have not reported yet; no generation forms before they
 	// do, leave, or expectUntil passes.
@@ -254,7 +263,7 @@ type valAgg struct {
 
 // NewPlanner returns a planner; coordStep is the step of the newest
 // checkpoint the coordinator holds and serves at coordPeer (-1: none).
-func NewPlanner(cfg PlannerConfig, coordStep int64, coordPeer string) (*Planner, error) {
+func New(cfg Config, coordStep int64, coordPeer string) (*Planner, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -278,11 +287,34 @@ func (p *Planner) end(o Outcome, reason string) {
 	p.ring = nil
 	// The coordinator publishes the outcome itself once the final
 	// checkpoint is saved; this is the moment it was decided.
-	p.event(Event{Kind: EventInfo, Step: p.Step()}, fmt.Sprintf("training %s: %s", o, reason))
+	p.event(events.Event{Kind: events.EventInfo, Step: p.Step()}, fmt.Sprintf("training %s: %s", o, reason))
 }
 
 // Outcome returns how the run ended (Ongoing while it runs) and why.
 func (p *Planner) Outcome() (Outcome, string) { return p.outcome, p.stopReason }
+
+// Member returns the registered worker id (false: not a member).
+func (p *Planner) Member(id string) (Member, bool) {
+	w, ok := p.workers[id]
+	if !ok {
+		return Member{}, false
+	}
+	return w.Member, true
+}
+
+// Ring returns the ids of the current ring in rank order (nil between
+// generations).
+func (p *Planner) Ring() []string { return slices.Clone(p.ring) }
+
+// InRing reports whether id is a member of the current ring.
+func (p *Planner) InRing(id string) bool { return p.inRing(id) }
+
+// Done reports whether the run has ended.
+func (p *Planner) Done() bool { return p.phase == done }
+
+// CheckpointsPending reports whether checkpoints were asked for that
+// TakeCheckpoints has not returned yet.
+func (p *Planner) CheckpointsPending() bool { return len(p.checkpoint) > 0 }
 
 // Generation returns the current generation number.
 func (p *Planner) Generation() uint64 { return p.gen }
@@ -343,7 +375,7 @@ func (p *Planner) Forget(id string, now time.Time) {
 	if !p.expect[id] {
 		return
 	}
-	p.event(Event{Kind: EventInfo, Worker: id}, fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
+	p.event(events.Event{Kind: events.EventInfo, Worker: id}, fmt.Sprintf("worker %s of the last ring is not in the cluster; not waiting for it", id))
 	if p.expected(id) && p.phase == waiting {
 		p.form(now)
 	}
@@ -379,13 +411,13 @@ func (p *Planner) Join(m Member, now time.Time) error {
 		// A restarted worker lost its state: the generation is broken.
 		w.Member = m
 		w.stateStep = -1
-		p.event(Event{Kind: EventJoined, Worker: m.ID, Generation: p.gen}, fmt.Sprintf("worker %s rejoined; generation %d is broken", m.ID, p.gen))
+		p.event(events.Event{Kind: events.EventJoined, Worker: m.ID, Generation: p.gen}, fmt.Sprintf("worker %s rejoined; generation %d is broken", m.ID, p.gen))
 		p.regroup(now)
 		return nil
 	}
 	p.joins++
 	p.workers[m.ID] = &worker{Member: m, order: p.joins, stateStep: -1}
-	p.event(Event{Kind: EventJoined, Worker: m.ID}, fmt.Sprintf("worker %s joined", m.ID))
+	p.event(events.Event{Kind: events.EventJoined, Worker: m.ID}, fmt.Sprintf("worker %s joined", m.ID))
 	return nil // it becomes a candidate once it reports the state it holds
 }
 
@@ -395,7 +427,7 @@ func (p *Planner) Join(m Member, now time.Time) error {
 // ignored; an empty incarnation matches any.
 func (p *Planner) Leave(id, incarnation string, now time.Time) {
 	if p.expect[id] {
-		p.event(Event{Kind: EventLeft, Worker: id}, fmt.Sprintf("worker %s of the last ring is gone", id))
+		p.event(events.Event{Kind: events.EventLeft, Worker: id}, fmt.Sprintf("worker %s of the last ring is gone", id))
 		if p.expected(id) && p.phase == waiting {
 			p.form(now)
 		}
@@ -405,11 +437,11 @@ func (p *Planner) Leave(id, incarnation string, now time.Time) {
 		return
 	}
 	if incarnation != "" && w.Incarnation != "" && incarnation != w.Incarnation {
-		p.event(Event{Kind: EventInfo, Worker: id}, fmt.Sprintf("departure of an earlier process of worker %s ignored", id))
+		p.event(events.Event{Kind: events.EventInfo, Worker: id}, fmt.Sprintf("departure of an earlier process of worker %s ignored", id))
 		return
 	}
 	delete(p.workers, id)
-	p.event(Event{Kind: EventLeft, Worker: id}, fmt.Sprintf("worker %s left", id))
+	p.event(events.Event{Kind: events.EventLeft, Worker: id}, fmt.Sprintf("worker %s left", id))
 	if p.inRing(id) {
 		p.regroup(now)
 	}
@@ -418,14 +450,14 @@ func (p *Planner) Leave(id, incarnation string, now time.Time) {
 func (p *Planner) inRing(id string) bool { return slices.Contains(p.ring, id) }
 
 // event records e with its text for people.
-func (p *Planner) event(e Event, text string) {
+func (p *Planner) event(e events.Event, text string) {
 	e.Message = text
 	p.events = append(p.events, e)
 }
 
 // Events returns and clears what happened since the last call: the
 // caller publishes them (status stream, logs).
-func (p *Planner) Events() []Event {
+func (p *Planner) Events() []events.Event {
 	e := p.events
 	p.events = nil
 	return e
@@ -467,11 +499,12 @@ func (p *Planner) Report(r Report, now time.Time) error {
 			p.form(now) // nothing runs yet: include it at once
 		}
 	}
+	p.lateStep(r)
 	if p.newer(r) {
 		// The generation works on an older state than this worker holds
 		// (a restarted coordinator formed it before this worker reported):
 		// its steps would be run twice. Start again from the newest state.
-		p.event(Event{Kind: EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d, newer than generation %d's step %d", r.ID, r.StateStep, p.gen, p.Step()))
+		p.event(events.Event{Kind: events.EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d, newer than generation %d's step %d", r.ID, r.StateStep, p.gen, p.Step()))
 		p.form(now)
 	}
 	if r.ValCount > 0 {
@@ -486,11 +519,11 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		// or not serve it yet. Form the generation anew: every member,
 		// the source too, is asked again and reports what it really holds
 		// (a source that lost the state fails its Ready and says so).
-		p.event(Event{Kind: EventFailed, Worker: r.ID, Step: p.start, Generation: r.Generation}, fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
+		p.event(events.Event{Kind: events.EventFailed, Worker: r.ID, Step: p.start, Generation: r.Generation}, fmt.Sprintf("worker %s: sync of step %d from %s failed in generation %d: %s", r.ID, p.start, p.source.ID, r.Generation, r.Err))
 		p.failed(now)
 	case r.Failed:
 		w.failed = true
-		p.event(Event{Kind: EventFailed, Worker: r.ID, Step: r.Step, Generation: r.Generation}, fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
+		p.event(events.Event{Kind: events.EventFailed, Worker: r.ID, Step: r.Step, Generation: r.Generation}, fmt.Sprintf("worker %s: step %d failed in generation %d: %s", r.ID, r.Step, r.Generation, r.Err))
 		if p.phase == running {
 			p.failed(now)
 		}
@@ -500,10 +533,41 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	case p.phase == running && r.StateStep == p.next+1:
 		p.advance(r, now)
 	case p.phase == running && r.StateStep != p.next:
-		p.event(Event{Kind: EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d while the ring runs %d", r.ID, r.StateStep, p.next))
+		p.event(events.Event{Kind: events.EventInfo, Worker: r.ID, Step: r.StateStep}, fmt.Sprintf("worker %s holds step %d while the ring runs %d", r.ID, r.StateStep, p.next))
 		p.regroup(now)
 	}
 	return nil
+}
+
+// endedRing is the running generation that a new one replaced, and the
+// step it was running.
+type endedRing struct {
+	gen   uint64
+	step  int64
+	world int
+}
+
+// lateStep records the step an ended ring was running when a member
+// reports it completed: the allreduce finished on every rank before the
+// ring was ended (a member left just after it), so the step ran once and
+// the next generation starts after it (newer). Without this the step
+// would be trained but missing from the history and the status stream.
+func (p *Planner) lateStep(r Report) {
+	e := p.ended
+	if e.gen == 0 || r.Generation != e.gen || r.Generation == p.gen || r.Failed || r.Step != e.step || r.StateStep != e.step+1 {
+		return
+	}
+	if n := len(p.history); n > 0 && p.history[n-1].Step >= e.step {
+		return
+	}
+	p.ended = endedRing{}
+	rec := StepRecord{Step: e.step, Generation: e.gen, World: e.world, LR: p.cfg.LR(e.step, e.world), Skipped: r.Skipped}
+	if r.LossCount > 0 {
+		rec.Loss = r.LossSum / r.LossCount
+	}
+	p.history = append(p.history, rec)
+	p.event(events.Event{Kind: events.EventInfo, Step: e.step, Generation: e.gen, Worker: r.ID},
+		fmt.Sprintf("worker %s completed step %d of generation %d after the ring was ended", r.ID, e.step, e.gen))
 }
 
 // newer reports whether r shows a state newer than the one the current
@@ -557,7 +621,7 @@ func (p *Planner) advance(r Report, now time.Time) {
 	if r.Skipped {
 		p.skips++
 		p.lastSkip = r.SkipReason
-		p.event(Event{Kind: EventInfo, Step: rec.Step}, fmt.Sprintf("step %d skipped on every rank (%d in a row): %s", rec.Step, p.skips, r.SkipReason))
+		p.event(events.Event{Kind: events.EventInfo, Step: rec.Step}, fmt.Sprintf("step %d skipped on every rank (%d in a row): %s", rec.Step, p.skips, r.SkipReason))
 	} else {
 		p.skips = 0
 	}
@@ -579,7 +643,7 @@ func (p *Planner) advance(r Report, now time.Time) {
 		return
 	}
 	if p.changePending() {
-		p.event(Event{Kind: EventInfo, Step: p.next}, fmt.Sprintf("membership changed at step %d", p.next))
+		p.event(events.Event{Kind: events.EventInfo, Step: p.next}, fmt.Sprintf("membership changed at step %d", p.next))
 		p.form(now)
 	}
 }
@@ -653,9 +717,14 @@ func (p *Planner) failed(now time.Time) {
 
 // form starts a new generation from the current workers, or waits.
 func (p *Planner) form(now time.Time) {
+	if p.phase == running {
+		// Its members may still complete the step in flight (a member
+		// left after the allreduce): lateStep records it.
+		p.ended = endedRing{gen: p.gen, step: p.next, world: len(p.ring)}
+	}
 	if p.awaiting(now) {
 		if p.phase != waiting {
-			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.Expected()))
+			p.event(events.Event{Kind: events.EventWaiting}, fmt.Sprintf("waiting up to %v for the last ring's workers %v to report", p.expectUntil.Sub(now).Round(time.Second), p.Expected()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -671,7 +740,7 @@ func (p *Planner) form(now time.Time) {
 	cands := p.candidates()
 	if len(cands) < p.need() {
 		if p.phase != waiting {
-			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.need()))
+			p.event(events.Event{Kind: events.EventWaiting}, fmt.Sprintf("%d worker(s), below the minimum of %d: training paused", len(cands), p.need()))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -696,7 +765,7 @@ func (p *Planner) form(now time.Time) {
 		p.holdUntil = time.Time{}
 	} else {
 		if p.phase != waiting {
-			p.event(Event{Kind: EventWaiting}, fmt.Sprintf("%d generations in a row failed before completing a step; forming the next in %v", p.failStreak, p.holdUntil.Sub(now).Round(time.Millisecond)))
+			p.event(events.Event{Kind: events.EventWaiting}, fmt.Sprintf("%d generations in a row failed before completing a step; forming the next in %v", p.failStreak, p.holdUntil.Sub(now).Round(time.Millisecond)))
 		}
 		p.phase = waiting
 		p.ring = nil
@@ -712,7 +781,7 @@ func (p *Planner) form(now time.Time) {
 		w := p.workers[id]
 		w.ready, w.failed = false, false
 	}
-	p.event(Event{Kind: EventGeneration, Generation: p.gen, Members: len(cands), Step: start}, fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
+	p.event(events.Event{Kind: events.EventGeneration, Generation: p.gen, Members: len(cands), Step: start}, fmt.Sprintf("generation %d: %d worker(s) %v from step %d", p.gen, len(cands), cands, start))
 }
 
 // holdsStart reports whether worker id already holds the state the forming
@@ -740,7 +809,7 @@ func (p *Planner) maybeStart() {
 	p.phase = running
 	p.ran = true
 	p.next = p.start
-	p.event(Event{Kind: EventRunning, Generation: p.gen, Members: len(p.ring), Step: p.next}, fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
+	p.event(events.Event{Kind: events.EventRunning, Generation: p.gen, Members: len(p.ring), Step: p.next}, fmt.Sprintf("generation %d running at step %d", p.gen, p.next))
 }
 
 // RequestStop ends training at the next step boundary with outcome o (a
@@ -807,7 +876,7 @@ func (p *Planner) Expected() []string {
 // after RejoinGrace.
 func (p *Planner) Tick(now time.Time) {
 	if p.phase == waiting && len(p.expect) > 0 && !now.Before(p.expectUntil) {
-		p.event(Event{Kind: EventInfo}, fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
+		p.event(events.Event{Kind: events.EventInfo}, fmt.Sprintf("workers %v of the last ring did not report within %v", p.Expected(), p.cfg.RejoinGrace))
 		p.expect = nil
 		p.form(now)
 		return
@@ -827,7 +896,7 @@ func (p *Planner) Tick(now time.Time) {
 		}
 	}
 	for _, id := range late {
-		p.event(Event{Kind: EventLeft, Worker: id, Generation: p.gen}, fmt.Sprintf("worker %s was not ready in %v; it leaves generation %d", id, p.cfg.ReadyTimeout, p.gen))
+		p.event(events.Event{Kind: events.EventLeft, Worker: id, Generation: p.gen}, fmt.Sprintf("worker %s was not ready in %v; it leaves generation %d", id, p.cfg.ReadyTimeout, p.gen))
 		delete(p.workers, id)
 	}
 	p.form(now)

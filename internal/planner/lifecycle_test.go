@@ -1,4 +1,4 @@
-package cluster
+package planner
 
 import (
 	"strings"
@@ -9,7 +9,7 @@ import (
 // A run whose checkpoint already reached the step budget trains no
 // further step (rerunning `recur train --steps 3` used to end at 4, 5, ...).
 func TestPlannerFinishedRunDoesNotTrainAgain(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{TotalSteps: 3}, 3)
+	p := newTestPlanner(t, Config{TotalSteps: 3}, 3)
 	if o, reason := p.Outcome(); o != Finished || !strings.Contains(reason, "already finished") {
 		t.Fatalf("outcome %v (%s), want finished at start", o, reason)
 	}
@@ -22,7 +22,7 @@ func TestPlannerFinishedRunDoesNotTrainAgain(t *testing.T) {
 	}
 
 	// No checkpoint, but a worker holds the final state: no step either.
-	p = newTestPlanner(t, PlannerConfig{TotalSteps: 3}, -1)
+	p = newTestPlanner(t, Config{TotalSteps: 3}, -1)
 	if err := p.Join(Member{ID: "a"}, t0); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +49,7 @@ func skipStep(t *testing.T, p *Planner, ids ...string) {
 // A run whose steps keep being skipped ends as diverged instead of
 // re-forming generations forever; a good step in between resets the count.
 func TestPlannerDivergesAfterConsecutiveSkips(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{MaxSkips: 3, CheckpointEvery: 100}, -1)
+	p := newTestPlanner(t, Config{MaxSkips: 3, CheckpointEvery: 100}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	skipStep(t, p, "a", "b")
@@ -82,7 +82,7 @@ func TestPlannerDivergesAfterConsecutiveSkips(t *testing.T) {
 // more slowly (a livelock re-formed 1,808 generations in 20 s); the first
 // failure re-forms at once, and a completed step resets the back-off.
 func TestPlannerBacksOffRepeatedFailures(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{}, -1)
+	p := newTestPlanner(t, Config{}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	now := t0
@@ -136,7 +136,7 @@ func TestPlannerBacksOffRepeatedFailures(t *testing.T) {
 // checkpoint of that step and the Interrupted outcome; with no ring
 // running it ends at once; a ring that breaks after the request ends it.
 func TestPlannerStopRequest(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{TotalSteps: 100}, -1)
+	p := newTestPlanner(t, Config{TotalSteps: 100}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	runStep(t, p, "a", "b")
@@ -152,14 +152,14 @@ func TestPlannerStopRequest(t *testing.T) {
 		t.Fatalf("checkpoints %v, want the final one at step 2", c)
 	}
 
-	p = newTestPlanner(t, PlannerConfig{MinWorkers: 2}, -1)
+	p = newTestPlanner(t, Config{MinWorkers: 2}, -1)
 	join(t, p, "a")
 	p.RequestStop(Interrupted, "signal")
 	if o, _ := p.Outcome(); o != Interrupted {
 		t.Fatalf("outcome %v while waiting for workers, want interrupted at once", o)
 	}
 
-	p = newTestPlanner(t, PlannerConfig{}, -1)
+	p = newTestPlanner(t, Config{}, -1)
 	join(t, p, "a", "b")
 	ready(t, p, "a", "b")
 	p.RequestStop(Interrupted, "signal")
@@ -172,7 +172,7 @@ func TestPlannerStopRequest(t *testing.T) {
 // Local mode's first step waits for all its workers; later generations
 // need only the minimum.
 func TestPlannerStartWorkers(t *testing.T) {
-	p := newTestPlanner(t, PlannerConfig{StartWorkers: 3}, -1)
+	p := newTestPlanner(t, Config{StartWorkers: 3}, -1)
 	join(t, p, "a", "b")
 	if pl := must(t, p, "a"); pl.Action != Wait || !strings.Contains(pl.Reason, "waiting for 3") {
 		t.Fatalf("plan %+v with 2 of 3 start workers, want wait", pl)
@@ -183,4 +183,33 @@ func TestPlannerStartWorkers(t *testing.T) {
 	p.Leave("c", "", t0)
 	ready(t, p, "a", "b")
 	runStep(t, p, "a", "b")
+}
+
+// A member leaves just after the allreduce of a step: the others complete
+// it and report after the ring was ended. The step ran once; it is
+// recorded once, and the next generation starts after it.
+func TestPlannerRecordsAStepCompletedAfterTheRingEnded(t *testing.T) {
+	p := newTestPlanner(t, Config{}, -1)
+	join(t, p, "a", "b", "c")
+	ready(t, p, "a", "b", "c")
+	runStep(t, p, "a", "b", "c")
+	old := p.Generation()
+	p.Leave("c", "", t0) // mid-step 1, after its allreduce
+	for _, id := range []string{"a", "b"} {
+		report(t, p, Report{ID: id, Generation: old, StateStep: 2, Step: 1, LossSum: 3, LossCount: 1})
+	}
+	h := p.History()
+	if len(h) != 2 || h[1].Step != 1 || h[1].Generation != old || h[1].Loss != 3 {
+		t.Fatalf("history %+v, want step 1 of generation %d recorded once", h, old)
+	}
+	if pl := must(t, p, "a"); pl.Step != 2 {
+		t.Fatalf("plan %+v, want the next generation to start at step 2", pl)
+	}
+	ready(t, p, "a", "b")
+	runStep(t, p, "a", "b")
+	for i, r := range p.History() {
+		if r.Step != int64(i) {
+			t.Fatalf("history %+v: entry %d is step %d", p.History(), i, r.Step)
+		}
+	}
 }

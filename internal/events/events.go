@@ -1,9 +1,13 @@
-package cluster
+// Package events is a run's typed status stream: the Event of every
+// completed step and of everything else that happens to the run, the
+// bounded in-memory log that coordinator watchers read, the append-only
+// metrics.jsonl that keeps every event of every coordinator process, and
+// its reader. Programs read these, never the logs.
+package events
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +16,6 @@ import (
 	"os"
 	"sync"
 	"time"
-
-	"google.golang.org/grpc"
-
-	"github.com/recur-ml/recur/internal/cluster/controlpb"
 )
 
 // Event is one entry of a run's status stream: every completed step and
@@ -90,17 +90,6 @@ func (k EventKind) Ends() bool {
 	return k == EventFinished || k == EventDiverged || k == EventInterrupted
 }
 
-// outcomeEvent is the event kind that ends a run with outcome o.
-func outcomeEvent(o Outcome) EventKind {
-	switch o {
-	case Diverged:
-		return EventDiverged
-	case Interrupted:
-		return EventInterrupted
-	}
-	return EventFinished
-}
-
 // String is the event as a line for people.
 func (e Event) String() string {
 	switch e.Kind {
@@ -127,9 +116,9 @@ func (e Event) String() string {
 // MetricsFile is the run directory's status history.
 const MetricsFile = "metrics.jsonl"
 
-// statusLog keeps the recent events of a coordinator process for Watch
+// Log keeps the recent events of a coordinator process for Watch
 // calls, bounded in memory, and appends every event to metrics.jsonl.
-type statusLog struct {
+type Log struct {
 	mu      sync.Mutex
 	seq     int64
 	recent  []Event // the newest maxRecent events, oldest first
@@ -140,13 +129,13 @@ type statusLog struct {
 	werr    error // the first write error (reported once)
 }
 
-// maxRecent bounds the events a coordinator keeps for watchers.
+// maxRecent bounds the events a Log keeps for watchers.
 const maxRecent = 4096
 
-// openStatusLog appends to path ("" keeps events in memory only). A last
+// OpenLog appends to path ("" keeps events in memory only). A last
 // line torn by a crash is ended first, so the next event starts a line.
-func openStatusLog(path string) (*statusLog, error) {
-	l := &statusLog{changed: make(chan struct{})}
+func OpenLog(path string) (*Log, error) {
+	l := &Log{changed: make(chan struct{})}
 	if path == "" {
 		return l, nil
 	}
@@ -164,9 +153,9 @@ func openStatusLog(path string) (*statusLog, error) {
 	return l, nil
 }
 
-// publish numbers e, keeps it for watchers and appends it to the file. It
+// Publish numbers e, keeps it for watchers and appends it to the file. It
 // returns the first write error, once.
-func (l *statusLog) publish(e Event) (Event, error) {
+func (l *Log) Publish(e Event) (Event, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -212,9 +201,9 @@ func finiteEvent(e Event) Event {
 	return e
 }
 
-// since returns the kept events after seq and a channel closed by the
+// Since returns the kept events after seq and a channel closed by the
 // next publish (or close).
-func (l *statusLog) since(seq int64) ([]Event, <-chan struct{}, bool) {
+func (l *Log) Since(seq int64) ([]Event, <-chan struct{}, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := len(l.recent)
@@ -224,8 +213,8 @@ func (l *statusLog) since(seq int64) ([]Event, <-chan struct{}, bool) {
 	return append([]Event(nil), l.recent[i:]...), l.changed, l.closed
 }
 
-// close flushes and closes the file and ends every watch.
-func (l *statusLog) close() error {
+// Close flushes and closes the file and ends every watch.
+func (l *Log) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -290,56 +279,4 @@ func ReadEventsFile(path string) ([]Event, int, error) {
 		err = fmt.Errorf("%s: %w", path, err)
 	}
 	return ev, bad, err
-}
-
-// eventToProto is e on the wire.
-func eventToProto(e Event) *controlpb.Event {
-	return &controlpb.Event{Seq: e.Seq, UnixNanos: e.Time.UnixNano(), Kind: string(e.Kind), Step: e.Step, Generation: e.Generation,
-		Members: int32(e.Members), Worker: e.Worker, Loss: e.Loss, Lr: e.LR, Tokens: e.Tokens, TotalTokens: e.TotalTokens,
-		StepSeconds: e.StepSeconds, AllreduceSeconds: e.AllreduceSeconds, StateCrc: e.StateCRC, Skipped: e.Skipped,
-		ElapsedSeconds: e.Elapsed, ValLoss: e.ValLoss, BestValLoss: e.BestValLoss, TotalSteps: e.TotalSteps, Minutes: e.Minutes,
-		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences}
-}
-
-// eventFromProto is the inverse of eventToProto.
-func eventFromProto(p *controlpb.Event) Event {
-	return Event{Seq: p.Seq, Time: time.Unix(0, p.UnixNanos), Kind: EventKind(p.Kind), Step: p.Step, Generation: p.Generation,
-		Members: int(p.Members), Worker: p.Worker, Loss: p.Loss, LR: p.Lr, Tokens: p.Tokens, TotalTokens: p.TotalTokens,
-		StepSeconds: p.StepSeconds, AllreduceSeconds: p.AllreduceSeconds, StateCRC: p.StateCrc, Skipped: p.Skipped,
-		Elapsed: p.ElapsedSeconds, ValLoss: p.ValLoss, BestValLoss: p.BestValLoss, TotalSteps: p.TotalSteps, Minutes: p.Minutes,
-		Job: p.Job, Message: p.Message, StateChecks: p.StateChecks, Divergences: p.Divergences}
-}
-
-// Watch follows the status stream of the coordinator at addr from after
-// seq on, calling fn for every event, until the run ends (it returns nil
-// after the event that says how), fn fails, or ctx ends; with follow
-// false it returns after the events the coordinator holds now. A
-// coordinator that cannot be reached or hangs up is an error: the caller
-// decides whether to watch again (from the last Seq it saw).
-func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(Event) error) error {
-	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
-	if err != nil {
-		return fmt.Errorf("status of %s: %w", addr, err)
-	}
-	defer conn.Close()
-	stream, err := controlpb.NewControlClient(conn).Watch(ctx, &controlpb.WatchRequest{AfterSeq: after, NoFollow: !follow})
-	if err != nil {
-		return fmt.Errorf("status of %s: %w", addr, err)
-	}
-	for {
-		p, err := stream.Recv()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("status of %s: %w", addr, err)
-		}
-		e := eventFromProto(p)
-		if err := fn(e); err != nil {
-			return err
-		}
-		if e.Kind.Ends() {
-			return nil
-		}
-	}
 }

@@ -1,0 +1,77 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/events"
+	"github.com/recur-ml/recur/internal/planner"
+)
+
+// outcomeEvent is the event kind that ends a run with outcome o.
+func outcomeEvent(o planner.Outcome) events.EventKind {
+	switch o {
+	case planner.Diverged:
+		return events.EventDiverged
+	case planner.Interrupted:
+		return events.EventInterrupted
+	}
+	return events.EventFinished
+}
+
+// eventToProto is e on the wire.
+func eventToProto(e events.Event) *controlpb.Event {
+	return &controlpb.Event{Seq: e.Seq, UnixNanos: e.Time.UnixNano(), Kind: string(e.Kind), Step: e.Step, Generation: e.Generation,
+		Members: int32(e.Members), Worker: e.Worker, Loss: e.Loss, Lr: e.LR, Tokens: e.Tokens, TotalTokens: e.TotalTokens,
+		StepSeconds: e.StepSeconds, AllreduceSeconds: e.AllreduceSeconds, StateCrc: e.StateCRC, Skipped: e.Skipped,
+		ElapsedSeconds: e.Elapsed, ValLoss: e.ValLoss, BestValLoss: e.BestValLoss, TotalSteps: e.TotalSteps, Minutes: e.Minutes,
+		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences}
+}
+
+// eventFromProto is the inverse of eventToProto.
+func eventFromProto(p *controlpb.Event) events.Event {
+	return events.Event{Seq: p.Seq, Time: time.Unix(0, p.UnixNanos), Kind: events.EventKind(p.Kind), Step: p.Step, Generation: p.Generation,
+		Members: int(p.Members), Worker: p.Worker, Loss: p.Loss, LR: p.Lr, Tokens: p.Tokens, TotalTokens: p.TotalTokens,
+		StepSeconds: p.StepSeconds, AllreduceSeconds: p.AllreduceSeconds, StateCRC: p.StateCrc, Skipped: p.Skipped,
+		Elapsed: p.ElapsedSeconds, ValLoss: p.ValLoss, BestValLoss: p.BestValLoss, TotalSteps: p.TotalSteps, Minutes: p.Minutes,
+		Job: p.Job, Message: p.Message, StateChecks: p.StateChecks, Divergences: p.Divergences}
+}
+
+// Watch follows the status stream of the coordinator at addr from after
+// seq on, calling fn for every event, until the run ends (it returns nil
+// after the event that says how), fn fails, or ctx ends; with follow
+// false it returns after the events the coordinator holds now. A
+// coordinator that cannot be reached or hangs up is an error: the caller
+// decides whether to watch again (from the last Seq it saw).
+func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(events.Event) error) error {
+	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", addr, err)
+	}
+	defer conn.Close()
+	stream, err := controlpb.NewControlClient(conn).Watch(ctx, &controlpb.WatchRequest{AfterSeq: after, NoFollow: !follow})
+	if err != nil {
+		return fmt.Errorf("status of %s: %w", addr, err)
+	}
+	for {
+		p, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("status of %s: %w", addr, err)
+		}
+		e := eventFromProto(p)
+		if err := fn(e); err != nil {
+			return err
+		}
+		if e.Kind.Ends() {
+			return nil
+		}
+	}
+}
