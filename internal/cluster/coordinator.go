@@ -724,7 +724,7 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 	now := time.Now()
 	c.mu.Lock()
 	r := planner.Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
-		FailedPeer: rep.FailedPeer, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
+		FailedPeer: rep.FailedPeer, FailedOp: rep.FailedOp, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
 		ValSum: rep.ValLossSum, ValCount: rep.ValCount, Skipped: rep.Skipped, SkipReason: rep.SkipReason}
 	before := len(c.p.History())
 	if err := c.p.Report(r, now); err != nil {

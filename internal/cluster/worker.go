@@ -575,8 +575,12 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 // runStep runs one step of plan, filling rep.
 func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *controlpb.StepReport) {
 	rep.Step = plan.Step
-	fail := func(err error, peer string) {
-		rep.Failed, rep.Error, rep.FailedPeer = true, err.Error(), peer
+	fail := func(err error, _ string) {
+		rep.Failed, rep.Error = true, err.Error()
+		var pe *allreduce.PeerError
+		if errors.As(err, &pe) && pe.Rank >= 0 {
+			rep.FailedPeer, rep.FailedOp = pe.ID, pe.Op
+		}
 		w.log.Warn("step failed", zap.Int64("step", plan.Step), zap.Uint64("generation", plan.Generation), zap.Error(err))
 	}
 	if w.eng.step != plan.Step {

@@ -213,3 +213,41 @@ func TestPlannerRecordsAStepCompletedAfterTheRingEnded(t *testing.T) {
 		}
 	}
 }
+
+// A worker whose ring neighbour cannot dial it (an address others cannot
+// reach) is dropped after two generations in a row fail so; the healthy
+// neighbour it blames for not accepting stays.
+func TestPlannerDropsAnUnreachableWorker(t *testing.T) {
+	p := newTestPlanner(t, Config{}, -1)
+	join(t, p, "a", "b", "c")
+	now := t0
+	for round := range 2 {
+		ready(t, p, "a", "b", "c")
+		g := p.Generation()
+		// b dials c and fails; c, which nobody reaches, blames b for not
+		// connecting.
+		if err := p.Report(Report{ID: "c", Generation: g, StateStep: 0, Step: 0, Failed: true, Err: "accept timeout", FailedPeer: "b", FailedOp: "accept"}, now); err != nil {
+			t.Fatal(err)
+		}
+		// b's report comes after c's ended the generation: it is stale,
+		// and still counts against c.
+		if err := p.Report(Report{ID: "b", Generation: g, StateStep: 0, Step: 0, Failed: true, Err: "dial c: i/o timeout", FailedPeer: "c", FailedOp: "dial"}, now); err != nil {
+			t.Fatal(err)
+		}
+		if round == 0 {
+			if _, ok := p.Member("c"); !ok {
+				t.Fatal("c dropped after one failed dial")
+			}
+			now = now.Add(time.Second) // past the back-off, before the ready timeout
+			p.Tick(now)
+		}
+	}
+	if _, ok := p.Member("c"); ok {
+		t.Fatal("c, unreachable twice, is still a member")
+	}
+	now = now.Add(time.Second)
+	p.Tick(now)
+	if ring := p.Ring(); len(ring) != 2 || ring[0] != "a" || ring[1] != "b" {
+		t.Fatalf("ring %v, want [a b]", ring)
+	}
+}

@@ -86,8 +86,9 @@ type Report struct {
 	StateCRC   uint32
 	Failed     bool // the step it ran failed; StateStep is unchanged
 	Err        string
-	FailedPeer string
-	Ready      bool // after Sync/Ready: it holds StateStep and serves it
+	FailedPeer string // the id of the ring member the failure blames
+	FailedOp   string // what failed with it: "dial", "accept", "send", ...
+	Ready      bool   // after Sync/Ready: it holds StateStep and serves it
 	// Skipped: the step ran but its update was skipped on every rank (a
 	// non-finite loss or gradient); SkipReason says where.
 	Skipped    bool
@@ -247,7 +248,10 @@ type Planner struct {
 	failStreak int
 	holdUntil  time.Time
 	ended      endedRing // the running generation the current one replaced
-	ran        bool      // a generation has run: StartWorkers no longer applies
+	// unreachable counts, per worker, generations in a row that failed
+	// because a ring neighbour could not dial it, and the last one.
+	unreachable map[string]dialFailures
+	ran         bool // a generation has run: StartWorkers no longer applies
 	// expect holds the members of the last ring before a coordinator
 	// restart that have not reported yet; no generation forms before they
 	// do, leave, or expectUntil passes.
@@ -510,6 +514,9 @@ func (p *Planner) Report(r Report, now time.Time) error {
 	if r.ValCount > 0 {
 		p.addVal(r)
 	}
+	if r.Failed && p.dialFailed(r, now) {
+		return nil // the unreachable member was dropped; the next generation forms
+	}
 	if r.Generation != p.gen || !p.inRing(r.ID) {
 		return nil // a stale report: the worker will get the current plan
 	}
@@ -537,6 +544,49 @@ func (p *Planner) Report(r Report, now time.Time) error {
 		p.regroup(now)
 	}
 	return nil
+}
+
+// maxUnreachable is how many generations in a row may fail because a
+// member's ring neighbour cannot dial it before that member is dropped:
+// it advertises an address others cannot reach, and keeping it would
+// fail every generation (and get its healthy neighbours blamed for not
+// accepting).
+const maxUnreachable = 2
+
+// dialFailed counts a failure to dial the ring member r names; the second
+// generation in a row that fails so drops that member. It reports whether
+// it dropped one (and formed the next generation).
+func (p *Planner) dialFailed(r Report, now time.Time) bool {
+	peer, ok := p.workers[r.FailedPeer]
+	if r.FailedOp != "dial" || !ok || r.FailedPeer == r.ID {
+		return false
+	}
+	if p.unreachable == nil {
+		p.unreachable = map[string]dialFailures{}
+	}
+	d := p.unreachable[r.FailedPeer]
+	if r.Generation <= d.gen {
+		return false // this generation's failure is counted already
+	}
+	d = dialFailures{n: d.n + 1, gen: r.Generation}
+	p.unreachable[r.FailedPeer] = d
+	n := d.n
+	if n < maxUnreachable {
+		return false
+	}
+	delete(p.unreachable, r.FailedPeer)
+	delete(p.workers, r.FailedPeer)
+	p.event(events.Event{Kind: events.EventLeft, Worker: r.FailedPeer, Generation: p.gen},
+		fmt.Sprintf("worker %s dropped: its ring neighbour %s could not dial it at %s in %d generations in a row; check the address it advertises (--advertise)",
+			r.FailedPeer, r.ID, peer.RingAddr, n))
+	p.failed(now)
+	return true
+}
+
+// dialFailures counts generations that failed dialling one worker.
+type dialFailures struct {
+	n   int
+	gen uint64 // the last one counted
 }
 
 // endedRing is the running generation that a new one replaced, and the
@@ -618,6 +668,7 @@ func (p *Planner) advance(r Report, now time.Time) {
 	p.history = append(p.history, rec)
 	p.next++
 	p.failStreak = 0
+	p.unreachable = nil
 	if r.Skipped {
 		p.skips++
 		p.lastSkip = r.SkipReason

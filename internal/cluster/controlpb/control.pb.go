@@ -569,7 +569,7 @@ type StepReport struct {
 	StateStep        int64                  `protobuf:"varint,3,opt,name=state_step,json=stateStep,proto3" json:"state_step,omitempty"`        // updates applied to the worker's state; -1: no state
 	Failed           bool                   `protobuf:"varint,4,opt,name=failed,proto3" json:"failed,omitempty"`                               // the last step failed (state_step unchanged)
 	Error            string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`                                  // why it failed
-	FailedPeer       string                 `protobuf:"bytes,6,opt,name=failed_peer,json=failedPeer,proto3" json:"failed_peer,omitempty"`      // the peer the allreduce named, if any
+	FailedPeer       string                 `protobuf:"bytes,6,opt,name=failed_peer,json=failedPeer,proto3" json:"failed_peer,omitempty"`      // the id of the peer the allreduce blamed, if any
 	Step             int64                  `protobuf:"varint,7,opt,name=step,proto3" json:"step,omitempty"`                                   // the step reported on (-1: none)
 	LossSum          float64                `protobuf:"fixed64,8,opt,name=loss_sum,json=lossSum,proto3" json:"loss_sum,omitempty"`             // global loss sum of that step (after the allreduce)
 	LossCount        float64                `protobuf:"fixed64,9,opt,name=loss_count,json=lossCount,proto3" json:"loss_count,omitempty"`       // global target count of that step
@@ -586,8 +586,11 @@ type StepReport struct {
 	StateCrc uint32 `protobuf:"varint,17,opt,name=state_crc,json=stateCrc,proto3" json:"state_crc,omitempty"`
 	// skipped: the step ran but its update was skipped on every rank (a
 	// non-finite loss or gradient); skip_reason says where.
-	Skipped       bool   `protobuf:"varint,18,opt,name=skipped,proto3" json:"skipped,omitempty"`
-	SkipReason    string `protobuf:"bytes,19,opt,name=skip_reason,json=skipReason,proto3" json:"skip_reason,omitempty"`
+	Skipped    bool   `protobuf:"varint,18,opt,name=skipped,proto3" json:"skipped,omitempty"`
+	SkipReason string `protobuf:"bytes,19,opt,name=skip_reason,json=skipReason,proto3" json:"skip_reason,omitempty"`
+	// failed_op is what failed with failed_peer: "dial", "accept", "send",
+	// "recv" or "abort" (the allreduce's PeerError.Op).
+	FailedOp      string `protobuf:"bytes,20,opt,name=failed_op,json=failedOp,proto3" json:"failed_op,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -751,6 +754,13 @@ func (x *StepReport) GetSkipped() bool {
 func (x *StepReport) GetSkipReason() string {
 	if x != nil {
 		return x.SkipReason
+	}
+	return ""
+}
+
+func (x *StepReport) GetFailedOp() string {
+	if x != nil {
+		return x.FailedOp
 	}
 	return ""
 }
@@ -1055,7 +1065,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
-	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\xbb\x04\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\xd8\x04\n" +
 	"\n" +
 	"StepReport\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
@@ -1084,7 +1094,8 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\tstate_crc\x18\x11 \x01(\rR\bstateCrc\x12\x18\n" +
 	"\askipped\x18\x12 \x01(\bR\askipped\x12\x1f\n" +
 	"\vskip_reason\x18\x13 \x01(\tR\n" +
-	"skipReason\"\x94\x03\n" +
+	"skipReason\x12\x1b\n" +
+	"\tfailed_op\x18\x14 \x01(\tR\bfailedOp\"\x94\x03\n" +
 	"\bStepPlan\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.recur.control.v1.StepPlan.ActionR\x06action\x12\x1e\n" +
 	"\n" +
