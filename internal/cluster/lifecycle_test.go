@@ -53,7 +53,7 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 	tc.coord.Close()
 
 	c2 := restart(t, jc, dir, addr, tc.secret)
-	waitDone(t, c2, 10*time.Second) // no worker needed to learn it is over
+	waitDone(t, c2, time.Minute) // no worker needed to learn it is over
 	o, reason, ck := c2.Outcome()
 	if o != planner.Finished || ck != 3 || !strings.Contains(reason, "already finished") {
 		t.Fatalf("outcome %v (%s), checkpoint %d, want already finished at 3", o, reason, ck)
@@ -90,8 +90,8 @@ func TestClusterDivergedRunEnds(t *testing.T) {
 	if len(h) > 20 || !h[len(h)-1].Skipped {
 		t.Fatalf("%d steps, the last skipped=%v: want an early stop on skipped steps", len(h), h[len(h)-1].Skipped)
 	}
-	if g := tc.coord.p.Generation(); g > 3 {
-		t.Fatalf("%d generations formed: the run re-formed instead of skipping", g)
+	if g := tc.coord.p.Generation(); g > 10 {
+		t.Fatalf("%d generations formed: the run re-formed instead of skipping (a livelock formed thousands)", g)
 	}
 	tc.wg.Wait()
 	for id, err := range tc.errs {
@@ -148,7 +148,7 @@ func TestClusterTimeBudgetCountsTheWholeRun(t *testing.T) {
 	jc.Train.Steps = 100000
 	jc.Train.Minutes = 1e-4 // 6 ms
 	c2 := restart(t, jc, dir, addr, tc.secret)
-	waitDone(t, c2, 10*time.Second)
+	waitDone(t, c2, time.Minute)
 	if o, reason, _ := c2.Outcome(); o != planner.Finished || !strings.Contains(reason, "time budget") {
 		t.Fatalf("outcome %v (%s), want finished: time budget spent", o, reason)
 	}
@@ -245,7 +245,7 @@ func TestClusterStatusStream(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(10 * time.Second):
+	case <-time.After(time.Minute):
 		t.Fatal("the status stream did not end with the run")
 	}
 	var steps []int64
