@@ -138,7 +138,7 @@ func (p *progress) bar(force bool) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "step %6d  loss %.3f", last.Step, last.Loss)
 	if p.hasVal {
-		fmt.Fprintf(&b, "  val %.3f", p.val)
+		fmt.Fprintf(&b, "  val %.3f (sample)", p.val)
 	}
 	tps, sps, ok := throughput(p.steps)
 	if ok {

@@ -112,6 +112,8 @@ type Coordinator struct {
 	elapsedBefore time.Duration
 	finishing     bool      // a finish is under way (under mu)
 	lastStep      time.Time // when the last step completed (or the start)
+	stepWall      float64   // wall seconds per step, moving average
+	valSample     int       // validation batches per periodic validation (0: not sized yet)
 	status        *events.Log
 	totalTokens   float64        // global tokens trained in the run, over every process
 	validated     map[int64]bool // steps whose validation this process recorded
@@ -222,6 +224,43 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.mu.Unlock()
 	}
 	return c, nil
+}
+
+// Periodic validation is a sample: the first valBatches validation
+// batches, the same each time, sized so that validating costs at most
+// valShare of the training time; the full validation set is for `recur
+// eval` (and the end of local mode). train.val_windows, when set, fixes
+// the sample instead.
+const (
+	valShare         = 0.02
+	firstValBatches  = 8 // until the first validation is timed
+	maxSampleBatches = 1 << 20
+)
+
+// valBatches is the sample size of the next validation (0: the task's
+// own cap, train.val_windows); the caller holds c.mu.
+func (c *Coordinator) valBatches() int {
+	switch {
+	case c.cfg.Job.Train.ValWindows > 0:
+		return 0
+	case c.valSample > 0:
+		return c.valSample
+	}
+	return firstValBatches
+}
+
+// calibrateValidation sizes the validation sample from the first timed
+// validation: valShare of validate_every steps' wall time, divided by the
+// time a batch took. The caller holds c.mu.
+func (c *Coordinator) calibrateValidation(rep *controlpb.StepReport) {
+	if c.valSample > 0 || c.cfg.Job.Train.ValWindows > 0 || rep.ValBatches <= 0 || rep.ValSeconds <= 0 || c.stepWall <= 0 {
+		return
+	}
+	perBatch := rep.ValSeconds / float64(rep.ValBatches)
+	budget := valShare * float64(c.cfg.Job.Train.ValidateEvery) * c.stepWall
+	c.valSample = int(min(max(budget/perBatch, 1), maxSampleBatches))
+	c.log.Info("validation sample sized", zap.Int("batches", c.valSample), zap.Float64("seconds_per_batch", perBatch),
+		zap.Float64("step_seconds", c.stepWall), zap.Float64("share_of_training", valShare))
 }
 
 // Files beside the checkpoint store that hold copies of its newest and
@@ -782,7 +821,13 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		c.p.RequestStop(planner.Finished, fmt.Sprintf("time budget of %g minutes spent", m))
 	}
 	if len(h) > before {
-		c.lastStep = time.Now()
+		now := time.Now()
+		if dt := now.Sub(c.lastStep).Seconds() / float64(len(h)-before); c.stepWall == 0 {
+			c.stepWall = dt
+		} else {
+			c.stepWall = 0.9*c.stepWall + 0.1*dt
+		}
+		c.lastStep = now
 	}
 	for _, rec := range h[before:] {
 		c.totalTokens += rep.LossCount
@@ -809,6 +854,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		}
 	}
 	if rep.ValCount > 0 {
+		c.calibrateValidation(rep)
 		if v, ok := c.p.Validation(rep.Step); ok && !c.validated[rep.Step] {
 			c.validated[rep.Step] = true
 			c.curve.addVal(rep.Step, v)
@@ -988,6 +1034,9 @@ func (c *Coordinator) toProto(p planner.Plan) *controlpb.StepPlan {
 		Step: p.Step, Lr: p.LR, Validate: p.Validate, Snapshot: p.Snapshot, SyncFrom: p.SyncFrom.PeerAddr, Reason: p.Reason}
 	if p.Action == planner.Stop && p.Outcome != planner.Ongoing {
 		out.Outcome = p.Outcome.String()
+	}
+	if p.Validate {
+		out.ValBatches = int32(c.valBatches())
 	}
 	for _, m := range p.Members {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})

@@ -319,12 +319,13 @@ func (e *engine) scatterFinal(ids []int, fin rnn.State[float32], dst []float32) 
 	}
 }
 
-// validate returns this rank's share of the validation loss of the current
-// state: streams over the validation split, split by rank like training.
-func (e *engine) validate() (sum, count float64, err error) {
+// validate returns this rank's share of the validation loss of the
+// current state over the first maxBatches validation batches (0: all),
+// and how many it evaluated.
+func (e *engine) validate(maxBatches int) (sum, count float64, batches int, err error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.task.Validate(e.model, e.rank, e.world)
+	return e.task.Validate(e.model, e.rank, e.world, maxBatches)
 }
 
 func grow(s []float32, n int) []float32 {

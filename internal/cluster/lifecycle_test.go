@@ -289,3 +289,28 @@ func TestClusterStatusStream(t *testing.T) {
 		t.Fatalf("the resumed loss curve starts with %d points, want the 30 of the first process", n)
 	}
 }
+
+// Periodic validation is a sample sized from the first timed validation
+// (2% of the training time between validations), not the whole set;
+// train.val_windows fixes it instead.
+func TestClusterValidationIsASample(t *testing.T) {
+	jc := testJob(testCorpus(t), 30)
+	jc.Train.ValWindows = 0
+	jc.Train.ValidateEvery = 5
+	tc := startCluster(t, jc, t.TempDir(), false)
+	tc.addWorker("w1")
+	tc.wait(time.Minute)
+	tc.wg.Wait()
+	tc.coord.mu.Lock()
+	n := tc.coord.valSample
+	got := tc.coord.toProto(planner.Plan{Action: planner.Run, Validate: true}).ValBatches
+	tc.coord.mu.Unlock()
+	if n <= 0 || got != int32(n) {
+		t.Fatalf("validation sample %d, plans ask for %d: want a sized sample", n, got)
+	}
+	jc.Train.ValWindows = 3
+	c2 := restart(t, jc, t.TempDir(), "127.0.0.1:0", tc.secret)
+	if got := c2.toProto(planner.Plan{Action: planner.Run, Validate: true}).ValBatches; got != 0 {
+		t.Fatalf("with train.val_windows set, plans ask for %d batches, want 0 (the task's own cap)", got)
+	}
+}

@@ -603,12 +603,14 @@ func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *con
 		}
 	}
 	if plan.Validate {
-		s, c, err := w.eng.validate()
+		t0 := time.Now()
+		s, c, n, err := w.eng.validate(int(plan.ValBatches))
 		if err != nil {
 			fail(err, "")
 			return
 		}
 		rep.ValLossSum, rep.ValCount = s, c
+		rep.ValSeconds, rep.ValBatches = time.Since(t0).Seconds(), int32(n)
 	}
 	t0 := time.Now()
 	res, err := w.eng.run(ctx, w.r, plan.Lr)

@@ -25,7 +25,7 @@ func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, erro
 	}
 	defer t.Close()
 	out := map[string]float64{}
-	sum, count, err := t.Validate(m, 0, 1)
+	sum, count, _, err := t.Validate(m, 0, 1, 0)
 	if err != nil {
 		return nil, err
 	}

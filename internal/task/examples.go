@@ -206,38 +206,49 @@ func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
 func (t *exampleTask) Streams() int { return 0 }
 
 // validate sums the loss over this rank's share of the validation set.
-func (t *exampleTask) Validate(m *rnn.Model[float32], rank, world int) (sum, count float64, err error) {
+func (t *exampleTask) Validate(m *rnn.Model[float32], rank, world, maxBatches int) (sum, count float64, batches int, err error) {
 	tp := m.NewTape(0)
-	err = t.EachVal(rank, world, func(b *rnn.Batch[float32]) error {
+	batches, err = t.eachVal(rank, world, maxBatches, func(b *rnn.Batch[float32]) error {
 		res, err := tp.Forward(b, rnn.State[float32]{}, false)
 		sum += res.Loss
 		count += float64(res.Count)
 		return err
 	})
-	return sum, count, err
+	return sum, count, batches, err
 }
 
 // EachVal calls f on this rank's share of every validation batch, in order.
 func (t *exampleTask) EachVal(rank, world int, f func(*rnn.Batch[float32]) error) error {
+	_, err := t.eachVal(rank, world, 0, f)
+	return err
+}
+
+// eachVal is EachVal over the first maxBatches global batches (0: all);
+// it returns how many it went through.
+func (t *exampleTask) eachVal(rank, world, maxBatches int, f func(*rnn.Batch[float32]) error) (int, error) {
 	l, err := shard.NewLoader(t.val, t.loaderConfig(rank, world, false))
 	if err != nil {
-		return fmt.Errorf("validation: %w", err)
+		return 0, fmt.Errorf("validation: %w", err)
+	}
+	n := l.Sampler().NumBatches()
+	if maxBatches > 0 {
+		n = min(n, maxBatches)
 	}
 	var b rnn.Batch[float32]
-	for i := 0; i < l.Sampler().NumBatches(); i++ {
+	for i := 0; i < n; i++ {
 		sb, err := l.Next()
 		if err != nil {
-			return fmt.Errorf("validation batch %d: %w", i, err)
+			return i, fmt.Errorf("validation batch %d: %w", i, err)
 		}
 		if sb.B == 0 {
 			continue
 		}
 		t.convert(&b, sb)
 		if err := f(&b); err != nil {
-			return fmt.Errorf("validation batch %d: %w", i, err)
+			return i, fmt.Errorf("validation batch %d: %w", i, err)
 		}
 	}
-	return nil
+	return n, nil
 }
 
 func (t *exampleTask) Close() error { return nil }

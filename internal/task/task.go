@@ -27,8 +27,10 @@ type Task interface {
 	Batch(step int64) (b *rnn.Batch[float32], streams []int, reset []bool, err error)
 	// Streams is the number of carried TBPTT streams (0: none).
 	Streams() int
-	// Validate returns this rank's share of the validation loss sum and count.
-	Validate(m *rnn.Model[float32], rank, world int) (sum, count float64, err error)
+	// Validate returns this rank's share of the validation loss sum and
+	// count over the first maxBatches validation batches (TBPTT windows;
+	// 0: all), and how many it evaluated.
+	Validate(m *rnn.Model[float32], rank, world, maxBatches int) (sum, count float64, batches int, err error)
 	// Close releases the data (a memory-mapped corpus).
 	Close() error
 }
@@ -139,8 +141,12 @@ func (t *charTask) Batch(step int64) (*rnn.Batch[float32], []int, []bool, error)
 
 func (t *charTask) Streams() int { return t.job.Data.Batch }
 
-func (t *charTask) Validate(m *rnn.Model[float32], rank, world int) (float64, float64, error) {
-	return Evaluate(m, t.corpus.Validation(), t.job.Data.Batch, t.job.Data.Seq, t.job.Train.ValWindows, rank, world, t.job.Train.Threads)
+func (t *charTask) Validate(m *rnn.Model[float32], rank, world, maxBatches int) (float64, float64, int, error) {
+	n := t.job.Train.ValWindows
+	if maxBatches > 0 && (n == 0 || maxBatches < n) {
+		n = maxBatches
+	}
+	return evaluate(m, t.corpus.Validation(), t.job.Data.Batch, t.job.Data.Seq, n, rank, world, t.job.Train.Threads)
 }
 
 func (t *charTask) Close() error { return t.corpus.Close() }

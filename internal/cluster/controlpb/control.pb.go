@@ -590,7 +590,9 @@ type StepReport struct {
 	SkipReason string `protobuf:"bytes,19,opt,name=skip_reason,json=skipReason,proto3" json:"skip_reason,omitempty"`
 	// failed_op is what failed with failed_peer: "dial", "accept", "send",
 	// "recv" or "abort" (the allreduce's PeerError.Op).
-	FailedOp      string `protobuf:"bytes,20,opt,name=failed_op,json=failedOp,proto3" json:"failed_op,omitempty"`
+	FailedOp      string  `protobuf:"bytes,20,opt,name=failed_op,json=failedOp,proto3" json:"failed_op,omitempty"`
+	ValSeconds    float64 `protobuf:"fixed64,21,opt,name=val_seconds,json=valSeconds,proto3" json:"val_seconds,omitempty"` // wall time of the validation share
+	ValBatches    int32   `protobuf:"varint,22,opt,name=val_batches,json=valBatches,proto3" json:"val_batches,omitempty"`  // validation batches (windows) it evaluated
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -765,6 +767,20 @@ func (x *StepReport) GetFailedOp() string {
 	return ""
 }
 
+func (x *StepReport) GetValSeconds() float64 {
+	if x != nil {
+		return x.ValSeconds
+	}
+	return 0
+}
+
+func (x *StepReport) GetValBatches() int32 {
+	if x != nil {
+		return x.ValBatches
+	}
+	return 0
+}
+
 type StepPlan struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Action     StepPlan_Action        `protobuf:"varint,1,opt,name=action,proto3,enum=recur.control.v1.StepPlan_Action" json:"action,omitempty"`
@@ -779,7 +795,10 @@ type StepPlan struct {
 	Reason     string                 `protobuf:"bytes,10,opt,name=reason,proto3" json:"reason,omitempty"`
 	// outcome, with STOP: how the run ended ("finished", "diverged",
 	// "interrupted"); empty when this worker is stopped for another reason.
-	Outcome       string `protobuf:"bytes,11,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Outcome string `protobuf:"bytes,11,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// val_batches bounds a validation (with validate): the first this many
+	// validation batches (TBPTT windows), the same each time; 0: all.
+	ValBatches    int32 `protobuf:"varint,12,opt,name=val_batches,json=valBatches,proto3" json:"val_batches,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -889,6 +908,13 @@ func (x *StepPlan) GetOutcome() string {
 		return x.Outcome
 	}
 	return ""
+}
+
+func (x *StepPlan) GetValBatches() int32 {
+	if x != nil {
+		return x.ValBatches
+	}
+	return 0
 }
 
 type StateRequest struct {
@@ -1065,7 +1091,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
-	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\xd8\x04\n" +
+	"\tpeer_addr\x18\x03 \x01(\tR\bpeerAddr\"\x9a\x05\n" +
 	"\n" +
 	"StepReport\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1e\n" +
@@ -1095,7 +1121,11 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\askipped\x18\x12 \x01(\bR\askipped\x12\x1f\n" +
 	"\vskip_reason\x18\x13 \x01(\tR\n" +
 	"skipReason\x12\x1b\n" +
-	"\tfailed_op\x18\x14 \x01(\tR\bfailedOp\"\x94\x03\n" +
+	"\tfailed_op\x18\x14 \x01(\tR\bfailedOp\x12\x1f\n" +
+	"\vval_seconds\x18\x15 \x01(\x01R\n" +
+	"valSeconds\x12\x1f\n" +
+	"\vval_batches\x18\x16 \x01(\x05R\n" +
+	"valBatches\"\xb5\x03\n" +
 	"\bStepPlan\x129\n" +
 	"\x06action\x18\x01 \x01(\x0e2!.recur.control.v1.StepPlan.ActionR\x06action\x12\x1e\n" +
 	"\n" +
@@ -1110,7 +1140,9 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\tsync_from\x18\t \x01(\tR\bsyncFrom\x12\x16\n" +
 	"\x06reason\x18\n" +
 	" \x01(\tR\x06reason\x12\x18\n" +
-	"\aoutcome\x18\v \x01(\tR\aoutcome\":\n" +
+	"\aoutcome\x18\v \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vval_batches\x18\f \x01(\x05R\n" +
+	"valBatches\":\n" +
 	"\x06Action\x12\a\n" +
 	"\x03RUN\x10\x00\x12\b\n" +
 	"\x04SYNC\x10\x01\x12\t\n" +
