@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -110,10 +111,11 @@ type Coordinator struct {
 	// of this run, read from the checkpoint resumed: time budgets count
 	// the whole run.
 	elapsedBefore time.Duration
-	finishing     bool      // a finish is under way (under mu)
-	lastStep      time.Time // when the last step completed (or the start)
-	stepWall      float64   // wall seconds per step, moving average
-	valSample     int       // validation batches per periodic validation (0: not sized yet)
+	finishing     bool        // a finish is under way (under mu)
+	lastStep      time.Time   // when the last step completed (or the start)
+	expecting     atomic.Bool // the last ring's workers are awaited (watch reads the gossip)
+	stepWall      float64     // wall seconds per step, moving average
+	valSample     int         // validation batches per periodic validation (0: not sized yet)
 	status        *events.Log
 	totalTokens   float64        // global tokens trained in the run, over every process
 	validated     map[int64]bool // steps whose validation this process recorded
@@ -190,6 +192,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		// The workers of the last ring may hold a newer state than the
 		// checkpoint: let them report before a generation forms.
 		c.p.Expect(ring, time.Now())
+		c.expecting.Store(true)
 	}
 	c.auth = newAuthenticator(cfg.Secret)
 	c.Metrics.registerRejected(c.auth)
@@ -206,9 +209,6 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	c.log.Info("listening", zap.String("control", c.Addr()), zap.String("gossip", c.GossipAddr()),
 		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
-	if len(ring) > 0 {
-		go c.awaitLastRing()
-	}
 	c.publish(events.Event{Kind: events.EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
 		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))})
 	c.mu.Lock()
@@ -401,13 +401,16 @@ func (c *Coordinator) elapsed() time.Duration { return c.elapsedBefore + time.Si
 // control service well before that anyway.
 const gossipSettle = 6 * time.Second
 
-// awaitLastRing ends the wait for the last ring's workers early: once the
-// gossip has settled, a worker absent from it is gone (a whole cluster that
-// was restarted comes back with new worker ids), and the rejoin grace
-// deadline passes even if no worker reports.
-func (c *Coordinator) awaitLastRing() {
+// watch applies the planner's deadlines as time passes (a back-off or
+// the rejoin grace ends even when no worker reports), ends the wait for
+// the last ring's workers early once the gossip has settled (a worker
+// absent from it is gone: a whole cluster that was restarted comes back
+// with new worker ids), and says at Warn level, every WarnEvery, what a
+// waiting coordinator waits for.
+func (c *Coordinator) watch() {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
+	var since, warned time.Time
 	for {
 		select {
 		case <-c.finished:
@@ -418,17 +421,12 @@ func (c *Coordinator) awaitLastRing() {
 			// Read the gossip before taking c.mu: memberlist calls
 			// memberGone (which takes c.mu) while holding its own lock.
 			var alive map[string]bool
-			if c.gossip != nil && now.Sub(c.started) >= gossipSettle {
+			if c.gossip != nil && c.expecting.Load() && now.Sub(c.started) >= gossipSettle {
 				alive = c.gossip.members()
 			}
 			c.mu.Lock()
-			ids := c.p.Expected()
-			if len(ids) == 0 {
-				c.mu.Unlock()
-				return
-			}
 			if alive != nil {
-				for _, id := range ids {
+				for _, id := range c.p.Expected() {
 					if !alive[id] {
 						c.p.Forget(id, now)
 					}
@@ -436,28 +434,7 @@ func (c *Coordinator) awaitLastRing() {
 			}
 			c.p.Tick(now)
 			c.broadcast()
-			c.mu.Unlock()
-		}
-	}
-}
-
-// watch says at Warn level, every WarnEvery, what a waiting coordinator
-// waits for, and applies the planner's deadlines (a back-off ends even
-// when no worker reports).
-func (c *Coordinator) watch() {
-	t := time.NewTicker(min(c.cfg.WarnEvery, time.Second))
-	defer t.Stop()
-	var since, warned time.Time
-	for {
-		select {
-		case <-c.finished:
-			return
-		case <-c.closed:
-			return
-		case now := <-t.C:
-			c.mu.Lock()
-			c.p.Tick(now)
-			c.broadcast()
+			c.expecting.Store(len(c.p.Expected()) > 0)
 			reason := c.p.WaitReason()
 			c.mu.Unlock()
 			switch {
@@ -690,7 +667,7 @@ func (c *Coordinator) broadcast() {
 // memberGone is memberlist's report of a dead or departed worker; meta is
 // the departed process's incarnation. Memberlist calls it holding its own
 // lock, so it hands over to a goroutine: c.mu is never taken inside a
-// memberlist callback (awaitLastRing reads the membership).
+// memberlist callback (watch reads the membership).
 func (c *Coordinator) memberGone(id, meta string) {
 	if id == planner.CoordinatorID {
 		return
