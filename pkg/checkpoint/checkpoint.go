@@ -13,10 +13,6 @@ import (
 type Checkpoint struct {
 	// Step is the number of optimizer steps taken; it keys the store.
 	Step uint64
-	// Epoch is the number of passes over the data completed.
-	Epoch uint64
-	// Cursor is the data cursor's encoded position.
-	Cursor []byte
 	// Params are the model parameters' bytes.
 	Params []byte
 	// Optimizer is the optimizer state's bytes.

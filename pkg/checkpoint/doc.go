@@ -2,9 +2,9 @@
 // last few and the best, and detects damaged ones.
 //
 // A Checkpoint holds everything a coordinator needs to resume a run at a
-// step: the data cursor, model parameters, optimizer state, RNG state,
-// carried TBPTT hidden state, a hash of the configuration and the metrics
-// of the step. MarshalBinary encodes it as a versioned binary record (magic
+// step: model parameters, optimizer state, the learning-rate schedule's
+// state, carried TBPTT hidden state, a hash of the configuration and the
+// metrics of the step (the step alone determines the data position). MarshalBinary encodes it as a versioned binary record (magic
 // "RCKP", a version byte, then fixed fields and length-prefixed fields);
 // UnmarshalBinary decodes it defensively, checking every length against the
 // bytes that remain, and never panics on bad input.

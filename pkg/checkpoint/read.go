@@ -45,7 +45,6 @@ func (r *Report) skip(err *DamagedError) {
 // Info describes a stored checkpoint, for listing.
 type Info struct {
 	Step     uint64             // the checkpoint's step (its key)
-	Epoch    uint64             // zero when the record's head does not decode
 	WallTime time.Time          // zero when the record's head does not decode
 	Size     int                // bytes of the encoded record
 	Metrics  map[string]float64 // nil when the record's head does not decode
@@ -230,7 +229,7 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 func (s *Store) info(tx *bolt.Tx, k, v []byte, best bool) Info {
 	in := Info{Step: binary.BigEndian.Uint64(k), Size: len(v), Best: best}
 	if h, err := decodeHead(v); err == nil {
-		in.Epoch, in.WallTime, in.Metrics = h.epoch, h.wall, h.metrics
+		in.WallTime, in.Metrics = h.wall, h.metrics
 	}
 	if err := s.check(tx, k, v); err != nil {
 		in.Err = err

@@ -16,12 +16,13 @@ import (
 //	magic      "RCKP"
 //	version    1 byte = 1
 //	step       uint64
-//	epoch      uint64
+//	epoch      uint64, unused: 0 (the step determines the data position)
 //	wall time  int64, Unix nanoseconds
 //	config     blob (ConfigHash)
 //	metrics    uvarint count, then per metric: name blob, float64 bits;
 //	           names non-empty UTF-8 in strictly increasing order, values finite
-//	cursor, params, optimizer, schedule, hidden: five blobs
+//	cursor, params, optimizer, schedule, hidden: five blobs (cursor
+//	           unused: empty, for the same reason)
 //
 // The small fields come first so that the head (through the metrics) is
 // read without touching the large blobs. Nothing may follow the last blob.
@@ -45,7 +46,7 @@ func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 		return nil, err
 	}
 	names := sortedNames(c.Metrics)
-	blobs := [][]byte{c.Cursor, c.Params, c.Optimizer, c.Schedule, c.Hidden}
+	blobs := [][]byte{nil, c.Params, c.Optimizer, c.Schedule, c.Hidden}
 	n := fixedLen + binary.MaxVarintLen64*(2+len(names)+len(blobs)) + len(c.ConfigHash)
 	for _, name := range names {
 		n += len(name) + 8
@@ -57,7 +58,7 @@ func (c *Checkpoint) MarshalBinary() ([]byte, error) {
 	out = append(out, magic...)
 	out = append(out, recordVersion)
 	out = binary.LittleEndian.AppendUint64(out, c.Step)
-	out = binary.LittleEndian.AppendUint64(out, c.Epoch)
+	out = binary.LittleEndian.AppendUint64(out, 0) // epoch, unused
 	out = binary.LittleEndian.AppendUint64(out, uint64(c.WallTime.UnixNano()))
 	out = appendBlob(out, []byte(c.ConfigHash))
 	out = binary.AppendUvarint(out, uint64(len(names)))
@@ -117,8 +118,8 @@ func (c *Checkpoint) UnmarshalBinary(data []byte) error {
 		}
 	}
 	*c = Checkpoint{
-		Step: h.step, Epoch: h.epoch, WallTime: h.wall, ConfigHash: h.config, Metrics: h.metrics,
-		Cursor: blobs[0], Params: blobs[1], Optimizer: blobs[2], Schedule: blobs[3], Hidden: blobs[4],
+		Step: h.step, WallTime: h.wall, ConfigHash: h.config, Metrics: h.metrics,
+		Params: blobs[1], Optimizer: blobs[2], Schedule: blobs[3], Hidden: blobs[4],
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package checkpoint
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"reflect"
@@ -21,8 +20,6 @@ import (
 func sample(step uint64, loss float64) *Checkpoint {
 	c := &Checkpoint{
 		Step:       step,
-		Epoch:      step / 10,
-		Cursor:     []byte(fmt.Sprintf("cursor-%d", step)),
 		Params:     slices.Repeat([]byte{byte(step)}, 1000),
 		Optimizer:  []byte{1, 2, 3, byte(step)},
 		Schedule:   []byte("schedule"),
