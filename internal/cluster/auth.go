@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"net"
 	"sync/atomic"
 	"time"
 
@@ -96,11 +97,32 @@ func (t tokenCreds) GetRequestMetadata(context.Context, ...string) (map[string]s
 
 func (tokenCreds) RequireTransportSecurity() bool { return false }
 
-func dialOptions(secret []byte) []grpc.DialOption {
+// Dialer opens a connection to addr (host:port) for the control and
+// state-transfer services; nil means TCP. Tests pass an in-memory one.
+type Dialer func(ctx context.Context, addr string) (net.Conn, error)
+
+// newClient connects to addr with the cluster key, through dial when set
+// (the address then goes to it as it is, not to a name resolver).
+func newClient(addr string, secret []byte, dial Dialer) (*grpc.ClientConn, error) {
+	if dial != nil {
+		addr = "passthrough:///" + addr
+	}
+	return grpc.NewClient(addr, dialOptions(secret, dial)...)
+}
+
+func dialOptions(secret []byte, dial Dialer) []grpc.DialOption {
 	tok := ""
 	if len(secret) > 0 {
 		tok = clusterToken(secret)
 	}
+	opts := dialOptionsBase(tok)
+	if dial != nil {
+		opts = append(opts, grpc.WithContextDialer(dial))
+	}
+	return opts
+}
+
+func dialOptionsBase(tok string) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecureCreds()),
 		grpc.WithPerRPCCredentials(tokenCreds{token: tok}),

@@ -30,7 +30,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cluster key") {
 		t.Fatalf("worker with the wrong key: %v, want a refusal naming the cluster key", err)
 	}
-	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(nil)...)
+	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(nil, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 func TestWorkerOfAnotherVersionIsRefused(t *testing.T) {
 	jc := testJob(testCorpus(t), 5)
 	tc := startCluster(t, jc, t.TempDir(), false)
-	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(tc.secret)...)
+	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(tc.secret, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,12 @@ type CoordinatorConfig struct {
 	// WarnEvery is how often a wait (too few workers, the last ring's
 	// workers, a back-off) is reported at Warn level; default 10s.
 	WarnEvery time.Duration
-	Log       *zap.Logger
+	// Listener, if set, serves the control and state services instead of
+	// a TCP listener on Listen (the coordinator closes it).
+	Listener net.Listener
+	// Dialer reaches the workers' state services (nil: TCP).
+	Dialer Dialer
+	Log    *zap.Logger
 }
 
 func (c *CoordinatorConfig) defaults() {
@@ -175,7 +180,10 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
 		MaxSkips: cfg.Job.Train.MaxSkippedSteps, StartWorkers: cfg.StartWorkers,
 		LR: func(step int64, world int) float64 { return c.sched.LR(int(step), world) }}
-	if c.lis, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if c.lis = cfg.Listener; c.lis == nil {
+		c.lis, err = net.Listen("tcp", cfg.Listen)
+	}
+	if err != nil {
 		c.store.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
@@ -948,7 +956,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	b, err := fetchState(ctx, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
+	b, err := fetchState(ctx, c.cfg.Dialer, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
 	if err != nil {
 		c.log.Warn("checkpoint fetch failed", zap.Int64("step", step), zap.Error(err))
 		return

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -52,8 +51,8 @@ var ErrOtherJob = errors.New("cluster: state of another job")
 
 // fetchState downloads the state of step of job (its hash) from the Peer
 // service at addr; a state of another job is refused.
-func fetchState(ctx context.Context, addr string, secret []byte, step int64, job string) ([]byte, error) {
-	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
+func fetchState(ctx context.Context, dial Dialer, addr string, secret []byte, step int64, job string) ([]byte, error) {
+	conn, err := newClient(addr, secret, dial)
 	if err != nil {
 		return nil, fmt.Errorf("state from %s: %w", addr, err)
 	}

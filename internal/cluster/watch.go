@@ -6,8 +6,6 @@ import (
 	"io"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/planner"
@@ -49,7 +47,7 @@ func eventFromProto(p *controlpb.Event) events.Event {
 // coordinator that cannot be reached or hangs up is an error: the caller
 // decides whether to watch again (from the last Seq it saw).
 func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(events.Event) error) error {
-	conn, err := grpc.NewClient(addr, dialOptions(secret)...)
+	conn, err := newClient(addr, secret, nil)
 	if err != nil {
 		return fmt.Errorf("status of %s: %w", addr, err)
 	}

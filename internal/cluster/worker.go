@@ -51,7 +51,18 @@ type WorkerConfig struct {
 	JoinTimeout time.Duration
 	// WarnEvery is how often a wait is reported at Warn level; default 10s.
 	WarnEvery time.Duration
-	Log       *zap.Logger
+	// Collaborators, for embedding and tests; each nil field is built from
+	// the addresses above. The worker closes what it is given.
+	//
+	// RingTransport carries the allreduce instead of the job's
+	// cluster.ring_transport on RingListen; its Addr is advertised.
+	RingTransport RingTransport
+	// PeerListener serves the state-transfer service instead of a TCP
+	// listener on PeerListen.
+	PeerListener net.Listener
+	// Dialer reaches the coordinator and the peers' state services.
+	Dialer Dialer
+	Log    *zap.Logger
 }
 
 // ErrRunNotOver reports a worker stopped before its run ended (the run
@@ -102,14 +113,15 @@ func (c *WorkerConfig) defaults() {
 	}
 }
 
-// ringTransport is the worker's allreduce listener and dialer.
-type ringTransport interface {
+// RingTransport is a worker's allreduce endpoint: it dials and accepts
+// ring links, and is reachable by the others at Addr.
+type RingTransport interface {
 	allreduce.Transport
 	Addr() string
 	Close() error
 }
 
-func newRingTransport(kind string, lis net.Listener, secret []byte) (ringTransport, error) {
+func newRingTransport(kind string, lis net.Listener, secret []byte) (RingTransport, error) {
 	if kind == job.RingGRPC {
 		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
 	}
@@ -124,6 +136,10 @@ func (w *Worker) startRing(kind string) error {
 		return allreduce.ErrClosed
 	}
 	if w.ring != nil {
+		return nil
+	}
+	if w.cfg.RingTransport != nil {
+		w.ring = w.cfg.RingTransport
 		return nil
 	}
 	tr, err := newRingTransport(kind, w.ringLis, ringSecret(w.cfg.Secret))
@@ -142,7 +158,7 @@ type Worker struct {
 	// ring serves ringLis with the job's transport (cluster.ring_transport)
 	// from the first join on; ringMu guards it against Close.
 	ringMu     sync.Mutex
-	ring       ringTransport
+	ring       RingTransport
 	ringClosed bool
 	peerLis    net.Listener
 	peer       *grpc.Server
@@ -182,12 +198,18 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation()}
 	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
-	if w.ringLis, err = net.Listen("tcp", cfg.RingListen); err != nil {
-		return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
+	if cfg.RingTransport == nil {
+		if w.ringLis, err = net.Listen("tcp", cfg.RingListen); err != nil {
+			return nil, fmt.Errorf("worker %s: ring listener: %w", cfg.ID, err)
+		}
 	}
-	if w.peerLis, err = net.Listen("tcp", cfg.PeerListen); err != nil {
-		w.ringLis.Close()
-		return nil, fmt.Errorf("worker %s: peer listener: %w", cfg.ID, err)
+	if w.peerLis = cfg.PeerListener; w.peerLis == nil {
+		if w.peerLis, err = net.Listen("tcp", cfg.PeerListen); err != nil {
+			if w.ringLis != nil {
+				w.ringLis.Close()
+			}
+			return nil, fmt.Errorf("worker %s: peer listener: %w", cfg.ID, err)
+		}
 	}
 	auth := newAuthenticator(cfg.Secret)
 	w.peer = grpc.NewServer(auth.serverOptions()...)
@@ -204,7 +226,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return ""
 	}})
 	go w.peer.Serve(w.peerLis)
-	if w.conn, err = grpc.NewClient(cfg.Coordinator, dialOptions(cfg.Secret)...); err != nil {
+	if w.conn, err = newClient(cfg.Coordinator, cfg.Secret, cfg.Dialer); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
 	}
@@ -258,9 +280,12 @@ func (w *Worker) Close() error {
 	w.ringMu.Lock()
 	w.ringClosed = true
 	var err error
-	if w.ring != nil {
+	switch {
+	case w.ring != nil:
 		err = w.ring.Close()
-	} else {
+	case w.cfg.RingTransport != nil:
+		err = w.cfg.RingTransport.Close()
+	default:
 		err = w.ringLis.Close()
 	}
 	w.ringMu.Unlock()
@@ -339,7 +364,7 @@ func (w *Worker) Run(ctx context.Context) error {
 // builds the engine from the job it sends.
 func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
-	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.advertised(w.ringLis.Addr().String()), PeerAddr: w.advertised(w.peerLis.Addr().String()),
+	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.ringAddr(), PeerAddr: w.advertised(w.peerLis.Addr().String()),
 		Version: ProtocolVersion, Incarnation: w.incarnation}
 	if e := w.engine(); e != nil {
 		req.ConfigHash = e.hash
@@ -500,6 +525,14 @@ func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlp
 	}
 }
 
+// ringAddr is the address ring neighbours dial.
+func (w *Worker) ringAddr() string {
+	if w.cfg.RingTransport != nil {
+		return w.cfg.RingTransport.Addr()
+	}
+	return w.advertised(w.ringLis.Addr().String())
+}
+
 // advertised is the address peers dial for a listener bound to addr: addr
 // itself, or, when it is bound to every interface (0.0.0.0, ::), the same
 // port on this machine's IP, so a worker in a container can listen on
@@ -556,7 +589,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 	if plan.Action == controlpb.StepPlan_SYNC {
 		t0 := time.Now()
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		b, err := fetchState(fctx, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
+		b, err := fetchState(fctx, w.cfg.Dialer, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
 		cancel()
 		if err != nil {
 			return err
