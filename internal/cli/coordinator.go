@@ -104,6 +104,8 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	case <-ctx.Done():
 		interrupt(c, *stopTimeout, log)
 	}
+	// Workers learn how the run ended before the coordinator goes.
+	c.Linger(context.Background(), 10*time.Second)
 	return runOutcome(c, *dir, log)
 }
 

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -108,13 +109,15 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	ui := newProgress(stdout, job.Train.Steps, job.Train.Minutes)
 	coord := exec.Command(exe, cargs...)
 	coord.Env = env
-	if err := startLogged(coord, "coordinator", ui); err != nil {
+	coordLogged, err := startLogged(coord, "coordinator", ui)
+	if err != nil {
 		return err
 	}
 	coordDone := make(chan error, 1)
-	go func() { coordDone <- coord.Wait() }()
+	go func() { <-coordLogged; coordDone <- coord.Wait() }()
 	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, metrics http://%s/metrics, run directory %s\n", control, *workers, metrics, *dir)
 	var ws []*exec.Cmd
+	var wlogged []<-chan struct{}
 	exited, err := awaitListening(ctx, control, coordDone)
 	if err != nil {
 		coord.Process.Kill()
@@ -128,16 +131,18 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
 		}
 		w.Env = env
-		if err := startLogged(w, fmt.Sprintf("worker-%d", i+1), ui); err != nil {
+		logged, err := startLogged(w, fmt.Sprintf("worker-%d", i+1), ui)
+		if err != nil {
 			coord.Process.Kill()
 			return err
 		}
 		ws = append(ws, w)
+		wlogged = append(wlogged, logged)
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watched := make(chan struct{})
 	go func() { defer close(watched); followStatus(watchCtx, control, []byte(key), ui) }()
-	cerr, lost := superviseLocal(ctx, coord, coordDone, ws)
+	cerr, lost := superviseLocal(ctx, coord, coordDone, ws, wlogged)
 	select { // the stream's last event (how the run ended) may still be on its way
 	case <-watched:
 	case <-time.After(2 * time.Second):
@@ -203,17 +208,19 @@ func followStatus(ctx context.Context, addr string, key []byte, ui *progress) {
 // stopped the same way and lost names the workers' fates. Then the workers
 // still running are told to stop, and killed after 5 s. A worker that
 // exits 0 was told the run is over: the coordinator exits next.
-func superviseLocal(ctx context.Context, coord *exec.Cmd, done <-chan error, ws []*exec.Cmd) (cerr, lost error) {
+func superviseLocal(ctx context.Context, coord *exec.Cmd, done <-chan error, ws []*exec.Cmd, logged []<-chan struct{}) (cerr, lost error) {
 	type exit struct {
 		i   int
 		err error
 	}
 	exited := make(chan exit, len(ws))
 	for i, w := range ws {
-		go func() { exited <- exit{i, w.Wait()} }()
+		go func() { <-logged[i]; exited <- exit{i, w.Wait()} }() // Wait after the last log line
 	}
 	var fates []string
 	toldToStop := false
+	again := make(chan os.Signal, 1)
+	defer signal.Stop(again)
 	signalled := ctx.Done()
 wait:
 	for {
@@ -222,7 +229,11 @@ wait:
 			break wait
 		case <-signalled:
 			coord.Process.Signal(syscall.SIGTERM)
-			signalled = nil // passed on once
+			signalled = nil // passed on once; a second signal too
+			signal.Notify(again, os.Interrupt, syscall.SIGTERM)
+		case <-again:
+			coord.Process.Signal(syscall.SIGTERM) // "signal again to quit at once"
+
 		case e := <-exited:
 			fates = append(fates, fmt.Sprintf("worker-%d: %s", e.i+1, orExit0(e.err)))
 			if e.err == nil {
@@ -343,24 +354,27 @@ func freePorts(n int) ([]string, error) {
 
 // startLogged starts cmd and passes its log lines, which are for people,
 // to the display as they are, marked with name.
-func startLogged(cmd *exec.Cmd, name string, ui *progress) error {
+func startLogged(cmd *exec.Cmd, name string, ui *progress) (<-chan struct{}, error) {
 	pipe, err := cmd.StderrPipe()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd.Stdout = io.Discard
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", name, err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	done := make(chan struct{}) // closed after the last line: then Wait
 	go func() {
+		defer close(done)
 		sc := bufio.NewScanner(pipe)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
 			ui.print(fmt.Sprintf("[%s] %s", name, sc.Bytes()))
 		}
+		io.Copy(io.Discard, pipe) // a line past the buffer: drain to EOF
 	}()
-	return nil
+	return done, nil
 }
 
 // workerCPUs gives each of n local workers its own train.threads CPUs when

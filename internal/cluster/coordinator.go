@@ -116,11 +116,12 @@ type Coordinator struct {
 	// of this run, read from the checkpoint resumed: time budgets count
 	// the whole run.
 	elapsedBefore time.Duration
-	finishing     bool        // a finish is under way (under mu)
-	lastStep      time.Time   // when the last step completed (or the start)
-	expecting     atomic.Bool // the last ring's workers are awaited (watch reads the gossip)
-	stepWall      float64     // wall seconds per step, moving average
-	valSample     int         // validation batches per periodic validation (0: not sized yet)
+	finishing     bool            // a finish is under way (under mu)
+	lastStep      time.Time       // when the last step completed (or the start)
+	expecting     atomic.Bool     // the last ring's workers are awaited (watch reads the gossip)
+	stepWall      float64         // wall seconds per step, moving average
+	told          map[string]bool // workers sent a Stop plan
+	valSample     int             // validation batches per periodic validation (0: not sized yet)
 	status        *events.Log
 	totalTokens   float64        // global tokens trained in the run, over every process
 	validated     map[int64]bool // steps whose validation this process recorded
@@ -151,7 +152,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), validated: map[int64]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -190,6 +191,9 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if c.p, err = planner.New(pc, c.ckptStep, c.advertised()); err != nil {
 		c.Close()
 		return nil, err
+	}
+	if n := cfg.Job.Train.EarlyStop; n > 0 && c.sinceBest >= n {
+		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: early stop after %d validations without a better one", c.sinceBest))
 	}
 	if m := cfg.Job.Train.Minutes; m > 0 && c.elapsedBefore.Minutes() >= m {
 		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: the time budget of %g minutes was spent (%v trained)", m, c.elapsedBefore.Round(time.Second)))
@@ -341,6 +345,30 @@ func (c *Coordinator) Watch(req *controlpb.WatchRequest, stream controlpb.Contro
 		case <-changed:
 		case <-stream.Context().Done():
 			return stream.Context().Err()
+		}
+	}
+}
+
+// Linger waits, after Done, until every known worker has been told the
+// run is over (or max passes; a run that ended before any worker came
+// waits max for late ones), so that workers exit with the outcome rather
+// than retry a coordinator that is gone.
+func (c *Coordinator) Linger(ctx context.Context, max time.Duration) {
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c.mu.Lock()
+		all := len(c.told) > 0
+		for _, id := range c.p.Workers() {
+			all = all && c.told[id]
+		}
+		c.mu.Unlock()
+		if all {
+			time.Sleep(200 * time.Millisecond) // for the last replies to go out
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
@@ -650,6 +678,9 @@ func (c *Coordinator) broadcast() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	for _, e := range c.p.Events() {
+		if e.Kind == events.EventRunning {
+			c.lastStep = time.Now() // step times count from here, not from a wait
+		}
 		c.log.Info(e.Message)
 		c.publish(e)
 	}
@@ -769,13 +800,24 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		plan, ok := c.p.Next(rep.WorkerId)
 		if ok {
 			c.startCheckpoints(plan)
-			start := plan.Action == planner.Stop && !c.finishing
+			stop := plan.Action == planner.Stop
+			start := stop && !c.finishing
 			if start {
 				c.finishing = true
+			}
+			if stop {
+				c.told[rep.WorkerId] = true
 			}
 			c.mu.Unlock()
 			if start {
 				c.finish(ctx, rep.WorkerId)
+			} else if stop {
+				// Every worker stays until the final checkpoint is saved:
+				// it may be fetched from any of them.
+				select {
+				case <-c.finished:
+				case <-ctx.Done():
+				}
 			}
 			return c.toProto(plan), nil
 		}
@@ -933,7 +975,10 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 	c.once.Do(func() {
 		c.mu.Lock()
 		step := c.pendingFinal
-		m, _ := c.p.Member(id)
+		m, ok := c.p.FinalSource() // the worker holding the newest state
+		if !ok {
+			m, _ = c.p.Member(id)
+		}
 		peer := m.PeerAddr
 		c.mu.Unlock()
 		if step > 0 && peer != "" {

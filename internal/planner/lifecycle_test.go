@@ -245,9 +245,51 @@ func TestPlannerDropsAnUnreachableWorker(t *testing.T) {
 	if _, ok := p.Member("c"); ok {
 		t.Fatal("c, unreachable twice, is still a member")
 	}
+	// The same process may not join again (it would break every
+	// generation); a restarted one may.
+	if err := p.Join(Member{ID: "c", RingAddr: "c:r", PeerAddr: "c:p"}, now); err == nil || !strings.Contains(err.Error(), "could not reach it") {
+		t.Fatalf("the dropped worker joined again: %v", err)
+	}
 	now = now.Add(time.Second)
 	p.Tick(now)
 	if ring := p.Ring(); len(ring) != 2 || ring[0] != "a" || ring[1] != "b" {
 		t.Fatalf("ring %v, want [a b]", ring)
+	}
+}
+
+// A stop asked during the last step does not turn a finished run into an
+// interrupted one.
+func TestPlannerBudgetWinsOverAStop(t *testing.T) {
+	p := newTestPlanner(t, Config{TotalSteps: 2}, -1)
+	join(t, p, "a")
+	ready(t, p, "a")
+	runStep(t, p, "a")
+	p.RequestStop(Interrupted, "signal")
+	runStep(t, p, "a")
+	if o, _ := p.Outcome(); o != Finished {
+		t.Fatalf("outcome %v, want finished: the budget was reached", o)
+	}
+}
+
+// A stop while a generation forms (a member just left) still checkpoints
+// the newest state a worker holds, from that worker.
+func TestPlannerStopBetweenGenerationsKeepsTheNewestState(t *testing.T) {
+	p := newTestPlanner(t, Config{CheckpointEvery: 5}, -1)
+	join(t, p, "a", "b", "c")
+	ready(t, p, "a", "b", "c")
+	for range 7 {
+		runStep(t, p, "a", "b", "c")
+	}
+	p.TakeCheckpoints() // the one at 5
+	p.Leave("c", "", t0)
+	p.RequestStop(Interrupted, "signal")
+	if o, _ := p.Outcome(); o != Interrupted {
+		t.Fatalf("outcome %v", o)
+	}
+	if c := p.TakeCheckpoints(); len(c) != 1 || c[0] != 7 {
+		t.Fatalf("checkpoints %v, want the newest state, step 7", c)
+	}
+	if m, ok := p.FinalSource(); !ok || (m.ID != "a" && m.ID != "b") {
+		t.Fatalf("final checkpoint from %+v, want a worker holding step 7", m)
 	}
 }

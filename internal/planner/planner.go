@@ -12,6 +12,7 @@ package planner
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -248,6 +249,10 @@ type Planner struct {
 	failStreak int
 	holdUntil  time.Time
 	ended      endedRing // the running generation the current one replaced
+	finalFrom  Member    // the worker the final checkpoint is taken from
+	// dropped holds the incarnation of each worker dropped as unreachable:
+	// that process may not join again (a restarted one may).
+	dropped map[string]string
 	// unreachable counts, per worker, generations in a row that failed
 	// because a ring neighbour could not dial it, and the last one.
 	unreachable map[string]dialFailures
@@ -285,14 +290,40 @@ func (p *Planner) budgetSpent(step int64) bool {
 	return p.cfg.TotalSteps > 0 && step >= p.cfg.TotalSteps
 }
 
-// end finishes the run with outcome o.
+// end finishes the run with outcome o. A finished or interrupted run
+// keeps the newest state anyone holds: a checkpoint of it is asked for
+// (FinalSource says from whom). A diverged one keeps its last checkpoint.
 func (p *Planner) end(o Outcome, reason string) {
+	if o != Diverged {
+		p.queueFinal()
+	}
 	p.phase, p.outcome, p.stopReason = done, o, reason
 	p.ring = nil
 	// The coordinator publishes the outcome itself once the final
 	// checkpoint is saved; this is the moment it was decided.
 	p.event(events.Event{Kind: events.EventInfo, Step: p.Step()}, fmt.Sprintf("training %s: %s", o, reason))
 }
+
+// queueFinal asks for a checkpoint of the newest state a worker reported,
+// when it is newer than the last one taken.
+func (p *Planner) queueFinal() {
+	var src *worker
+	for _, w := range p.workers {
+		if w.reported && w.stateStep > p.lastCkpt && (src == nil || w.stateStep > src.stateStep || w.stateStep == src.stateStep && w.order < src.order) {
+			src = w
+		}
+	}
+	if src == nil {
+		return
+	}
+	p.checkpoint = append(p.checkpoint, src.stateStep)
+	p.lastCkpt = src.stateStep
+	p.finalFrom = src.Member
+}
+
+// FinalSource returns the worker whose state the final checkpoint is
+// taken from (false: none was asked for).
+func (p *Planner) FinalSource() (Member, bool) { return p.finalFrom, p.finalFrom.ID != "" }
 
 // Outcome returns how the run ended (Ongoing while it runs) and why.
 func (p *Planner) Outcome() (Outcome, string) { return p.outcome, p.stopReason }
@@ -304,6 +335,11 @@ func (p *Planner) Member(id string) (Member, bool) {
 		return Member{}, false
 	}
 	return w.Member, true
+}
+
+// Workers returns the ids of every registered worker, sorted.
+func (p *Planner) Workers() []string {
+	return slices.Sorted(maps.Keys(p.workers))
 }
 
 // Ring returns the ids of the current ring in rank order (nil between
@@ -406,6 +442,9 @@ func (p *Planner) expected(id string) bool {
 func (p *Planner) Join(m Member, now time.Time) error {
 	if m.ID == "" || m.ID == CoordinatorID {
 		return fmt.Errorf("cluster: invalid worker id %q", m.ID)
+	}
+	if inc, ok := p.dropped[m.ID]; ok && (inc == "" || inc == m.Incarnation) {
+		return fmt.Errorf("cluster: worker %s was dropped: its ring neighbours could not reach it; restart it with an address they can reach (--advertise, --ring-listen)", m.ID)
 	}
 	if w, ok := p.workers[m.ID]; ok && m.Incarnation != "" && w.Incarnation == m.Incarnation {
 		w.Member = m
@@ -576,6 +615,10 @@ func (p *Planner) dialFailed(r Report, now time.Time) bool {
 	}
 	delete(p.unreachable, r.FailedPeer)
 	delete(p.workers, r.FailedPeer)
+	if p.dropped == nil {
+		p.dropped = map[string]string{}
+	}
+	p.dropped[r.FailedPeer] = peer.Incarnation
 	p.event(events.Event{Kind: events.EventLeft, Worker: r.FailedPeer, Generation: p.gen},
 		fmt.Sprintf("worker %s dropped: its ring neighbour %s could not dial it at %s in %d generations in a row; check the address it advertises (--advertise)",
 			r.FailedPeer, r.ID, peer.RingAddr, n))
@@ -683,14 +726,10 @@ func (p *Planner) advance(r Report, now time.Time) {
 	}
 	if p.budgetSpent(p.next) || p.stopAsked != "" {
 		o, reason := Finished, fmt.Sprintf("reached %d steps", p.cfg.TotalSteps)
-		if p.stopAsked != "" {
+		if p.stopAsked != "" && !p.budgetSpent(p.next) { // a reached budget wins over a stop
 			o, reason = p.stopAs, p.stopAsked
 		}
 		p.end(o, reason)
-		if p.next > p.lastCkpt {
-			p.checkpoint = append(p.checkpoint, p.next)
-			p.lastCkpt = p.next
-		}
 		return
 	}
 	if p.changePending() {
@@ -993,7 +1032,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 		if e := p.cfg.ValidateEvery; e > 0 && p.next%e == 0 && p.next > 0 {
 			base.Validate = true
 		}
-		if e := p.cfg.CheckpointEvery; e > 0 && p.next%e == 0 && p.next > 0 && p.next > p.lastCkpt {
+		if e := p.cfg.CheckpointEvery; e > 0 && p.next%e == 0 && p.next > 0 && p.next > p.lastCkpt && p.skips == 0 {
 			p.checkpoint = append(p.checkpoint, p.next)
 			p.lastCkpt = p.next
 		}
