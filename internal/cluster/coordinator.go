@@ -249,12 +249,12 @@ const (
 	maxSampleBatches = 1 << 20
 )
 
-// valBatches is the sample size of the next validation (0: the task's
-// own cap, train.val_windows); the caller holds c.mu.
+// valBatches is the sample size of the next validation; the caller holds
+// c.mu.
 func (c *Coordinator) valBatches() int {
 	switch {
 	case c.cfg.Job.Train.ValWindows > 0:
-		return 0
+		return c.cfg.Job.Train.ValWindows
 	case c.valSample > 0:
 		return c.valSample
 	}

@@ -310,7 +310,7 @@ func TestClusterValidationIsASample(t *testing.T) {
 	}
 	jc.Train.ValWindows = 3
 	c2 := restart(t, jc, t.TempDir(), "127.0.0.1:0", tc.secret)
-	if got := c2.toProto(planner.Plan{Action: planner.Run, Validate: true}).ValBatches; got != 0 {
-		t.Fatalf("with train.val_windows set, plans ask for %d batches, want 0 (the task's own cap)", got)
+	if got := c2.toProto(planner.Plan{Action: planner.Run, Validate: true}).ValBatches; got != 3 {
+		t.Fatalf("with train.val_windows 3, plans ask for %d batches, want 3 (every task honours it)", got)
 	}
 }
