@@ -168,7 +168,10 @@ func (r *Ring) Close() error {
 func (r *Ring) fail(err error, ab *Frame) { r.failAt(err, ab, false) }
 
 // failAt is fail; quiet spares the current call, for failures that only
-// affect later calls (a link lost after the call no longer needs it).
+// affect later calls (a link lost after the call no longer needs it). A
+// quiet failure blames the call it is for (PeerError.Call): if that call
+// started meanwhile (the caller saw no call running), it fails too, or it
+// would wait for the peer's silence timeout instead.
 func (r *Ring) failAt(err error, ab *Frame, quiet bool) {
 	r.mu.Lock()
 	if r.err != nil {
@@ -178,6 +181,12 @@ func (r *Ring) failAt(err error, ab *Frame, quiet bool) {
 	r.err = err
 	c := r.cur
 	r.mu.Unlock()
+	if quiet && c != nil {
+		var pe *PeerError
+		if errors.As(err, &pe) && pe.Call == c.seq {
+			quiet = false
+		}
+	}
 	if c != nil && !quiet {
 		c.fail(err)
 	}

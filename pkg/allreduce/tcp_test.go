@@ -162,7 +162,7 @@ func TestTCPGarbageAndOversizedFrames(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			trs, ms := tcpNodes(t, 2, nil)
-			ctx := testCtx(t, 10*time.Second)
+			ctx := testCtx(t, 30*time.Second)
 			const gen = 1
 			accepted := make(chan Conn, 1)
 			go func() {
@@ -178,7 +178,11 @@ func TestTCPGarbageAndOversizedFrames(t *testing.T) {
 			}
 			defer raw.Close()
 			raw.Write(rawHello(gen, ms[0].ID, ms[1].ID, linkToken(testSecret, gen, ms[0].ID, ms[1].ID)))
-			victim, err := New(ctx, Config{Rank: 1, Members: ms, Generation: gen, Timeout: 2 * time.Second}, trs[1])
+			// A Timeout far above the time the bytes take to arrive: the
+			// failure must come from them, not from the peer's silence.
+			// (The bytes could arrive before the call started; the ring
+			// then recorded the failure for that call but let it wait.)
+			victim, err := New(ctx, Config{Rank: 1, Members: ms, Generation: gen, Timeout: 20 * time.Second}, trs[1])
 			if err != nil {
 				t.Fatal(err)
 			}
