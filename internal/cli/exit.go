@@ -1,9 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/recur-ml/recur/internal/cluster"
 )
@@ -64,4 +69,18 @@ func usageError(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", errUsage, err)
+}
+
+// Main runs one command (cmd/coordinator, cmd/worker) the way recur runs
+// it: SIGINT and SIGTERM cancel its context, an error is printed with the
+// command's name, and the exit code says how it ended (ExitCode).
+func Main(name string, cmd func(ctx context.Context, args []string, stdout, stderr io.Writer) error) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := cmd(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	code := ExitCode(err)
+	if err != nil && code != ExitOK {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
+	}
+	return code
 }

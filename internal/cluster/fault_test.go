@@ -102,12 +102,7 @@ func TestClusterSurvivesCoordinatorRestart(t *testing.T) {
 	tc.coord.Close()
 	before := len(tc.coord.History())
 	time.Sleep(300 * time.Millisecond)
-	c2, err := NewCoordinator(CoordinatorConfig{Job: job, Listen: addr, Gossip: "off", Dir: dir, Secret: tc.secret,
-		Log: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := restart(t, job, dir, addr, tc.secret)
 	c2.mu.Lock()
 	resumed := c2.ckptStep
 	c2.mu.Unlock()
