@@ -4,7 +4,7 @@
 GO       ?= go
 TAGS     ?= openblas
 GOFLAGS_TAGS := -tags '$(TAGS)'
-RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/... ./internal/cluster/...
+RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/... ./internal/cluster/... ./internal/coordinator/... ./internal/worker/... ./internal/planner/... ./internal/cli/...
 BENCH    ?= .
 BENCHTIME ?= 3x
 

@@ -46,7 +46,7 @@ if [ "$what" = rnn ] || [ "$what" = all ]; then
 fi
 
 if [ "$what" = cluster ] || [ "$what" = all ]; then
-  go test -tags openblas -c -o "$out/cluster.test" ./internal/cluster
+  go test -tags openblas -c -o "$out/cluster.test" ./internal/coordinator
   ddp=$(OPENBLAS_NUM_THREADS=1 "$py" "$BENCH/torch_ddp_charlm.py" "$DATA/tinyshakespeare.txt" 2 20 2>/dev/null | sed -n 's/.*total \([0-9]*\) tokens\/s.*/\1/p')
   res=$(RECUR_DATA="$DATA" "$out/cluster.test" -test.run '^$' -test.bench 'ClusterStep' -test.benchtime 30x | grep Benchmark)
   echo

@@ -17,8 +17,10 @@ import (
 
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/coordinator"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/planner"
+	"github.com/recur-ml/recur/internal/worker"
 )
 
 // jobFlags are the flags that build a job: a config file and overrides.
@@ -85,7 +87,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := lf.logger(stderr)
 	defer log.Sync()
-	c, err := cluster.NewCoordinator(cluster.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
+	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
 		Advertise: *advertise, StartWorkers: *startWorkers, Log: log})
 	if err != nil {
 		return err
@@ -112,7 +114,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // interrupt stops the run at the next step boundary and waits, saying so
 // every 10 s, for the final checkpoint; a second signal or stopTimeout
 // ends the wait (the newest saved checkpoint stays).
-func interrupt(c *cluster.Coordinator, stopTimeout time.Duration, log *zap.Logger) {
+func interrupt(c *coordinator.Coordinator, stopTimeout time.Duration, log *zap.Logger) {
 	log.Warn("interrupted: stopping at the next step boundary with a final checkpoint (signal again to quit at once)",
 		zap.Duration("deadline", stopTimeout))
 	c.Stop(planner.Interrupted, "interrupted by a signal")
@@ -141,7 +143,7 @@ func interrupt(c *cluster.Coordinator, stopTimeout time.Duration, log *zap.Logge
 
 // runOutcome logs how the run ended and returns the error that gives the
 // process its exit code.
-func runOutcome(c *cluster.Coordinator, dir string, log *zap.Logger) error {
+func runOutcome(c *coordinator.Coordinator, dir string, log *zap.Logger) error {
 	o, reason, ckpt := c.Outcome()
 	switch o {
 	case planner.Finished:
@@ -230,7 +232,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		log.Info("pinned", zap.String("cpus", affinity.Format(set)))
 	}
-	w, err := cluster.NewWorker(cluster.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
+	w, err := worker.NewWorker(worker.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
 		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, JoinTimeout: *joinTimeout, Log: log})
 	if err != nil {
 		return err

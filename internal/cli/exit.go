@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/worker"
 )
 
 // Exit codes of every recur command. A supervisor (a shell script,
@@ -56,7 +57,7 @@ func ExitCode(err error) int {
 		return ExitDiverged
 	case errors.Is(err, cluster.ErrInterrupted):
 		return ExitInterrupted
-	case errors.Is(err, cluster.ErrCoordinatorUnreachable), errors.Is(err, cluster.ErrRunNotOver):
+	case errors.Is(err, worker.ErrCoordinatorUnreachable), errors.Is(err, worker.ErrRunNotOver):
 		return ExitRetry
 	}
 	return ExitError

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/events"
 )
 
 // trainCmd is `recur train` of a small model of a test corpus (the same
@@ -129,7 +131,16 @@ func TestTrainInterruptedSavesAndSaysSo(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "a checkpoint-free run to train", func() bool { return strings.Contains(out.String(), "step ") && strings.Count(out.String(), "\n") > 2 })
+	waitFor(t, 2*time.Minute, "a checkpoint-free run to train 3 steps", func() bool {
+		evs, _, _ := events.ReadEventsFile(filepath.Join(dir, events.MetricsFile))
+		steps := 0
+		for _, e := range evs {
+			if e.Kind == events.EventStep {
+				steps++
+			}
+		}
+		return steps >= 3
+	})
 	time.Sleep(2 * time.Second)
 	cmd.Process.Signal(syscall.SIGINT)
 	if code := exitCode(t, cmd, out, time.Minute); code != ExitInterrupted {

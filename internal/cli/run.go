@@ -15,7 +15,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/coordinator"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
@@ -132,7 +132,7 @@ func loadCheckpoint(dir, which string, stderr io.Writer) (*checkpoint.Checkpoint
 		}
 		return ck, nil
 	}
-	file := map[string]string{"latest": cluster.LatestCheckpointFile, "best": cluster.BestCheckpointFile}[which]
+	file := map[string]string{"latest": coordinator.LatestCheckpointFile, "best": coordinator.BestCheckpointFile}[which]
 	if errors.Is(err, checkpoint.ErrLocked) {
 		if file == "" {
 			return nil, fmt.Errorf("run %s: its coordinator is running and holds the checkpoint store: step %d can be read once it stops; "+

@@ -32,6 +32,15 @@ func deriveKey(secret []byte, purpose string) []byte {
 	return m.Sum(nil)
 }
 
+// RingKey derives the allreduce transport's key from the cluster secret
+// (nil for an empty secret).
+func RingKey(secret []byte) []byte {
+	if len(secret) == 0 {
+		return nil
+	}
+	return deriveKey(secret, "recur ring v1")
+}
+
 func clusterToken(secret []byte) string {
 	return hex.EncodeToString(deriveKey(secret, "recur control v1"))
 }
@@ -39,20 +48,27 @@ func clusterToken(secret []byte) string {
 // gossipKey derives memberlist's AES-256 key from the cluster secret.
 func gossipKey(secret []byte) []byte { return deriveKey(secret, "recur gossip v1") }
 
-// authenticator checks tokens and counts refusals.
-type authenticator struct {
+// Authenticator checks the token of every RPC a server receives and
+// counts refusals.
+type Authenticator struct {
 	token    string
 	rejected atomic.Int64
 }
 
-func newAuthenticator(secret []byte) *authenticator {
+// NewAuthenticator checks tokens derived from secret; an empty secret
+// lets every RPC through.
+func NewAuthenticator(secret []byte) *Authenticator {
 	if len(secret) == 0 {
-		return &authenticator{}
+		return &Authenticator{}
 	}
-	return &authenticator{token: clusterToken(secret)}
+	return &Authenticator{token: clusterToken(secret)}
 }
 
-func (a *authenticator) check(ctx context.Context) error {
+// Rejected is the number of RPCs refused for a missing or wrong key.
+func (a *Authenticator) Rejected() int64 { return a.rejected.Load() }
+
+// Check accepts an RPC whose metadata carries the cluster token.
+func (a *Authenticator) Check(ctx context.Context) error {
 	if a.token == "" {
 		return nil
 	}
@@ -66,16 +82,17 @@ func (a *authenticator) check(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, "recur: missing or wrong cluster key")
 }
 
-func (a *authenticator) serverOptions() []grpc.ServerOption {
+// ServerOptions are the options of a server that checks every RPC.
+func (a *Authenticator) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := a.check(ctx); err != nil {
+			if err := a.Check(ctx); err != nil {
 				return nil, err
 			}
 			return h(ctx, req)
 		}),
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := a.check(ss.Context()); err != nil {
+			if err := a.Check(ss.Context()); err != nil {
 				return err
 			}
 			return h(srv, ss)
@@ -101,16 +118,18 @@ func (tokenCreds) RequireTransportSecurity() bool { return false }
 // state-transfer services; nil means TCP. Tests pass an in-memory one.
 type Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
-// newClient connects to addr with the cluster key, through dial when set
+// NewClient connects to addr with the cluster key, through dial when set
 // (the address then goes to it as it is, not to a name resolver).
-func newClient(addr string, secret []byte, dial Dialer) (*grpc.ClientConn, error) {
+func NewClient(addr string, secret []byte, dial Dialer) (*grpc.ClientConn, error) {
 	if dial != nil {
 		addr = "passthrough:///" + addr
 	}
-	return grpc.NewClient(addr, dialOptions(secret, dial)...)
+	return grpc.NewClient(addr, DialOptions(secret, dial)...)
 }
 
-func dialOptions(secret []byte, dial Dialer) []grpc.DialOption {
+// DialOptions are the options of a client that presents the cluster
+// key, dialling through dial when set.
+func DialOptions(secret []byte, dial Dialer) []grpc.DialOption {
 	tok := ""
 	if len(secret) > 0 {
 		tok = clusterToken(secret)
@@ -133,3 +152,7 @@ func dialOptionsBase(tok string) []grpc.DialOption {
 			Backoff: backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second}}),
 	}
 }
+
+// ProtocolVersion is checked when a worker joins: a worker of another
+// version is refused with the reason.
+const ProtocolVersion = "recur/1"

@@ -15,10 +15,51 @@ import (
 	"github.com/recur-ml/recur/internal/planner"
 )
 
-// gossip is a memberlist node: the coordinator learns from it that a worker
-// died or was cut off (within a few seconds), workers use it to find the
-// coordinator through any member. Gossip is encrypted with a key derived
-// from the cluster secret.
+// Membership is the failure detector and directory of a cluster: the
+// coordinator learns from it that a worker died or was cut off (within a
+// few seconds), workers find the coordinator through any member.
+// StartGossip is the memberlist implementation; MemMembership runs a whole
+// cluster's membership in one process for tests.
+type Membership interface {
+	// Addr is the address other members join through.
+	Addr() string
+	// Join contacts any of addrs.
+	Join(addrs ...string) error
+	// Coordinator returns the control address the coordinator advertises,
+	// if the coordinator is a live member.
+	Coordinator() (string, bool)
+	// Members returns the names of the live members.
+	Members() map[string]bool
+	// LocalIP is the IP this member advertises (nil if unknown).
+	LocalIP() net.IP
+	// Leave leaves gracefully (the others learn at once) and stops; Stop
+	// stops without leaving (the others detect a failure). Later calls of
+	// either do nothing.
+	Leave()
+	Stop()
+}
+
+// MembershipConfig describes one member.
+type MembershipConfig struct {
+	Name      string // unique member name (planner.CoordinatorID, a worker id)
+	Bind      string // host:port to bind; port 0 picks one
+	Advertise string // host the others reach this member at; empty: the implementation's choice
+	Secret    []byte // cluster key: gossip is encrypted with a key derived from it
+	// Meta travels with the member: the coordinator's control address, a
+	// worker's incarnation.
+	Meta string
+	// Gone, if set, is called with the name and meta of a departed member
+	// (never the coordinator's own). It may be called while the
+	// implementation holds its own locks: it must not call back into it.
+	Gone func(name, meta string)
+	Log  *zap.Logger
+}
+
+// StartMembership starts a member; StartGossip is the default.
+type StartMembership func(MembershipConfig) (Membership, error)
+
+// gossip is a memberlist node, encrypted with a key derived from the
+// cluster secret.
 type gossip struct {
 	ml   *memberlist.Memberlist
 	once sync.Once
@@ -49,25 +90,27 @@ func (metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 func (metaDelegate) LocalState(join bool) []byte                { return nil }
 func (metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
 
-// startGossip starts a memberlist node named name on bind (host:port, port
-// 0 picks one), reachable at advertise (a host; empty: memberlist's choice),
-// carrying meta (the coordinator's control address, a worker's
-// incarnation). gone is called with the name and meta of a departed node.
-func startGossip(name, bind, advertise string, secret []byte, meta string, gone func(name, meta string), lg *zap.Logger) (*gossip, error) {
-	host, portStr, err := net.SplitHostPort(bind)
+// StartGossip starts a memberlist member tuned to detect a dead worker in
+// about 2-3 s.
+func StartGossip(cfg MembershipConfig) (Membership, error) {
+	lg := cfg.Log
+	if lg == nil {
+		lg = zap.NewNop()
+	}
+	host, portStr, err := net.SplitHostPort(cfg.Bind)
 	if err != nil {
-		return nil, fmt.Errorf("gossip address %q: %w", bind, err)
+		return nil, fmt.Errorf("gossip address %q: %w", cfg.Bind, err)
 	}
 	port, err := strconv.Atoi(portStr)
 	if err != nil {
-		return nil, fmt.Errorf("gossip address %q: %w", bind, err)
+		return nil, fmt.Errorf("gossip address %q: %w", cfg.Bind, err)
 	}
 	conf := memberlist.DefaultLANConfig()
-	conf.Name = name
+	conf.Name = cfg.Name
 	conf.BindAddr, conf.BindPort = host, port
 	conf.AdvertisePort = port
-	if advertise != "" {
-		conf.AdvertiseAddr = advertise
+	if cfg.Advertise != "" {
+		conf.AdvertiseAddr = cfg.Advertise
 	}
 	// Detect a dead worker in about 2-3 s: probe every 500 ms, suspect after
 	// a 250 ms timeout, declare dead after 3 probe intervals of suspicion.
@@ -79,11 +122,11 @@ func startGossip(name, bind, advertise string, secret []byte, meta string, gone 
 	// A restarted worker comes back under its name from another address;
 	// let it take the name over once the old process is known dead.
 	conf.DeadNodeReclaimTime = time.Second
-	conf.Events = gossipEvents{gone: gone, log: lg}
-	conf.Delegate = metaDelegate{meta: []byte(meta)}
+	conf.Events = gossipEvents{gone: cfg.Gone, log: lg}
+	conf.Delegate = metaDelegate{meta: []byte(cfg.Meta)}
 	conf.Logger = log.New(io.Discard, "", 0)
-	if len(secret) > 0 {
-		conf.SecretKey = gossipKey(secret)
+	if len(cfg.Secret) > 0 {
+		conf.SecretKey = gossipKey(cfg.Secret)
 	}
 	ml, err := memberlist.Create(conf)
 	if err != nil {
@@ -92,19 +135,19 @@ func startGossip(name, bind, advertise string, secret []byte, meta string, gone 
 	return &gossip{ml: ml}, nil
 }
 
-func (g *gossip) addr() string {
+func (g *gossip) Addr() string {
 	n := g.ml.LocalNode()
 	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 }
 
-// join contacts any member.
-func (g *gossip) join(addrs ...string) error {
+func (g *gossip) LocalIP() net.IP { return g.ml.LocalNode().Addr }
+
+func (g *gossip) Join(addrs ...string) error {
 	_, err := g.ml.Join(addrs)
 	return err
 }
 
-// coordinator returns the control address the coordinator advertises.
-func (g *gossip) coordinator() (string, bool) {
+func (g *gossip) Coordinator() (string, bool) {
 	for _, n := range g.ml.Members() {
 		if n.Name == planner.CoordinatorID {
 			return string(n.Meta), true
@@ -113,8 +156,7 @@ func (g *gossip) coordinator() (string, bool) {
 	return "", false
 }
 
-// members returns the names of the live members.
-func (g *gossip) members() map[string]bool {
+func (g *gossip) Members() map[string]bool {
 	out := map[string]bool{}
 	for _, n := range g.ml.Members() {
 		out[n.Name] = true
@@ -122,8 +164,8 @@ func (g *gossip) members() map[string]bool {
 	return out
 }
 
-// shutdown leaves the gossip gracefully (peers learn at once) and stops.
-func (g *gossip) shutdown() { g.stop(true) }
+func (g *gossip) Leave() { g.stop(true) }
+func (g *gossip) Stop()  { g.stop(false) }
 
 // stop stops the node, leaving first when graceful; later calls do nothing.
 func (g *gossip) stop(graceful bool) {

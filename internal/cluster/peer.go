@@ -14,23 +14,22 @@ import (
 
 const chunkBytes = 1 << 20
 
-// stateServer serves the Peer service from a function returning the
-// encoded state of a step.
-type stateServer struct {
+// StateServer serves the Peer service from a function returning the
+// encoded state of a step and the hash of the job it belongs to.
+type StateServer struct {
 	controlpb.UnimplementedPeerServer
-	stateAt func(step int64) ([]byte, error)
-	// job returns the hash of the job whose state is served ("": none yet).
-	job func() string
+	// StateAt returns the encoded state of step and its job's hash, read
+	// together (the job may change between two calls).
+	StateAt func(step int64) (job string, state []byte, err error)
 }
 
 // State streams the state of the requested step in chunks. A request from
 // another job is refused, naming both.
-func (s *stateServer) State(req *controlpb.StateRequest, stream controlpb.Peer_StateServer) error {
-	job := s.job()
+func (s *StateServer) State(req *controlpb.StateRequest, stream controlpb.Peer_StateServer) error {
+	job, b, err := s.StateAt(req.Step)
 	if req.JobHash != "" && job != "" && req.JobHash != job {
 		return status.Errorf(codes.FailedPrecondition, "%v: state of job %s requested, this process holds job %s", ErrOtherJob, req.JobHash, job)
 	}
-	b, err := s.stateAt(req.Step)
 	if err != nil {
 		return status.Error(codes.FailedPrecondition, err.Error())
 	}
@@ -49,10 +48,10 @@ func (s *stateServer) State(req *controlpb.StateRequest, stream controlpb.Peer_S
 // this process's: it is never adopted.
 var ErrOtherJob = errors.New("cluster: state of another job")
 
-// fetchState downloads the state of step of job (its hash) from the Peer
+// FetchState downloads the state of step of job (its hash) from the Peer
 // service at addr; a state of another job is refused.
-func fetchState(ctx context.Context, dial Dialer, addr string, secret []byte, step int64, job string) ([]byte, error) {
-	conn, err := newClient(addr, secret, dial)
+func FetchState(ctx context.Context, dial Dialer, addr string, secret []byte, step int64, job string) ([]byte, error) {
+	conn, err := NewClient(addr, secret, dial)
 	if err != nil {
 		return nil, fmt.Errorf("state from %s: %w", addr, err)
 	}

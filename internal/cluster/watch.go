@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -11,8 +12,18 @@ import (
 	"github.com/recur-ml/recur/internal/planner"
 )
 
-// outcomeEvent is the event kind that ends a run with outcome o.
-func outcomeEvent(o planner.Outcome) events.EventKind {
+// Errors that say how a run ended other than finished; the command line
+// maps each to its own exit code.
+var (
+	// ErrDiverged: the run stopped after too many non-finite steps.
+	ErrDiverged = errors.New("training diverged")
+	// ErrInterrupted: an operator stopped the run; it resumes from the
+	// final checkpoint.
+	ErrInterrupted = errors.New("training interrupted")
+)
+
+// OutcomeEvent is the event kind that ends a run with outcome o.
+func OutcomeEvent(o planner.Outcome) events.EventKind {
 	switch o {
 	case planner.Diverged:
 		return events.EventDiverged
@@ -22,8 +33,8 @@ func outcomeEvent(o planner.Outcome) events.EventKind {
 	return events.EventFinished
 }
 
-// eventToProto is e on the wire.
-func eventToProto(e events.Event) *controlpb.Event {
+// EventToProto is e on the wire.
+func EventToProto(e events.Event) *controlpb.Event {
 	return &controlpb.Event{Seq: e.Seq, UnixNanos: e.Time.UnixNano(), Kind: string(e.Kind), Step: e.Step, Generation: e.Generation,
 		Members: int32(e.Members), Worker: e.Worker, Loss: e.Loss, Lr: e.LR, Tokens: e.Tokens, TotalTokens: e.TotalTokens,
 		StepSeconds: e.StepSeconds, AllreduceSeconds: e.AllreduceSeconds, StateCrc: e.StateCRC, Skipped: e.Skipped,
@@ -31,8 +42,8 @@ func eventToProto(e events.Event) *controlpb.Event {
 		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences}
 }
 
-// eventFromProto is the inverse of eventToProto.
-func eventFromProto(p *controlpb.Event) events.Event {
+// EventFromProto is the inverse of EventToProto.
+func EventFromProto(p *controlpb.Event) events.Event {
 	return events.Event{Seq: p.Seq, Time: time.Unix(0, p.UnixNanos), Kind: events.EventKind(p.Kind), Step: p.Step, Generation: p.Generation,
 		Members: int(p.Members), Worker: p.Worker, Loss: p.Loss, LR: p.Lr, Tokens: p.Tokens, TotalTokens: p.TotalTokens,
 		StepSeconds: p.StepSeconds, AllreduceSeconds: p.AllreduceSeconds, StateCRC: p.StateCrc, Skipped: p.Skipped,
@@ -47,7 +58,7 @@ func eventFromProto(p *controlpb.Event) events.Event {
 // coordinator that cannot be reached or hangs up is an error: the caller
 // decides whether to watch again (from the last Seq it saw).
 func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(events.Event) error) error {
-	conn, err := newClient(addr, secret, nil)
+	conn, err := NewClient(addr, secret, nil)
 	if err != nil {
 		return fmt.Errorf("status of %s: %w", addr, err)
 	}
@@ -64,7 +75,7 @@ func Watch(ctx context.Context, addr string, secret []byte, after int64, follow 
 		if err != nil {
 			return fmt.Errorf("status of %s: %w", addr, err)
 		}
-		e := eventFromProto(p)
+		e := EventFromProto(p)
 		if err := fn(e); err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
-package cluster
+package worker
 
 import (
 	"context"
@@ -17,16 +17,13 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/pkg/allreduce"
 	"github.com/recur-ml/recur/pkg/rnn"
 )
-
-// ProtocolVersion is checked when a worker joins: a worker of another
-// version is refused with the reason.
-const ProtocolVersion = "recur/1"
 
 // WorkerConfig configures a worker process.
 type WorkerConfig struct {
@@ -61,8 +58,11 @@ type WorkerConfig struct {
 	// listener on PeerListen.
 	PeerListener net.Listener
 	// Dialer reaches the coordinator and the peers' state services.
-	Dialer Dialer
-	Log    *zap.Logger
+	Dialer cluster.Dialer
+	// Membership starts this worker's member of the cluster's membership
+	// when Gossip is set (nil: memberlist, cluster.StartGossip).
+	Membership cluster.StartMembership
+	Log        *zap.Logger
 }
 
 // ErrRunNotOver reports a worker stopped before its run ended (the run
@@ -111,6 +111,9 @@ func (c *WorkerConfig) defaults() {
 	if c.Log == nil {
 		c.Log = zap.NewNop()
 	}
+	if c.Membership == nil {
+		c.Membership = cluster.StartGossip
+	}
 }
 
 // RingTransport is a worker's allreduce endpoint: it dials and accepts
@@ -142,7 +145,7 @@ func (w *Worker) startRing(kind string) error {
 		w.ring = w.cfg.RingTransport
 		return nil
 	}
-	tr, err := newRingTransport(kind, w.ringLis, ringSecret(w.cfg.Secret))
+	tr, err := newRingTransport(kind, w.ringLis, cluster.RingKey(w.cfg.Secret))
 	if err != nil {
 		return fmt.Errorf("worker %s: ring transport: %w", w.cfg.ID, err)
 	}
@@ -169,7 +172,7 @@ type Worker struct {
 	engMu   sync.Mutex
 	eng     *engine
 	r       *allreduce.Ring
-	gossip  *gossip
+	gossip  cluster.Membership
 	log     *zap.Logger
 	stop    context.CancelFunc // ends Run
 	stopCtx context.Context
@@ -211,33 +214,50 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 			return nil, fmt.Errorf("worker %s: peer listener: %w", cfg.ID, err)
 		}
 	}
-	auth := newAuthenticator(cfg.Secret)
-	w.peer = grpc.NewServer(auth.serverOptions()...)
-	controlpb.RegisterPeerServer(w.peer, &stateServer{stateAt: func(step int64) ([]byte, error) {
+	auth := cluster.NewAuthenticator(cfg.Secret)
+	w.peer = grpc.NewServer(auth.ServerOptions()...)
+	controlpb.RegisterPeerServer(w.peer, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {
 		e := w.engine()
 		if e == nil {
-			return nil, errors.New("worker has no state yet")
+			return "", nil, errors.New("worker has no state yet")
 		}
-		return e.stateAt(step)
-	}, job: func() string {
-		if e := w.engine(); e != nil {
-			return e.hash
-		}
-		return ""
+		b, err := e.stateAt(step)
+		return e.hash, b, err
 	}})
 	go w.peer.Serve(w.peerLis)
-	if w.conn, err = newClient(cfg.Coordinator, cfg.Secret, cfg.Dialer); err != nil {
+	if w.conn, err = cluster.NewClient(cfg.Coordinator, cfg.Secret, cfg.Dialer); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
 	}
 	w.ctl = controlpb.NewControlClient(w.conn)
 	if cfg.Gossip != "" {
-		if w.gossip, err = startGossip(cfg.ID, cfg.GossipListen, cfg.Advertise, cfg.Secret, w.incarnation, nil, w.log); err != nil {
+		if w.gossip, err = cfg.Membership(cluster.MembershipConfig{Name: cfg.ID, Bind: cfg.GossipListen, Advertise: cfg.Advertise,
+			Secret: cfg.Secret, Meta: w.incarnation, Log: w.log}); err != nil {
 			w.Close()
 			return nil, err
 		}
 	}
 	return w, nil
+}
+
+// Model returns the model the worker trains (nil before the first
+// join). Read it only when Run is not training (before it starts or after
+// it returned): a step in progress changes it.
+func (w *Worker) Model() *rnn.Model[float32] {
+	if e := w.engine(); e != nil {
+		return e.model
+	}
+	return nil
+}
+
+// Job returns the job whose state the worker holds, and its hash (false
+// before the first join).
+func (w *Worker) Job() (job.Config, string, bool) {
+	e := w.engine()
+	if e == nil {
+		return job.Config{}, "", false
+	}
+	return e.job, e.hash, true
 }
 
 // engine returns the current engine (nil before the first join).
@@ -260,19 +280,23 @@ func newIncarnation() string {
 	return hex.EncodeToString(b[:])
 }
 
-// ringSecret derives the allreduce transport's key from the cluster secret.
-func ringSecret(secret []byte) []byte {
-	if len(secret) == 0 {
-		return nil
-	}
-	return deriveKey(secret, "recur ring v1")
-}
+// Close stops the worker: Run returns, the servers stop, the worker
+// leaves the membership.
+func (w *Worker) Close() error { return w.close(true) }
 
-// Close stops the worker: Run returns, the servers stop.
-func (w *Worker) Close() error {
+// Crash stops the worker as kill -9 would, for fault injection: like
+// Close, but it does not leave the membership, so the others must detect
+// that it is gone.
+func (w *Worker) Crash() error { return w.close(false) }
+
+func (w *Worker) close(leave bool) error {
 	w.stop()
 	if w.gossip != nil {
-		w.gossip.shutdown()
+		if leave {
+			w.gossip.Leave()
+		} else {
+			w.gossip.Stop()
+		}
 	}
 	if w.peer != nil {
 		w.peer.Stop()
@@ -365,7 +389,7 @@ func (w *Worker) Run(ctx context.Context) error {
 func (w *Worker) join(ctx context.Context) error {
 	w.ensureGossip()
 	req := &controlpb.JoinRequest{WorkerId: w.cfg.ID, RingAddr: w.ringAddr(), PeerAddr: w.advertised(w.peerLis.Addr().String()),
-		Version: ProtocolVersion, Incarnation: w.incarnation}
+		Version: cluster.ProtocolVersion, Incarnation: w.incarnation}
 	if e := w.engine(); e != nil {
 		req.ConfigHash = e.hash
 	}
@@ -469,10 +493,10 @@ func (w *Worker) ensureGossip() {
 	if w.gossip == nil {
 		return
 	}
-	if _, ok := w.gossip.coordinator(); ok {
+	if _, ok := w.gossip.Coordinator(); ok {
 		return
 	}
-	if err := w.gossip.join(w.cfg.Gossip); err != nil {
+	if err := w.gossip.Join(w.cfg.Gossip); err != nil {
 		w.log.Debug("gossip join", zap.Error(err))
 	}
 }
@@ -559,7 +583,7 @@ func (w *Worker) advertised(addr string) string {
 // first global unicast address of this machine.
 func (w *Worker) hostIP() net.IP {
 	if w.gossip != nil {
-		if ip := w.gossip.ml.LocalNode().Addr; !ip.IsLoopback() && !ip.IsUnspecified() {
+		if ip := w.gossip.LocalIP(); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
 			return ip
 		}
 	}
@@ -589,7 +613,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 	if plan.Action == controlpb.StepPlan_SYNC {
 		t0 := time.Now()
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		b, err := fetchState(fctx, w.cfg.Dialer, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
+		b, err := cluster.FetchState(fctx, w.cfg.Dialer, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
 		cancel()
 		if err != nil {
 			return err

@@ -1,4 +1,4 @@
-package cluster
+package worker
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/allreduce"
@@ -96,13 +97,13 @@ func (e *engine) state() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := State{Step: e.step, Params: p, Optim: o, Carry: e.carry}
+	s := cluster.State{Step: e.step, Params: p, Optim: o, Carry: e.carry}
 	return s.MarshalBinary()
 }
 
 // load replaces the state with b.
 func (e *engine) load(b []byte) error {
-	var s State
+	var s cluster.State
 	if err := s.UnmarshalBinary(b); err != nil {
 		return err
 	}
@@ -124,15 +125,17 @@ func (e *engine) load(b []byte) error {
 	return nil
 }
 
+var castagnoliTable = crc32.MakeTable(crc32.Castagnoli)
+
 // checksum returns a CRC-32C of the parameters and carried states (never 0,
 // which means "not computed" on the wire).
 func (e *engine) checksum() uint32 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	v := e.model.Params.Value
-	c := crc32.Update(0, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)))
+	c := crc32.Update(0, castagnoliTable, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(v))), 4*len(v)))
 	if len(e.carry) > 0 {
-		c = crc32.Update(c, castagnoli, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.carry))), 4*len(e.carry)))
+		c = crc32.Update(c, castagnoliTable, unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(e.carry))), 4*len(e.carry)))
 	}
 	return max(c, 1)
 }

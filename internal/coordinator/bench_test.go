@@ -1,4 +1,4 @@
-package cluster
+package coordinator
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/worker"
 
 	"go.uber.org/zap"
 
@@ -42,9 +44,9 @@ func BenchmarkClusterStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer c.Close()
-			var ws []*Worker
+			var ws []*worker.Worker
 			for i := 0; i < world; i++ {
-				w, err := NewWorker(WorkerConfig{ID: fmt.Sprintf("w%d", i), Coordinator: c.Addr(), Secret: benchKey, Retry: 50 * time.Millisecond})
+				w, err := worker.NewWorker(worker.WorkerConfig{ID: fmt.Sprintf("w%d", i), Coordinator: c.Addr(), Secret: benchKey, Retry: 50 * time.Millisecond})
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -1,4 +1,4 @@
-package cluster
+package coordinator
 
 import (
 	"fmt"
@@ -32,12 +32,12 @@ func trainTaskModel(t *testing.T, jc job.Config, w int) (map[string]float64, *rn
 	}
 	tc.wait(3 * time.Minute)
 	tc.wg.Wait()
-	m, err := task.EvaluateJob(jc, tc.workers["w0"].eng.model)
+	m, err := task.EvaluateJob(jc, tc.workers["w0"].Model())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%s: %v", jc.Task.Kind, m)
-	return m, tc.workers["w0"].eng.model
+	return m, tc.workers["w0"].Model()
 }
 
 func writeFile(t *testing.T, name, body string) string {

@@ -1,10 +1,13 @@
-package cluster
+package coordinator
 
 import (
 	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/worker"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -19,7 +22,7 @@ import (
 func TestWrongKeyIsRefused(t *testing.T) {
 	jc := testJob(testCorpus(t), 5)
 	tc := startCluster(t, jc, t.TempDir(), false)
-	w, err := NewWorker(WorkerConfig{ID: "intruder", Coordinator: tc.coord.Addr(), Secret: []byte("not-the-cluster-key-123456")})
+	w, err := worker.NewWorker(worker.WorkerConfig{ID: "intruder", Coordinator: tc.coord.Addr(), Secret: []byte("not-the-cluster-key-123456")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +33,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cluster key") {
 		t.Fatalf("worker with the wrong key: %v, want a refusal naming the cluster key", err)
 	}
-	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(nil, nil)...)
+	conn, err := grpc.NewClient(tc.coord.Addr(), cluster.DialOptions(nil, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +45,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 	if status.Code(err) != codes.Unauthenticated {
 		t.Fatalf("state without a key: %v, want Unauthenticated", err)
 	}
-	if n := tc.coord.auth.rejected.Load(); n < 2 {
+	if n := tc.coord.auth.Rejected(); n < 2 {
 		t.Fatalf("%d refusals counted, want at least 2", n)
 	}
 }
@@ -50,7 +53,7 @@ func TestWrongKeyIsRefused(t *testing.T) {
 func TestWorkerOfAnotherVersionIsRefused(t *testing.T) {
 	jc := testJob(testCorpus(t), 5)
 	tc := startCluster(t, jc, t.TempDir(), false)
-	conn, err := grpc.NewClient(tc.coord.Addr(), dialOptions(tc.secret, nil)...)
+	conn, err := grpc.NewClient(tc.coord.Addr(), cluster.DialOptions(tc.secret, nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

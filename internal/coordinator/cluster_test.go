@@ -1,4 +1,4 @@
-package cluster
+package coordinator
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/worker"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -54,7 +56,7 @@ type testCluster struct {
 	coord   *Coordinator
 	secret  []byte
 	cancels map[string]context.CancelFunc
-	workers map[string]*Worker
+	workers map[string]*worker.Worker
 	errs    map[string]error
 	wg      sync.WaitGroup
 	mu      sync.Mutex
@@ -71,7 +73,7 @@ func startCluster(t *testing.T, jc job.Config, dir string, gossipOn bool) *testC
 	if err != nil {
 		t.Fatal(err)
 	}
-	tc := &testCluster{t: t, coord: c, secret: secret, cancels: map[string]context.CancelFunc{}, workers: map[string]*Worker{}, errs: map[string]error{}}
+	tc := &testCluster{t: t, coord: c, secret: secret, cancels: map[string]context.CancelFunc{}, workers: map[string]*worker.Worker{}, errs: map[string]error{}}
 	t.Cleanup(func() {
 		for _, cancel := range tc.cancels {
 			cancel()
@@ -87,7 +89,7 @@ func startCluster(t *testing.T, jc job.Config, dir string, gossipOn bool) *testC
 
 func (tc *testCluster) addWorker(id string) {
 	tc.t.Helper()
-	w, err := NewWorker(WorkerConfig{ID: id, Coordinator: tc.coord.Addr(), Secret: tc.secret, Gossip: tc.coord.GossipAddr(),
+	w, err := worker.NewWorker(worker.WorkerConfig{ID: id, Coordinator: tc.coord.Addr(), Secret: tc.secret, Gossip: tc.coord.GossipAddr(),
 		Retry: 100 * time.Millisecond, Log: zaptest.NewLogger(tc.t, zaptest.Level(zap.WarnLevel))})
 	if err != nil {
 		tc.t.Fatal(err)
@@ -111,11 +113,8 @@ func (tc *testCluster) kill(id string) {
 	tc.mu.Lock()
 	w, cancel := tc.workers[id], tc.cancels[id]
 	tc.mu.Unlock()
-	if w.gossip != nil {
-		w.gossip.stop(false) // no graceful leave: peers must detect it
-	}
 	cancel()
-	w.Close()
+	w.Crash() // no graceful leave: peers must detect it
 }
 
 func (tc *testCluster) wait(timeout time.Duration) {
@@ -128,7 +127,7 @@ func (tc *testCluster) wait(timeout time.Duration) {
 }
 
 func (tc *testCluster) params(id string) []float32 {
-	return append([]float32(nil), tc.workers[id].eng.model.Params.Value...)
+	return append([]float32(nil), tc.workers[id].Model().Params.Value...)
 }
 
 // Over either ring transport, three workers train and end with the same

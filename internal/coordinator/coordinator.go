@@ -1,6 +1,7 @@
-package cluster
+package coordinator
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,12 +23,14 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
 	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
+	"github.com/recur-ml/recur/pkg/safetensors"
 	"github.com/recur-ml/recur/pkg/schedule"
 )
 
@@ -56,8 +60,17 @@ type CoordinatorConfig struct {
 	// a TCP listener on Listen (the coordinator closes it).
 	Listener net.Listener
 	// Dialer reaches the workers' state services (nil: TCP).
-	Dialer Dialer
-	Log    *zap.Logger
+	Dialer cluster.Dialer
+	// Store keeps the checkpoints (nil: a checkpoint.Store in
+	// Dir/checkpoints.db). The coordinator closes it.
+	Store Store
+	// Membership starts the coordinator's member of the membership
+	// unless Gossip is "off" (nil: memberlist, cluster.StartGossip).
+	Membership cluster.StartMembership
+	// Clock tells the time for budgets, deadlines, stall detection and
+	// step times (nil: the system clock).
+	Clock Clock
+	Log   *zap.Logger
 }
 
 func (c *CoordinatorConfig) defaults() {
@@ -76,17 +89,32 @@ func (c *CoordinatorConfig) defaults() {
 	if c.WarnEvery == 0 {
 		c.WarnEvery = 10 * time.Second
 	}
+	if c.Membership == nil {
+		c.Membership = cluster.StartGossip
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
 }
 
-// Errors that say how a run ended other than finished; the command line
-// maps each to its own exit code.
-var (
-	// ErrDiverged: the run stopped after too many non-finite steps.
-	ErrDiverged = errors.New("training diverged")
-	// ErrInterrupted: an operator stopped the run; it resumes from the
-	// final checkpoint.
-	ErrInterrupted = errors.New("training interrupted")
-)
+// Store is where the coordinator keeps checkpoints: *checkpoint.Store, or
+// anything that behaves like it (tests inject faults).
+type Store interface {
+	Save(ctx context.Context, c *checkpoint.Checkpoint) error
+	Latest(ctx context.Context) (*checkpoint.Checkpoint, checkpoint.Report, error)
+	Best(ctx context.Context) (*checkpoint.Checkpoint, checkpoint.Report, error)
+	Close() error
+}
+
+// Clock tells the coordinator the time.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+func (c *Coordinator) now() time.Time                  { return c.clock.Now() }
+func (c *Coordinator) since(t time.Time) time.Duration { return c.clock.Now().Sub(t) }
 
 // Coordinator owns the plan of a training run: membership, generations,
 // the learning rate of each step, validation and checkpoints.
@@ -94,12 +122,13 @@ type Coordinator struct {
 	controlpb.UnimplementedControlServer
 	cfg     CoordinatorConfig
 	log     *zap.Logger
-	store   *checkpoint.Store
+	store   Store
 	sched   *schedule.Schedule
 	lis     net.Listener
 	srv     *grpc.Server
-	auth    *authenticator
-	gossip  *gossip
+	auth    *cluster.Authenticator
+	gossip  cluster.Membership
+	clock   Clock
 	Metrics *Metrics
 
 	mu        sync.Mutex
@@ -152,7 +181,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, started: time.Now(), lastStep: time.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, clock: cfg.Clock, started: cfg.Clock.Now(), lastStep: cfg.Clock.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -160,8 +189,10 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	if c.store, err = checkpoint.Open(filepath.Join(cfg.Dir, "checkpoints.db"), checkpoint.Options{}); err != nil {
-		return nil, fmt.Errorf("coordinator: %w", err)
+	if c.store = cfg.Store; c.store == nil {
+		if c.store, err = checkpoint.Open(filepath.Join(cfg.Dir, "checkpoints.db"), checkpoint.Options{}); err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
 	}
 	if err := c.resume(); err != nil {
 		c.store.Close()
@@ -203,18 +234,22 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(ring) > 0 {
 		// The workers of the last ring may hold a newer state than the
 		// checkpoint: let them report before a generation forms.
-		c.p.Expect(ring, time.Now())
+		c.p.Expect(ring, c.now())
 		c.expecting.Store(true)
 	}
-	c.auth = newAuthenticator(cfg.Secret)
+	c.auth = cluster.NewAuthenticator(cfg.Secret)
 	c.Metrics.registerRejected(c.auth)
-	c.srv = grpc.NewServer(c.auth.serverOptions()...)
+	c.srv = grpc.NewServer(c.auth.ServerOptions()...)
 	controlpb.RegisterControlServer(c.srv, c)
 	jobHash := cfg.Job.Hash()
-	controlpb.RegisterPeerServer(c.srv, &stateServer{stateAt: c.stateAt, job: func() string { return jobHash }})
+	controlpb.RegisterPeerServer(c.srv, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {
+		b, err := c.stateAt(step)
+		return jobHash, b, err
+	}})
 	go c.srv.Serve(c.lis)
 	if cfg.Gossip != "off" {
-		if c.gossip, err = startGossip(planner.CoordinatorID, cfg.Gossip, cfg.Advertise, cfg.Secret, c.advertised(), c.memberGone, c.log); err != nil {
+		if c.gossip, err = cfg.Membership(cluster.MembershipConfig{Name: planner.CoordinatorID, Bind: cfg.Gossip, Advertise: cfg.Advertise,
+			Secret: cfg.Secret, Meta: c.advertised(), Gone: c.memberGone, Log: c.log}); err != nil {
 			c.Close()
 			return nil, err
 		}
@@ -327,7 +362,7 @@ func (c *Coordinator) Watch(req *controlpb.WatchRequest, stream controlpb.Contro
 	for {
 		evs, changed, closed := c.status.Since(after)
 		for _, e := range evs {
-			if err := stream.Send(eventToProto(e)); err != nil {
+			if err := stream.Send(cluster.EventToProto(e)); err != nil {
 				return err
 			}
 			after = e.Seq
@@ -385,7 +420,7 @@ func (c *Coordinator) Health(stall time.Duration, maxFailedSaves int) error {
 	if maxFailedSaves > 0 && c.failedSaves >= maxFailedSaves {
 		return fmt.Errorf("the last %d checkpoint saves failed", c.failedSaves)
 	}
-	if since := time.Since(c.lastStep); stall > 0 && since > stall {
+	if since := c.since(c.lastStep); stall > 0 && since > stall {
 		reason := c.p.WaitReason()
 		if reason == "" {
 			reason = fmt.Sprintf("generation %d at step %d", c.p.Generation(), c.p.Step())
@@ -429,7 +464,7 @@ func (c *Coordinator) finishIfIdle() {
 
 // elapsed is the run's training time so far, over every coordinator
 // process; the caller holds c.mu.
-func (c *Coordinator) elapsed() time.Duration { return c.elapsedBefore + time.Since(c.started) }
+func (c *Coordinator) elapsed() time.Duration { return c.elapsedBefore + c.since(c.started) }
 
 // gossipSettle is how long after a restart the gossip membership is taken
 // as complete: live workers rejoin it within about a second, or are learnt
@@ -458,7 +493,7 @@ func (c *Coordinator) watch() {
 			// memberGone (which takes c.mu) while holding its own lock.
 			var alive map[string]bool
 			if c.gossip != nil && c.expecting.Load() && now.Sub(c.started) >= gossipSettle {
-				alive = c.gossip.members()
+				alive = c.gossip.Members()
 			}
 			c.mu.Lock()
 			if alive != nil {
@@ -503,7 +538,7 @@ func (c *Coordinator) GossipAddr() string {
 	if c.gossip == nil {
 		return ""
 	}
-	return c.gossip.addr()
+	return c.gossip.Addr()
 }
 
 // Done is closed when training is complete.
@@ -536,7 +571,7 @@ func (c *Coordinator) Stats() Stats {
 func (c *Coordinator) Close() error {
 	c.closeOnce.Do(func() { close(c.closed) })
 	if c.gossip != nil {
-		c.gossip.shutdown()
+		c.gossip.Leave()
 	}
 	var serr error
 	if c.status != nil {
@@ -589,7 +624,7 @@ func (c *Coordinator) resume() error {
 		}
 		return fmt.Errorf("coordinator: checkpoint of step %d in %s belongs to another job (%s); use a new directory or --fresh", ck.Step, c.cfg.Dir, msg)
 	}
-	st := State{Step: int64(ck.Step), Params: ck.Params, Optim: ck.Optimizer, Carry: floatsFromBytes(ck.Hidden)}
+	st := cluster.State{Step: int64(ck.Step), Params: ck.Params, Optim: ck.Optimizer, Carry: floatsFromBytes(ck.Hidden)}
 	if c.ckptBlob, err = st.MarshalBinary(); err != nil {
 		return err
 	}
@@ -679,7 +714,7 @@ func (c *Coordinator) broadcast() {
 	c.changed = make(chan struct{})
 	for _, e := range c.p.Events() {
 		if e.Kind == events.EventRunning {
-			c.lastStep = time.Now() // step times count from here, not from a wait
+			c.lastStep = c.now() // step times count from here, not from a wait
 		}
 		c.log.Info(e.Message)
 		c.publish(e)
@@ -714,15 +749,15 @@ func (c *Coordinator) memberGone(id, meta string) {
 	go func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.p.Leave(id, meta, time.Now())
+		c.p.Leave(id, meta, c.now())
 		c.broadcast()
 	}()
 }
 
 // Join registers a worker.
 func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*controlpb.JoinReply, error) {
-	if req.Version != ProtocolVersion {
-		return nil, status.Errorf(codes.InvalidArgument, "worker %s speaks %q, the coordinator %q", req.WorkerId, req.Version, ProtocolVersion)
+	if req.Version != cluster.ProtocolVersion {
+		return nil, status.Errorf(codes.InvalidArgument, "worker %s speaks %q, the coordinator %q", req.WorkerId, req.Version, cluster.ProtocolVersion)
 	}
 	b, err := json.Marshal(c.cfg.Job)
 	if err != nil {
@@ -737,7 +772,7 @@ func (c *Coordinator) Join(ctx context.Context, req *controlpb.JoinRequest) (*co
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.p.Join(planner.Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, time.Now()); err != nil {
+	if err := c.p.Join(planner.Member{ID: req.WorkerId, RingAddr: req.RingAddr, PeerAddr: req.PeerAddr, Incarnation: req.Incarnation}, c.now()); err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
 	c.broadcast()
@@ -776,7 +811,7 @@ func isLoopback(addr string) bool {
 
 // Step records a report and returns the worker's next plan when there is one.
 func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*controlpb.StepPlan, error) {
-	now := time.Now()
+	now := c.now()
 	c.mu.Lock()
 	r := planner.Report{ID: rep.WorkerId, Generation: rep.Generation, StateStep: rep.StateStep, StateCRC: rep.StateCrc, Failed: rep.Failed, Err: rep.Error,
 		FailedPeer: rep.FailedPeer, FailedOp: rep.FailedOp, Ready: rep.Ready, Step: rep.Step, LossSum: rep.LossSum, LossCount: rep.LossCount,
@@ -830,7 +865,7 @@ func (c *Coordinator) Step(ctx context.Context, rep *controlpb.StepReport) (*con
 		case <-time.After(250 * time.Millisecond):
 		}
 		c.mu.Lock()
-		c.p.Tick(time.Now())
+		c.p.Tick(c.now())
 	}
 }
 
@@ -848,7 +883,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		c.p.RequestStop(planner.Finished, fmt.Sprintf("time budget of %g minutes spent", m))
 	}
 	if len(h) > before {
-		now := time.Now()
+		now := c.now()
 		if dt := now.Sub(c.lastStep).Seconds() / float64(len(h)-before); c.stepWall == 0 {
 			c.stepWall = dt
 		} else {
@@ -989,7 +1024,7 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 		c.mu.Lock()
 		c.log.Info("state checks", zap.Int("compared", c.checked), zap.Int("divergences", c.diverged))
 		o, reason := c.p.Outcome()
-		c.publish(events.Event{Kind: outcomeEvent(o), Step: max(c.ckptStep, 0), StateChecks: int64(c.checked), Divergences: int64(c.diverged),
+		c.publish(events.Event{Kind: cluster.OutcomeEvent(o), Step: max(c.ckptStep, 0), StateChecks: int64(c.checked), Divergences: int64(c.diverged),
 			Message: fmt.Sprintf("%s; newest checkpoint: step %d", reason, c.ckptStep)})
 		c.mu.Unlock()
 		close(c.finished)
@@ -1000,15 +1035,26 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int64) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	t0 := time.Now()
-	b, err := fetchState(ctx, c.cfg.Dialer, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
+	t0 := c.now()
+	b, err := cluster.FetchState(ctx, c.cfg.Dialer, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
 	if err != nil {
 		c.log.Warn("checkpoint fetch failed", zap.Int64("step", step), zap.Error(err))
 		return
 	}
-	var st State
+	var st cluster.State
 	if err := st.UnmarshalBinary(b); err != nil {
 		c.log.Warn("checkpoint state damaged in transfer", zap.Int64("step", step), zap.Error(err))
+		return
+	}
+	if err := checkFinite(&st); err != nil {
+		// The update of the step before overflowed: such weights are no
+		// checkpoint to resume from, and the newest good one stays.
+		c.mu.Lock()
+		newest := c.ckptStep
+		c.mu.Unlock()
+		msg := fmt.Sprintf("the state of step %d is not saved: %v; the newest checkpoint stays step %d", step, err, newest)
+		c.log.Warn("checkpoint refused: non-finite state", zap.Int64("step", step), zap.Error(err), zap.Int64("newest_checkpoint", newest))
+		c.publishLocked(events.Event{Kind: events.EventCheckpointFailed, Step: step, Message: msg})
 		return
 	}
 	c.mu.Lock()
@@ -1032,7 +1078,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	ck := &checkpoint.Checkpoint{Step: uint64(st.Step), Params: st.Params, Optimizer: st.Optim, Hidden: floatsToBytes(st.Carry),
-		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched, WallTime: time.Now()}
+		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched, WallTime: c.now()}
 	if err := c.store.Save(ctx, ck); err != nil {
 		c.mu.Lock()
 		c.failedSaves++
@@ -1054,7 +1100,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		c.p.SetCheckpoint(st.Step)
 	}
 	c.mu.Unlock()
-	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
+	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", c.since(t0)))
 	c.publishLocked(events.Event{Kind: events.EventCheckpoint, Step: st.Step})
 	c.writeCurve()
 }
@@ -1072,6 +1118,46 @@ func (c *Coordinator) toProto(p planner.Plan) *controlpb.StepPlan {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
 	}
 	return out
+}
+
+// checkFinite reports a non-finite value in a state's parameters or
+// carried states, naming the tensor.
+func checkFinite(st *cluster.State) error {
+	f, err := safetensors.Read(bytes.NewReader(st.Params))
+	if err != nil {
+		return fmt.Errorf("parameters: %w", err)
+	}
+	names := make([]string, 0, len(f.Tensors))
+	for name := range f.Tensors {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		t := f.Tensors[name]
+		if t.DType != safetensors.F32 {
+			continue
+		}
+		v, err := t.Float32s()
+		if err != nil {
+			return fmt.Errorf("parameter %s: %w", name, err)
+		}
+		if i := firstNonFinite(v); i >= 0 {
+			return fmt.Errorf("parameter %s holds %v at index %d", name, v[i], i)
+		}
+	}
+	if i := firstNonFinite(st.Carry); i >= 0 {
+		return fmt.Errorf("the carried state holds %v at index %d", st.Carry[i], i)
+	}
+	return nil
+}
+
+func firstNonFinite(v []float32) int {
+	for i, x := range v {
+		if x-x != 0 { // NaN or ±Inf
+			return i
+		}
+	}
+	return -1
 }
 
 // writeFileAtomic replaces path with b: a crash leaves the old or the new

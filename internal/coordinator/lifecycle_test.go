@@ -1,4 +1,4 @@
-package cluster
+package coordinator
 
 import (
 	"errors"
@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/worker"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
@@ -58,7 +61,7 @@ func TestClusterRerunOfFinishedRunTrainsNothing(t *testing.T) {
 	if o != planner.Finished || ck != 3 || !strings.Contains(reason, "already finished") {
 		t.Fatalf("outcome %v (%s), checkpoint %d, want already finished at 3", o, reason, ck)
 	}
-	w, err := NewWorker(WorkerConfig{ID: "late", Coordinator: addr, Secret: tc.secret, Retry: 50 * time.Millisecond})
+	w, err := worker.NewWorker(worker.WorkerConfig{ID: "late", Coordinator: addr, Secret: tc.secret, Retry: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +123,7 @@ func TestClusterInterruptSavesFinalCheckpoint(t *testing.T) {
 	}
 	tc.wg.Wait()
 	for id, err := range tc.errs {
-		if !errors.Is(err, ErrRunNotOver) {
+		if !errors.Is(err, worker.ErrRunNotOver) {
 			t.Errorf("worker %s: %v, want ErrRunNotOver (a supervisor restarts it; the run is not over)", id, err)
 		}
 	}
@@ -216,8 +219,8 @@ func TestClusterWorkersDropStateOfAnotherJob(t *testing.T) {
 	}
 	tc.wg.Wait()
 	for id, w := range tc.workers {
-		if e := w.engine(); e.hash != job2.Hash() || e.job.Model.Hidden != 48 {
-			t.Errorf("worker %s holds job %s (hidden %d), want %s", id, e.hash, e.job.Model.Hidden, job2.Hash())
+		if jc, hash, _ := w.Job(); hash != job2.Hash() || jc.Model.Hidden != 48 {
+			t.Errorf("worker %s holds job %s (hidden %d), want %s", id, hash, jc.Model.Hidden, job2.Hash())
 		}
 	}
 }
@@ -232,7 +235,7 @@ func TestClusterStatusStream(t *testing.T) {
 	var streamed []events.Event
 	watched := make(chan error, 1)
 	go func() {
-		watched <- Watch(t.Context(), tc.coord.Addr(), tc.secret, 0, true, func(e events.Event) error {
+		watched <- cluster.Watch(t.Context(), tc.coord.Addr(), tc.secret, 0, true, func(e events.Event) error {
 			streamed = append(streamed, e)
 			return nil
 		})

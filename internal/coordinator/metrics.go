@@ -1,7 +1,9 @@
-package cluster
+package coordinator
 
 import (
 	"net/http"
+
+	"github.com/recur-ml/recur/internal/cluster"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -63,7 +65,7 @@ func NewMetrics() *Metrics {
 func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
 // registerRejected exposes the count of refused unauthenticated RPCs.
-func (m *Metrics) registerRejected(a *authenticator) {
+func (m *Metrics) registerRejected(a *cluster.Authenticator) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "recur", Name: "rejected_peers_total",
-		Help: "RPCs refused for a missing or wrong cluster key."}, func() float64 { return float64(a.rejected.Load()) }))
+		Help: "RPCs refused for a missing or wrong cluster key."}, func() float64 { return float64(a.Rejected()) }))
 }

@@ -1,0 +1,204 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/recur-ml/recur/internal/cluster"
+	"github.com/recur-ml/recur/internal/events"
+	"github.com/recur-ml/recur/internal/planner"
+	"github.com/recur-ml/recur/pkg/checkpoint"
+	"github.com/recur-ml/recur/pkg/safetensors"
+)
+
+// fakeClock moves only when told to, plus a millisecond at every reading
+// so that step times stay positive.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
+
+func (f *fakeClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(time.Millisecond)
+	return f.now
+}
+
+func (f *fakeClock) Advance(d time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+}
+
+// failingStore fails every Save while fail is set.
+type failingStore struct {
+	Store
+	fail  atomic.Bool
+	saved atomic.Int64
+}
+
+func (s *failingStore) Save(ctx context.Context, ck *checkpoint.Checkpoint) error {
+	if s.fail.Load() {
+		return errors.New("no space left on device (injected)")
+	}
+	if err := s.Store.Save(ctx, ck); err != nil {
+		return err
+	}
+	s.saved.Add(1)
+	return nil
+}
+
+// poll waits for cond, failing the test after a generous deadline.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Saves that keep failing make the health check fail and are counted in
+// the metrics and the status stream; the first save that works again
+// clears the health check.
+func TestCoordinatorFailedSavesFailHealth(t *testing.T) {
+	jc := testJob(testCorpus(t), 100000)
+	jc.Train.CheckpointEvery = 2
+	dir := t.TempDir()
+	real, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &failingStore{Store: real}
+	store.fail.Store(true)
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = store })
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	n.worker(t, ctx, &wg, "w0", nil)
+
+	poll(t, "three failed saves", func() bool { return testutil.ToFloat64(c.Metrics.failedSaves) >= 3 })
+	if err := c.Health(0, 3); err == nil || !strings.Contains(err.Error(), "checkpoint saves failed") {
+		t.Fatalf("Health after 3 failed saves: %v, want a failed-saves error", err)
+	}
+	if err := c.Health(0, 1000); err != nil {
+		t.Fatalf("Health with a limit not reached: %v", err)
+	}
+	failed := 0
+	evs, _, _ := c.status.Since(0)
+	for _, e := range evs {
+		if e.Kind == events.EventCheckpointFailed {
+			failed++
+			if !strings.Contains(e.Message, "injected") {
+				t.Errorf("checkpoint_failed event says %q, want the store's error", e.Message)
+			}
+		}
+	}
+	if failed < 3 {
+		t.Fatalf("%d checkpoint_failed events, want at least 3", failed)
+	}
+
+	store.fail.Store(false)
+	poll(t, "a save after the store recovered", func() bool { return store.saved.Load() > 0 })
+	poll(t, "the health check to recover", func() bool { return c.Health(0, 3) == nil })
+	c.Stop(planner.Interrupted, "test over")
+	waitDone(t, c, time.Minute)
+}
+
+// A coordinator that completes no step is unhealthy once the stall limit
+// has passed on its clock, and says what it waits for.
+func TestCoordinatorStallOnItsClock(t *testing.T) {
+	jc := testJob(testCorpus(t), 100)
+	clock := newFakeClock()
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, t.TempDir(), func(cfg *CoordinatorConfig) { cfg.Clock = clock })
+	if err := c.Health(time.Minute, 0); err != nil {
+		t.Fatalf("Health at start: %v", err)
+	}
+	clock.Advance(time.Hour)
+	err := c.Health(time.Minute, 0)
+	if err == nil || !strings.Contains(err.Error(), "no step completed for 1h0m") || !strings.Contains(err.Error(), "worker") {
+		t.Fatalf("Health after an hour without workers: %v, want a stall naming the wait for workers", err)
+	}
+}
+
+// The time budget is read on the coordinator's clock: once it has passed,
+// the run finishes at the next report, and the checkpoint records the
+// elapsed time for a resumed run.
+func TestCoordinatorTimeBudgetOnItsClock(t *testing.T) {
+	jc := testJob(testCorpus(t), 100000)
+	jc.Train.Minutes = 30
+	clock := newFakeClock()
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, t.TempDir(), func(cfg *CoordinatorConfig) { cfg.Clock = clock })
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	n.worker(t, ctx, &wg, "w0", nil)
+	poll(t, "5 steps", func() bool { return len(c.History()) >= 5 })
+	if o, _, _ := c.Outcome(); o != planner.Ongoing {
+		t.Fatalf("outcome %v before the budget was spent", o)
+	}
+	clock.Advance(31 * time.Minute)
+	waitDone(t, c, time.Minute)
+	o, reason, ck := c.Outcome()
+	if o != planner.Finished || !strings.Contains(reason, "time budget of 30 minutes") {
+		t.Fatalf("outcome %v (%s), want finished on the time budget", o, reason)
+	}
+	saved, _, err := c.store.Latest(t.Context())
+	if err != nil || int64(saved.Step) != ck {
+		t.Fatalf("latest checkpoint: %v (step %d, outcome says %d)", err, saved.Step, ck)
+	}
+	if e := saved.Metrics["elapsed_seconds"]; e < 31*60 {
+		t.Fatalf("the final checkpoint records %g s elapsed, want at least %d", e, 31*60)
+	}
+}
+
+// A state whose weights overflowed is never saved as a checkpoint: the
+// check names the tensor, and finite states pass.
+func TestCheckFiniteNamesTheTensor(t *testing.T) {
+	params := func(bad float32) []byte {
+		var b bytes.Buffer
+		f := &safetensors.File{Tensors: map[string]safetensors.Tensor{
+			"rnn.weight_ih_l0": safetensors.FromFloat32([]int{2, 2}, []float32{1, 2, 3, 4}),
+			"fc.bias":          safetensors.FromFloat32([]int{3}, []float32{0.5, bad, 1}),
+		}}
+		if err := safetensors.Write(&b, f); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	if err := checkFinite(&cluster.State{Params: params(2), Carry: []float32{0, 1}}); err != nil {
+		t.Fatalf("finite state refused: %v", err)
+	}
+	for _, bad := range []float32{float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN())} {
+		err := checkFinite(&cluster.State{Params: params(bad)})
+		if err == nil || !strings.Contains(err.Error(), "fc.bias") || !strings.Contains(err.Error(), "index 1") {
+			t.Fatalf("%v in fc.bias: %v, want an error naming the tensor and index", bad, err)
+		}
+	}
+	if err := checkFinite(&cluster.State{Params: params(2), Carry: []float32{0, float32(math.NaN())}}); err == nil || !strings.Contains(err.Error(), "carried state") {
+		t.Fatalf("NaN carried state: %v", err)
+	}
+	if err := checkFinite(&cluster.State{Params: []byte("garbage")}); err == nil {
+		t.Fatal("garbage parameters accepted")
+	}
+}
