@@ -66,6 +66,8 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	stall := fs.Duration("stall-timeout", 10*time.Minute, "/healthz fails when no step completes for this long while the run is on (0: never)")
 	var lf logFlags
 	lf.register(fs)
+	var sf securityFlags
+	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur coordinator [flags]\n\nRuns the coordinator of a training job: membership, ring generations, learning rate,\nvalidation and checkpoints. Workers join with `recur worker --coordinator ADDR --gossip ADDR`.\n\n"+
 			"SIGINT or SIGTERM stops the run at the next step boundary with a final checkpoint (exit %d);\nthe same command resumes it. Exit codes: %s.\n\n", ExitInterrupted, exitCodesHelp)
@@ -87,8 +89,12 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	log := lf.logger(stderr)
 	defer log.Sync()
+	sec, err := sf.security(key, "coordinator", log)
+	if err != nil {
+		return err
+	}
 	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
-		Advertise: *advertise, StartWorkers: *startWorkers, Log: log})
+		Advertise: *advertise, StartWorkers: *startWorkers, Security: sec, Log: log})
 	if err != nil {
 		return err
 	}
@@ -199,6 +205,8 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	health := fs.String("health", "", `serve /healthz here: 200 while the worker works in a ring generation, else 503 (readiness; "" disables)`)
 	var lf logFlags
 	lf.register(fs)
+	var sf securityFlags
+	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur worker [flags]\n\nJoins a coordinator, receives the job and trains its share of every global batch.\n"+
 			"It exits 0 when the coordinator says the job is over. Exit codes: %s.\n\n", exitCodesHelp)
@@ -232,8 +240,12 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		log.Info("pinned", zap.String("cpus", affinity.Format(set)))
 	}
+	sec, err := sf.security(key, "worker "+*id, log)
+	if err != nil {
+		return err
+	}
 	w, err := worker.NewWorker(worker.WorkerConfig{ID: *id, Coordinator: *coord, Gossip: *gossip, RingListen: *ringListen,
-		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, JoinTimeout: *joinTimeout, Log: log})
+		PeerListen: *peerListen, GossipListen: *gossipListen, Advertise: *advertise, Secret: key, Security: sec, JoinTimeout: *joinTimeout, Log: log})
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/events"
+	"go.uber.org/zap"
 )
 
 // Train runs `recur train`, the local mode: a coordinator and N worker
@@ -40,6 +41,7 @@ func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
 	pin := fs.Bool("pin", true, "give each worker its own CPUs (train.threads each) when there are enough for all workers")
 	sample := fs.Int("sample", 300, "characters to sample from the final model (0: none)")
+	insecure := fs.Bool("insecure", false, "plaintext between the local processes, no TLS (by default they use mutual TLS from a fresh cluster key)")
 	logLevel := fs.String("log-level", "warn", "log level of the coordinator and workers, whose lines are shown as they come (the progress comes from the status stream)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), `Usage: recur train [flags]
@@ -106,6 +108,12 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	if *fresh {
 		cargs = append(cargs, "--fresh")
 	}
+	sf := securityFlags{insecure: *insecure}
+	cargs = append(cargs, sf.args()...)
+	sec, err := sf.security([]byte(key), "recur train", zap.NewNop())
+	if err != nil {
+		return err
+	}
 	ui := newProgress(stdout, job.Train.Steps, job.Train.Minutes)
 	coord := exec.Command(exe, cargs...)
 	coord.Env = env
@@ -127,6 +135,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	for i := 0; i < *workers && !exited; i++ {
 		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip,
 			"--log-format", "console", "--log-level", *logLevel)
+		w.Args = append(w.Args, sf.args()...)
 		if pins != nil {
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
 		}
@@ -141,7 +150,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	}
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	watched := make(chan struct{})
-	go func() { defer close(watched); followStatus(watchCtx, control, []byte(key), ui) }()
+	go func() { defer close(watched); followStatus(watchCtx, control, sec, ui) }()
 	cerr, lost := superviseLocal(ctx, coord, coordDone, ws, wlogged)
 	select { // the stream's last event (how the run ended) may still be on its way
 	case <-watched:
@@ -183,10 +192,10 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 // followStatus feeds the coordinator's status stream to the display until
 // the run ends or ctx does, watching again (from the last event seen)
 // when the stream breaks.
-func followStatus(ctx context.Context, addr string, key []byte, ui *progress) {
+func followStatus(ctx context.Context, addr string, sec *cluster.Security, ui *progress) {
 	var after int64
 	for {
-		err := cluster.Watch(ctx, addr, key, after, true, func(e events.Event) error {
+		err := cluster.Watch(ctx, addr, sec, after, true, func(e events.Event) error {
 			after = e.Seq
 			ui.event(e)
 			return nil

@@ -12,6 +12,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/events"
+	"go.uber.org/zap"
 )
 
 // Status runs `recur status`: where a run stands, from its coordinator's
@@ -24,6 +25,8 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	dir := fs.String("run", "", "a run directory (reads its metrics.jsonl; works while the run goes on and after it)")
 	follow := fs.Bool("follow", false, "with --coordinator: print each event as it comes until the run ends")
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
+	var sf securityFlags
+	sf.register(fs)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur status --coordinator ADDR [--follow] | --run DIR\n\n"+
 			"Says where a run stands: its step and budget, losses, workers, throughput (global tokens\n"+
@@ -51,8 +54,12 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	sec, err := sf.security(key, "recur status", zap.NewNop())
+	if err != nil {
+		return err
+	}
 	var ev []events.Event
-	err = cluster.Watch(ctx, *coord, key, 0, *follow, func(e events.Event) error {
+	err = cluster.Watch(ctx, *coord, sec, 0, *follow, func(e events.Event) error {
 		if *follow {
 			fmt.Fprintf(stdout, "%s %s\n", e.Time.Format(time.TimeOnly), e)
 		}

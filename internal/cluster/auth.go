@@ -82,9 +82,11 @@ func (a *Authenticator) Check(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, "recur: missing or wrong cluster key")
 }
 
-// ServerOptions are the options of a server that checks every RPC.
-func (a *Authenticator) ServerOptions() []grpc.ServerOption {
+// ServerOptions are the options of a server with sec's transport
+// security that checks every RPC's token.
+func (a *Authenticator) ServerOptions(sec *Security) []grpc.ServerOption {
 	return []grpc.ServerOption{
+		grpc.Creds(sec.ServerCredentials()),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			if err := a.Check(ctx); err != nil {
 				return nil, err
@@ -118,23 +120,20 @@ func (tokenCreds) RequireTransportSecurity() bool { return false }
 // state-transfer services; nil means TCP. Tests pass an in-memory one.
 type Dialer func(ctx context.Context, addr string) (net.Conn, error)
 
-// NewClient connects to addr with the cluster key, through dial when set
-// (the address then goes to it as it is, not to a name resolver).
-func NewClient(addr string, secret []byte, dial Dialer) (*grpc.ClientConn, error) {
+// NewClient connects to addr with sec's credentials, through dial when
+// set (the address then goes to it as it is, not to a name resolver).
+func NewClient(addr string, sec *Security, dial Dialer) (*grpc.ClientConn, error) {
 	if dial != nil {
 		addr = "passthrough:///" + addr
 	}
-	return grpc.NewClient(addr, DialOptions(secret, dial)...)
+	return grpc.NewClient(addr, DialOptions(sec, dial)...)
 }
 
-// DialOptions are the options of a client that presents the cluster
-// key, dialling through dial when set.
-func DialOptions(secret []byte, dial Dialer) []grpc.DialOption {
-	tok := ""
-	if len(secret) > 0 {
-		tok = clusterToken(secret)
-	}
-	opts := dialOptionsBase(tok)
+// DialOptions are the options of a client with sec's transport security
+// and token, dialling through dial when set.
+func DialOptions(sec *Security, dial Dialer) []grpc.DialOption {
+	opts := dialOptionsBase(sec.token)
+	opts = append(opts, grpc.WithTransportCredentials(sec.ClientCredentials()))
 	if dial != nil {
 		opts = append(opts, grpc.WithContextDialer(dial))
 	}
@@ -143,7 +142,6 @@ func DialOptions(secret []byte, dial Dialer) []grpc.DialOption {
 
 func dialOptionsBase(tok string) []grpc.DialOption {
 	return []grpc.DialOption{
-		grpc.WithTransportCredentials(insecureCreds()),
 		grpc.WithPerRPCCredentials(tokenCreds{token: tok}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20), grpc.MaxCallSendMsgSize(64<<20)),
 		// Reconnect within a second of a restarted peer coming back (gRPC's

@@ -50,8 +50,8 @@ var ErrOtherJob = errors.New("cluster: state of another job")
 
 // FetchState downloads the state of step of job (its hash) from the Peer
 // service at addr; a state of another job is refused.
-func FetchState(ctx context.Context, dial Dialer, addr string, secret []byte, step int64, job string) ([]byte, error) {
-	conn, err := NewClient(addr, secret, dial)
+func FetchState(ctx context.Context, dial Dialer, addr string, sec *Security, step int64, job string) ([]byte, error) {
+	conn, err := NewClient(addr, sec, dial)
 	if err != nil {
 		return nil, fmt.Errorf("state from %s: %w", addr, err)
 	}

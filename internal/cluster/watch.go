@@ -57,8 +57,8 @@ func EventFromProto(p *controlpb.Event) events.Event {
 // false it returns after the events the coordinator holds now. A
 // coordinator that cannot be reached or hangs up is an error: the caller
 // decides whether to watch again (from the last Seq it saw).
-func Watch(ctx context.Context, addr string, secret []byte, after int64, follow bool, fn func(events.Event) error) error {
-	conn, err := NewClient(addr, secret, nil)
+func Watch(ctx context.Context, addr string, sec *Security, after int64, follow bool, fn func(events.Event) error) error {
+	conn, err := NewClient(addr, sec, nil)
 	if err != nil {
 		return fmt.Errorf("status of %s: %w", addr, err)
 	}

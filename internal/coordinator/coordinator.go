@@ -45,7 +45,10 @@ type CoordinatorConfig struct {
 	// on 0.0.0.0).
 	Advertise string
 	Secret    []byte // cluster key, at least 16 bytes; required
-	Fresh     bool   // ignore existing checkpoints (by default training resumes)
+	// Security is the transport security of every connection (nil: mutual
+	// TLS with certificates derived from Secret).
+	Security *cluster.Security
+	Fresh    bool // ignore existing checkpoints (by default training resumes)
 	// RejoinGrace is how long a restarted coordinator waits for the last
 	// ring's workers to report before it forms a generation without them;
 	// default 10s.
@@ -127,6 +130,7 @@ type Coordinator struct {
 	lis     net.Listener
 	srv     *grpc.Server
 	auth    *cluster.Authenticator
+	sec     *cluster.Security
 	gossip  cluster.Membership
 	clock   Clock
 	Metrics *Metrics
@@ -180,8 +184,15 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(cfg.Secret) < 16 {
 		return nil, fmt.Errorf("coordinator: the cluster key has %d bytes, need at least 16 (recur keygen)", len(cfg.Secret))
 	}
+	sec := cfg.Security
+	if sec == nil {
+		var err error
+		if sec, err = cluster.NewSecurity(cluster.SecurityConfig{Secret: cfg.Secret, Name: "coordinator", Log: cfg.Log}); err != nil {
+			return nil, fmt.Errorf("coordinator: %w", err)
+		}
+	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, clock: cfg.Clock, started: cfg.Clock.Now(), lastStep: cfg.Clock.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics()}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, clock: cfg.Clock, started: cfg.Clock.Now(), lastStep: cfg.Clock.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics(), sec: sec}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -239,7 +250,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	c.auth = cluster.NewAuthenticator(cfg.Secret)
 	c.Metrics.registerRejected(c.auth)
-	c.srv = grpc.NewServer(c.auth.ServerOptions()...)
+	c.Metrics.registerSecurity(c.sec)
+	c.srv = grpc.NewServer(c.auth.ServerOptions(c.sec)...)
 	controlpb.RegisterControlServer(c.srv, c)
 	jobHash := cfg.Job.Hash()
 	controlpb.RegisterPeerServer(c.srv, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {
@@ -1036,7 +1048,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := c.now()
-	b, err := cluster.FetchState(ctx, c.cfg.Dialer, addr, c.cfg.Secret, step, c.cfg.Job.Hash())
+	b, err := cluster.FetchState(ctx, c.cfg.Dialer, addr, c.sec, step, c.cfg.Job.Hash())
 	if err != nil {
 		c.log.Warn("checkpoint fetch failed", zap.Int64("step", step), zap.Error(err))
 		return

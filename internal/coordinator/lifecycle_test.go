@@ -235,7 +235,7 @@ func TestClusterStatusStream(t *testing.T) {
 	var streamed []events.Event
 	watched := make(chan error, 1)
 	go func() {
-		watched <- cluster.Watch(t.Context(), tc.coord.Addr(), tc.secret, 0, true, func(e events.Event) error {
+		watched <- cluster.Watch(t.Context(), tc.coord.Addr(), tc.coord.sec, 0, true, func(e events.Event) error {
 			streamed = append(streamed, e)
 			return nil
 		})

@@ -69,3 +69,24 @@ func (m *Metrics) registerRejected(a *cluster.Authenticator) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "recur", Name: "rejected_peers_total",
 		Help: "RPCs refused for a missing or wrong cluster key."}, func() float64 { return float64(a.Rejected()) }))
 }
+
+// registerSecurity exposes the connections the transport security refused,
+// by reason.
+func (m *Metrics) registerSecurity(sec *cluster.Security) {
+	m.reg.MustRegister(refusals{sec: sec, desc: prometheus.NewDesc("recur_tls_refusals_total",
+		"Connections refused by the transport security, by reason (unknown_authority, expired_or_not_yet, no_certificate, not_tls, handshake_failed).",
+		[]string{"reason"}, nil)})
+}
+
+type refusals struct {
+	sec  *cluster.Security
+	desc *prometheus.Desc
+}
+
+func (r refusals) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r refusals) Collect(ch chan<- prometheus.Metric) {
+	for reason, n := range r.sec.Refusals() {
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(n), reason)
+	}
+}

@@ -96,9 +96,15 @@ type ClusterConfig struct {
 	MaxWorkers int `yaml:"max_workers" json:"max_workers"` // default 0: no limit
 	// AllreduceTimeoutMS bounds every wait on a ring peer; default 5000.
 	AllreduceTimeoutMS int `yaml:"allreduce_timeout_ms" json:"allreduce_timeout_ms"`
-	// RingTransport carries the allreduce between workers: "tcp" (default;
-	// plain TCP links, the fastest; "" means tcp) or "grpc" (gRPC streams).
+	// RingTransport carries the allreduce between workers: "grpc"
+	// (default; gRPC streams) or "tcp" (Recur's own TCP links: faster where
+	// the ring is CPU-bound, on loopback and links of 10 Gbit/s and more).
+	// "" means the default.
 	RingTransport string `yaml:"ring_transport" json:"ring_transport"`
+	// Compression encodes the gradients on the ring: "none" (default;
+	// exact float32), "fp16" or "bf16" (half the bytes; reduction stays
+	// float32, and the loss, token count and carried states travel exact).
+	Compression string `yaml:"compression" json:"compression"`
 }
 
 // Task kinds (TaskConfig.Kind).
@@ -107,6 +113,13 @@ const (
 	TaskClassify = "classify" // sequence to class: IDX images (rows as steps) or JSONL
 	TaskForecast = "forecast" // CSV series: the next Horizon values from Input steps
 	TaskSeq2Seq  = "seq2seq"  // JSONL input tokens to output tokens, encoder-decoder with EOS
+)
+
+// Gradient encodings on the ring (ClusterConfig.Compression).
+const (
+	CompressNone = "none"
+	CompressFP16 = "fp16"
+	CompressBF16 = "bf16"
 )
 
 // Ring transports (ClusterConfig.RingTransport).
@@ -126,7 +139,7 @@ func Default() Config {
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200, MaxSkippedSteps: 10},
-		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingTCP},
+		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingGRPC, Compression: CompressNone},
 	}
 }
 
@@ -190,6 +203,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config cluster.max_workers %d is below cluster.min_workers %d", c.Cluster.MaxWorkers, c.Cluster.MinWorkers)
 	case c.Cluster.RingTransport != "" && c.Cluster.RingTransport != RingTCP && c.Cluster.RingTransport != RingGRPC:
 		return fmt.Errorf("config cluster.ring_transport %q: want %q or %q", c.Cluster.RingTransport, RingTCP, RingGRPC)
+	case c.Cluster.Compression != "" && c.Cluster.Compression != CompressNone && c.Cluster.Compression != CompressFP16 && c.Cluster.Compression != CompressBF16:
+		return fmt.Errorf("config cluster.compression %q: want %q, %q or %q", c.Cluster.Compression, CompressNone, CompressFP16, CompressBF16)
 	case c.Cluster.MinWorkers > c.Data.Batch:
 		return fmt.Errorf("config cluster.min_workers %d exceeds data.batch %d: every worker needs a stream", c.Cluster.MinWorkers, c.Data.Batch)
 	}

@@ -66,10 +66,28 @@ func (e *engine) build() error {
 	if e.opt, err = optim.New[float32](e.job.Optimizer); err != nil {
 		return err
 	}
-	if e.tr, err = rnn.NewTrainer(e.model, e.opt, rnn.TrainerConfig{Threads: e.job.Train.Threads, BLASThreads: 1, Clip: e.job.Train.Clip, Seed: e.job.Train.Seed}); err != nil {
+	if e.tr, err = newTrainer(e.model, e.opt, e.job); err != nil {
 		return err
 	}
 	e.carry = make([]float32, e.carrySize())
+	return nil
+}
+
+func newTrainer(m *rnn.Model[float32], opt optim.Optimizer[float32], jc job.Config) (*rnn.Trainer[float32], error) {
+	return rnn.NewTrainer(m, opt, rnn.TrainerConfig{Threads: jc.Train.Threads, BLASThreads: 1, Clip: jc.Train.Clip, Seed: jc.Train.Seed})
+}
+
+// setPolicy adopts jc, a job of the same hash whose policy may differ
+// (cluster settings, train.clip, train.threads: what a resumed run may
+// change): the state is kept, and every member computes alike again.
+func (e *engine) setPolicy(jc job.Config) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tr, err := newTrainer(e.model, e.opt, jc)
+	if err != nil {
+		return err
+	}
+	e.tr, e.job = tr, jc
 	return nil
 }
 
@@ -239,7 +257,7 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	}
 	res.compute = time.Since(t0)
 	t1 := time.Now()
-	ar, err := r.AllReduce(ctx, e.buf, allreduce.Options{Op: allreduce.Sum, Bad: bad})
+	ar, err := e.allReduce(ctx, r, n, bad)
 	res.allreduce = time.Since(t1)
 	if err != nil {
 		return res, err
@@ -269,6 +287,60 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	}
 	e.step++
 	return res, nil
+}
+
+// allReduce sums e.buf (n gradients, then the loss, the token count and
+// the carried states) over the ring. With cluster.compression the
+// gradients travel in 16 bits, scaled by a power of two (exact in float32,
+// the same on every rank) so that summed per-token gradients stay within
+// fp16's range; the rest travels exact in a second call.
+func (e *engine) allReduce(ctx context.Context, r *allreduce.Ring, n int, bad bool) (allreduce.Result, error) {
+	comp := compression(e.job.Cluster.Compression)
+	if comp == allreduce.None {
+		return r.AllReduce(ctx, e.buf, allreduce.Options{Op: allreduce.Sum, Bad: bad})
+	}
+	scale := gradScale(e.job)
+	g := e.buf[:n]
+	for i := range g {
+		g[i] *= scale
+	}
+	res, err := r.AllReduce(ctx, g, allreduce.Options{Op: allreduce.Sum, Compression: comp, Bad: bad})
+	if err != nil {
+		return res, err
+	}
+	tail, err := r.AllReduce(ctx, e.buf[n:], allreduce.Options{Op: allreduce.Sum, Bad: bad})
+	if err != nil {
+		return res, err
+	}
+	inv := 1 / scale
+	for i := range g {
+		g[i] *= inv
+	}
+	res.AnyBad = res.AnyBad || tail.AnyBad
+	res.Stats.Duration += tail.Stats.Duration
+	res.Stats.BytesSent += tail.Stats.BytesSent
+	res.Stats.BytesReceived += tail.Stats.BytesReceived
+	res.Stats.Segments += tail.Stats.Segments
+	return res, nil
+}
+
+// compression maps cluster.compression to the ring's encoding.
+func compression(name string) allreduce.Compression {
+	switch name {
+	case job.CompressFP16:
+		return allreduce.FP16
+	case job.CompressBF16:
+		return allreduce.BF16
+	}
+	return allreduce.None
+}
+
+// gradScale is 2^-k for the power of two k nearest the nominal tokens of a
+// global batch (data.batch x data.seq): it turns summed gradients into
+// per-token ones, exactly.
+func gradScale(jc job.Config) float32 {
+	tokens := float64(max(jc.Data.Batch, 1)) * float64(max(jc.Data.Seq, 1))
+	return float32(math.Ldexp(1, -int(math.Round(math.Log2(tokens)))))
 }
 
 func isNonFinite(err error) bool {

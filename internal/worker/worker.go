@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,7 +33,10 @@ type WorkerConfig struct {
 	Coordinator string // the coordinator's control address (host:port); required
 	RingListen  string // allreduce listener; default 127.0.0.1:0
 	PeerListen  string // state-transfer listener; default 127.0.0.1:0
-	Secret      []byte // cluster key; empty disables authentication
+	Secret      []byte // cluster key, at least 16 bytes; required
+	// Security is the transport security of every connection (nil: mutual
+	// TLS with certificates derived from Secret).
+	Security *cluster.Security
 	// Gossip is a memberlist address to join (the coordinator's or any
 	// member's); empty runs without gossip (the coordinator then learns of
 	// a dead worker only from the ring's failure reports and timeouts).
@@ -125,10 +130,10 @@ type RingTransport interface {
 }
 
 func newRingTransport(kind string, lis net.Listener, secret []byte) (RingTransport, error) {
-	if kind == job.RingGRPC {
-		return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
+	if kind == job.RingTCP {
+		return allreduce.NewTCPTransport(allreduce.TCPConfig{Listener: lis, Secret: secret})
 	}
-	return allreduce.NewTCPTransport(allreduce.TCPConfig{Listener: lis, Secret: secret})
+	return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
 }
 
 // startRing serves the ring listener with the job's transport, once.
@@ -173,6 +178,7 @@ type Worker struct {
 	eng     *engine
 	r       *allreduce.Ring
 	gossip  cluster.Membership
+	sec     *cluster.Security
 	log     *zap.Logger
 	stop    context.CancelFunc // ends Run
 	stopCtx context.Context
@@ -198,7 +204,13 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation()}
+	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation(), sec: cfg.Security}
+	if w.sec == nil {
+		var err error
+		if w.sec, err = cluster.NewSecurity(cluster.SecurityConfig{Secret: cfg.Secret, Name: "worker " + cfg.ID, Log: cfg.Log}); err != nil {
+			return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
+		}
+	}
 	w.stopCtx, w.stop = context.WithCancel(context.Background())
 	var err error
 	if cfg.RingTransport == nil {
@@ -215,7 +227,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		}
 	}
 	auth := cluster.NewAuthenticator(cfg.Secret)
-	w.peer = grpc.NewServer(auth.ServerOptions()...)
+	w.peer = grpc.NewServer(auth.ServerOptions(w.sec)...)
 	controlpb.RegisterPeerServer(w.peer, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {
 		e := w.engine()
 		if e == nil {
@@ -225,7 +237,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return e.hash, b, err
 	}})
 	go w.peer.Serve(w.peerLis)
-	if w.conn, err = cluster.NewClient(cfg.Coordinator, cfg.Secret, cfg.Dialer); err != nil {
+	if w.conn, err = cluster.NewClient(cfg.Coordinator, w.sec, cfg.Dialer); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
 	}
@@ -403,6 +415,9 @@ func (w *Worker) join(ctx context.Context) error {
 		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
 			return fmt.Errorf("worker %s: join refused: %s", w.cfg.ID, status.Convert(err).Message())
 		}
+		if err := tlsRefusal(w.cfg.Coordinator, err); err != nil {
+			return fmt.Errorf("worker %s: %w", w.cfg.ID, err)
+		}
 		if err := wait.retry(ctx, err); err != nil {
 			return err
 		}
@@ -419,14 +434,20 @@ func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) err
 		return fmt.Errorf("worker %s: job from coordinator: %w", w.cfg.ID, err)
 	}
 	old := w.engine()
+	if old != nil && old.job.Cluster.RingTransport != jc.Cluster.RingTransport {
+		return fmt.Errorf("worker %s: the coordinator's job uses the %q ring transport, this process serves %q: restart the worker",
+			w.cfg.ID, jc.Cluster.RingTransport, old.job.Cluster.RingTransport)
+	}
 	if old != nil && old.hash == jc.Hash() {
-		return nil // rejoined after a coordinator restart; keep the state
+		// Rejoined after a coordinator restart: keep the state, and take
+		// the policy a resumed run may change (compression, clip, ...).
+		if reflect.DeepEqual(old.job, jc) {
+			return nil
+		}
+		w.log.Info("the coordinator's job changed its policy: adopting it, keeping the state", zap.Int64("step", old.step))
+		return old.setPolicy(jc)
 	}
 	if old != nil {
-		if old.job.Cluster.RingTransport != jc.Cluster.RingTransport {
-			return fmt.Errorf("worker %s: the coordinator's new job uses the %q ring transport, this process serves %q: restart the worker",
-				w.cfg.ID, jc.Cluster.RingTransport, old.job.Cluster.RingTransport)
-		}
 		w.log.Warn("the coordinator runs another job: dropping this worker's state", zap.String("held_job", old.hash), zap.Int64("held_step", old.step),
 			zap.String("new_job", jc.Hash()), zap.String("differs", job.Diff(old.job, jc)))
 	}
@@ -448,6 +469,17 @@ func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) err
 	w.log.Info("joined", zap.String("coordinator", w.cfg.Coordinator), zap.String("job", e.hash), zap.String("ring", req.RingAddr), zap.String("ring_transport", jc.Cluster.RingTransport), zap.String("peer", req.PeerAddr),
 		zap.String("blas", rnn.BLASBackend+" "+rnn.BLASKernels()))
 	return nil
+}
+
+// tlsRefusal turns a failed TLS handshake with the coordinator into a
+// permanent error saying why (another cluster key or CA, plaintext on one
+// side): retrying cannot help. Other errors give nil.
+func tlsRefusal(addr string, err error) error {
+	msg := status.Convert(err).Message()
+	if status.Code(err) != codes.Unavailable || !strings.Contains(msg, "authentication handshake failed") {
+		return nil
+	}
+	return fmt.Errorf("TLS with the coordinator at %s failed: it holds another cluster key or CA, or runs with --insecure while this process does not (or the reverse): %s", addr, msg)
 }
 
 // patience reports a wait at Warn level every WarnEvery and ends it with
@@ -540,6 +572,9 @@ func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlp
 		case codes.Unauthenticated, codes.PermissionDenied:
 			return nil, fmt.Errorf("worker %s: %s", w.cfg.ID, status.Convert(err).Message())
 		}
+		if err := tlsRefusal(w.cfg.Coordinator, err); err != nil {
+			return nil, fmt.Errorf("worker %s: %w", w.cfg.ID, err)
+		}
 		if wait == nil {
 			wait = w.newWait("the coordinator at " + w.cfg.Coordinator + " stopped answering")
 		}
@@ -613,7 +648,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 	if plan.Action == controlpb.StepPlan_SYNC {
 		t0 := time.Now()
 		fctx, cancel := context.WithTimeout(ctx, time.Minute)
-		b, err := cluster.FetchState(fctx, w.cfg.Dialer, plan.SyncFrom, w.cfg.Secret, plan.Step, w.eng.hash)
+		b, err := cluster.FetchState(fctx, w.cfg.Dialer, plan.SyncFrom, w.sec, plan.Step, w.eng.hash)
 		cancel()
 		if err != nil {
 			return err
