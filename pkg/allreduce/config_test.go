@@ -33,8 +33,26 @@ func TestConfigValidate(t *testing.T) {
 	if d.Timeout != DefaultTimeout || d.HeartbeatInterval != DefaultTimeout/8 || d.SegmentBytes != DefaultSegmentBytes || d.Window != DefaultWindow {
 		t.Fatalf("defaults: %+v", d)
 	}
-	g := GRPCConfig{ListenAddr: ":0", Secret: []byte("short")}
-	if err := g.Validate(); !errors.Is(err, ErrInvalidConfig) {
-		t.Fatalf("short secret accepted: %v", err)
+	for _, g := range []GRPCConfig{
+		{ListenAddr: ":0", Secret: []byte("short")},
+		{ListenAddr: ":0", Secret: testSecret, HelloTimeout: -1},
+		{ListenAddr: ":0", Secret: testSecret, MaxPendingHellos: -1},
+		{ListenAddr: ":0", Secret: testSecret, MaxPendingHellosPerSource: -1},
+	} {
+		if err := g.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("%+v accepted: %v", g, err)
+		}
+	}
+	g := GRPCConfig{}
+	g.EnsureDefaults()
+	tc := TCPConfig{}
+	tc.EnsureDefaults()
+	for _, a := range [][3]any{
+		{g.HelloTimeout, g.MaxPendingHellos, g.MaxPendingHellosPerSource},
+		{tc.HelloTimeout, tc.MaxPendingHellos, tc.MaxPendingHellosPerSource},
+	} {
+		if a != [3]any{DefaultHelloTimeout, DefaultMaxPendingHellos, DefaultMaxPendingHellosPerSource} {
+			t.Errorf("admission defaults %v", a)
+		}
 	}
 }

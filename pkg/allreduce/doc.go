@@ -73,6 +73,41 @@
 // ErrUnauthenticated. The token binds one generation and one directed
 // link; it authenticates and does not encrypt.
 //
+// # Admission
+//
+// A stranger cannot stall the ring: what is reachable without the secret
+// is bounded in connections, time and memory (internal/admit). An
+// incoming connection is pending until it authenticates: its hello
+// verifies (TCP) or it opens a Link stream whose token verifies (gRPC).
+// Both transports bound pending connections alike (TCPConfig and
+// GRPCConfig):
+//
+//   - HelloTimeout (default 3 s): a connection still pending then is
+//     closed; a member authenticates within milliseconds of connecting.
+//   - MaxPendingHellosPerSource (default 8): pending connections from one
+//     IP address (an IPv6 /64); one more evicts that address's oldest.
+//   - MaxPendingHellos (default 64): pending connections in all; one more
+//     evicts the oldest, but never one from an expected neighbour's
+//     address (the dialers of the links Accept waits for, when members
+//     are addressed by IP) for one from another address.
+//
+// Evicting the oldest instead of refusing the newest means a flood only
+// cycles through the slots: a member's connection would have to be
+// followed by 64 newer ones (8 from its own address) in the milliseconds
+// its hello takes, and a dialer whose hello goes unanswered (TCP: closed
+// before the answer; gRPC: codes.Unavailable before the peer's hello)
+// tries again until the join deadline. Authenticated links are not
+// limited. The gRPC server also caps streams per connection (100) and
+// request headers (64 KiB), and borrows its write buffer per flush (it
+// only writes acks), so a stranger's connection holds goroutines and
+// small structures, not megabytes of buffers; when the listener's
+// connections are not *net.TCPConn, gRPC allocates a read buffer
+// (ReadBufferBytes) per connection. Metrics counts the connections closed
+// to make room (HellosEvicted) and at the deadline (HellosTimedOut). With
+// 2,000 strangers' connections per port, a port holds 64 open and about
+// 6 MB (gRPC); TestTCPFloodOfStrangers and TestGRPCFloodOfStrangers form,
+// re-form and reduce through such a flood.
+//
 // # Performance
 //
 // TCPTransport sends each frame with one writev straight from the caller's
@@ -102,5 +137,6 @@
 // slowed and filtered and which can inject forged frames; the fault tests
 // use it to kill, partition and stall peers. The same Ring code runs over
 // TCPTransport and GRPCTransport in their own tests (sizes, N = 1..8, dead
-// peers, strangers, garbage and oversized frames).
+// peers, strangers, garbage and oversized frames, floods of connections
+// without the secret).
 package allreduce

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/recur-ml/recur/internal/admit"
 	"github.com/recur-ml/recur/pkg/allreduce/ringpb"
 )
 
@@ -41,6 +43,18 @@ type GRPCConfig struct {
 	BufferBytes int
 	// ReadBufferBytes, if nonzero, overrides BufferBytes for reads.
 	ReadBufferBytes int
+	// HelloTimeout bounds how long an incoming connection may go without
+	// opening a Link stream whose token verifies (default
+	// DefaultHelloTimeout); it is closed then.
+	HelloTimeout time.Duration
+	// MaxPendingHellos bounds incoming connections not yet authenticated
+	// (default DefaultMaxPendingHellos). When full, the oldest is closed
+	// to make room, unless it comes from an expected neighbour's address.
+	MaxPendingHellos int
+	// MaxPendingHellosPerSource bounds those from one IP address (default
+	// DefaultMaxPendingHellosPerSource); beyond it, that address's oldest
+	// is closed to make room.
+	MaxPendingHellosPerSource int
 }
 
 // Defaults of GRPCConfig.
@@ -63,6 +77,15 @@ func (c *GRPCConfig) EnsureDefaults() {
 	if c.ReadBufferBytes == 0 {
 		c.ReadBufferBytes = c.BufferBytes
 	}
+	if c.HelloTimeout == 0 {
+		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.MaxPendingHellos == 0 {
+		c.MaxPendingHellos = DefaultMaxPendingHellos
+	}
+	if c.MaxPendingHellosPerSource == 0 {
+		c.MaxPendingHellosPerSource = DefaultMaxPendingHellosPerSource
+	}
 }
 
 // Validate reports a problem with c, after defaults are applied to a copy.
@@ -77,17 +100,24 @@ func (c *GRPCConfig) Validate() error {
 	case d.WindowBytes < 64<<10 || d.ConnWindowBytes < d.WindowBytes:
 		return fmt.Errorf("%w: flow-control windows %d/%d too small", ErrInvalidConfig, d.WindowBytes, d.ConnWindowBytes)
 	}
-	return nil
+	return validateAdmission(c.HelloTimeout, c.MaxPendingHellos, c.MaxPendingHellosPerSource)
 }
 
 // GRPCTransport is the production Transport: one gRPC server (one
 // listener) per worker process, serving the Ring service for every ring
 // generation the worker joins, plus one client connection per dialed link.
+//
+// Incoming connections are admitted as internal/admit describes: until it
+// opens a Link stream whose token verifies, a connection holds one of
+// MaxPendingHellos slots (MaxPendingHellosPerSource per address) for at
+// most HelloTimeout, a new connection evicts the oldest pending one, and
+// the dialer retries a stream cut before the peer's hello.
 type GRPCTransport struct {
-	cfg GRPCConfig
-	lis net.Listener
-	srv *grpc.Server
-	reg *linkRegistry
+	cfg      GRPCConfig
+	lis      *admit.Listener
+	expected *expectedPeers
+	srv      *grpc.Server
+	reg      *linkRegistry
 	// closed makes accepted links report ErrClosed rather than a broken
 	// peer once this side shut down.
 	closed atomic.Bool
@@ -100,21 +130,31 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 		return nil, err
 	}
 	cfg.EnsureDefaults()
-	lis, err := listen(cfg.Listener, cfg.ListenAddr)
+	raw, err := listen(cfg.Listener, cfg.ListenAddr)
 	if err != nil {
 		return nil, err
 	}
-	t := &GRPCTransport{cfg: cfg, lis: lis, reg: newLinkRegistry()}
-	t.srv = grpc.NewServer(
+	lis, err := admission{timeout: cfg.HelloTimeout, maxPending: cfg.MaxPendingHellos,
+		perSource: cfg.MaxPendingHellosPerSource, metrics: cfg.Metrics}.listener(raw)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	t := &GRPCTransport{cfg: cfg, lis: lis, expected: newExpectedPeers(lis), reg: newLinkRegistry()}
+	t.srv = grpc.NewServer(append(lis.ServerOptions(),
 		grpc.ForceServerCodecV2(rawCodec{}),
 		grpc.MaxRecvMsgSize(MaxFrameBytes),
 		grpc.MaxSendMsgSize(MaxFrameBytes),
 		grpc.InitialWindowSize(cfg.WindowBytes),
 		grpc.InitialConnWindowSize(cfg.ConnWindowBytes),
 		grpc.WriteBufferSize(cfg.BufferBytes),
+		// The accepting side only writes acks and heartbeats: a write
+		// buffer borrowed per flush, not one held by every connection
+		// (a stranger's included).
+		grpc.SharedWriteBuffer(true),
 		grpc.ReadBufferSize(cfg.ReadBufferBytes),
 		experimental.BufferPool(ringBufferPool),
-	)
+	)...)
 	ringpb.RegisterRingServer(t.srv, t)
 	go t.srv.Serve(lis) //nolint:errcheck // returns when Close stops the server
 	return t, nil
@@ -143,6 +183,8 @@ func (t *GRPCTransport) Link(stream ringpb.Ring_LinkServer) error {
 		t.cfg.Metrics.rejectedStream(true)
 		return status.Errorf(codes.Unauthenticated, "%v: cluster token of %q for generation %d does not verify", ErrUnauthenticated, k.from, k.gen)
 	}
+	// The dialer holds the secret: its connection leaves the pending set.
+	t.lis.AdmitContext(stream.Context())
 	if err := t.reg.checkGen(k.gen); err != nil {
 		t.cfg.Metrics.rejectedStream(false)
 		return status.Error(codes.FailedPrecondition, err.Error())
@@ -185,17 +227,7 @@ func (t *GRPCTransport) Dial(ctx context.Context, h LinkHello) (Conn, error) {
 	sctx, cancel := context.WithCancel(metadata.NewOutgoingContext(context.Background(), helloMetadata(t.cfg.Secret, h)))
 	c := &clientConn{cc: cc, cancel: cancel}
 	done := make(chan error, 1)
-	go func() {
-		s, err := ringpb.NewRingClient(cc).Link(sctx, grpc.WaitForReady(true))
-		if err == nil {
-			c.stream = s
-			var f Frame
-			if err = c.Recv(&f); err == nil && f.Kind != KindHello {
-				err = fmt.Errorf("%w: first frame of kind %d, want hello", ErrProtocol, f.Kind)
-			}
-		}
-		done <- err
-	}()
+	go func() { done <- mapStreamErr(c.open(sctx)) }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
@@ -210,8 +242,40 @@ func (t *GRPCTransport) Dial(ctx context.Context, h LinkHello) (Conn, error) {
 	return c, nil
 }
 
-// Accept implements Transport.
+// open opens the link's stream and waits for the peer's hello. A stream
+// cut before the hello (codes.Unavailable: the peer's admission may have
+// evicted the connection in a flood of strangers) is retried, 50 ms
+// doubling to 1 s apart, until ctx ends. Errors are gRPC's, unmapped.
+func (c *clientConn) open(ctx context.Context) error {
+	wait := 50 * time.Millisecond
+	for {
+		s, err := ringpb.NewRingClient(c.cc).Link(ctx, grpc.WaitForReady(true))
+		if err == nil {
+			var f Frame
+			if err = s.RecvMsg(&f); err == nil {
+				if f.Kind != KindHello {
+					return fmt.Errorf("%w: first frame of kind %d, want hello", ErrProtocol, f.Kind)
+				}
+				c.stream = s
+				return nil
+			}
+		}
+		if status.Code(err) != codes.Unavailable {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// Accept implements Transport. The link's dialer becomes an expected
+// neighbour: its address's pending connections are kept over strangers'.
 func (t *GRPCTransport) Accept(ctx context.Context, h LinkHello) (Conn, error) {
+	t.expected.expect(h)
 	return t.reg.accept(ctx, keyOf(h))
 }
 

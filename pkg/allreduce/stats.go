@@ -30,11 +30,12 @@ type Stats struct {
 // copy it into its own collectors. All methods are safe for concurrent use
 // and on a nil *Metrics (metrics disabled).
 type Metrics struct {
-	callsOK, callsBad, callsErr atomic.Int64
-	callNanos                   atomic.Int64
-	bytesSent, bytesReceived    atomic.Int64
-	staleFrames                 atomic.Int64
-	rejectedAuth, rejectedOther atomic.Int64
+	callsOK, callsBad, callsErr   atomic.Int64
+	callNanos                     atomic.Int64
+	bytesSent, bytesReceived      atomic.Int64
+	staleFrames                   atomic.Int64
+	rejectedAuth, rejectedOther   atomic.Int64
+	hellosEvicted, hellosTimedOut atomic.Int64
 
 	mu   sync.Mutex
 	wait map[waitKey]time.Duration
@@ -50,6 +51,13 @@ type MetricsSnapshot struct {
 	StaleFrames                    int64         // frames dropped: other generation or earlier call
 	RejectedUnauthenticated        int64         // incoming streams refused for a bad cluster token
 	RejectedOther                  int64         // incoming streams refused otherwise (stale generation, malformed)
+	// HellosEvicted counts incoming connections closed before their hello
+	// (TCP) or first authenticated stream (gRPC) to keep within the
+	// transport's admission limits (MaxPendingHellos, ...PerSource).
+	HellosEvicted int64
+	// HellosTimedOut counts incoming connections closed for not
+	// authenticating within the transport's HelloTimeout.
+	HellosTimedOut int64
 	// NeighborWait is the summed wait per "left/<peer ID>" or "right/<peer ID>".
 	NeighborWait map[string]time.Duration
 }
@@ -68,6 +76,7 @@ func (m *Metrics) Snapshot() MetricsSnapshot {
 		BytesSent: m.bytesSent.Load(), BytesReceived: m.bytesReceived.Load(),
 		StaleFrames:             m.staleFrames.Load(),
 		RejectedUnauthenticated: m.rejectedAuth.Load(), RejectedOther: m.rejectedOther.Load(),
+		HellosEvicted: m.hellosEvicted.Load(), HellosTimedOut: m.hellosTimedOut.Load(),
 		NeighborWait: map[string]time.Duration{},
 	}
 	m.mu.Lock()
@@ -97,6 +106,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) error {
 	p("allreduce_stale_frames_total %d\n", s.StaleFrames)
 	p("# HELP allreduce_rejected_streams_total Incoming ring streams refused.\n# TYPE allreduce_rejected_streams_total counter\n")
 	p("allreduce_rejected_streams_total{reason=\"unauthenticated\"} %d\nallreduce_rejected_streams_total{reason=\"other\"} %d\n", s.RejectedUnauthenticated, s.RejectedOther)
+	p("# HELP allreduce_dropped_connections_total Incoming connections closed before they authenticated.\n# TYPE allreduce_dropped_connections_total counter\n")
+	p("allreduce_dropped_connections_total{reason=\"evicted\"} %d\nallreduce_dropped_connections_total{reason=\"timeout\"} %d\n", s.HellosEvicted, s.HellosTimedOut)
 	p("# HELP allreduce_neighbor_wait_seconds_total Time spent waiting on a ring neighbour.\n# TYPE allreduce_neighbor_wait_seconds_total counter\n")
 	keys := make([]string, 0, len(s.NeighborWait))
 	for k := range s.NeighborWait {
@@ -157,5 +168,18 @@ func (m *Metrics) rejectedStream(unauthenticated bool) {
 		m.rejectedAuth.Add(1)
 	} else {
 		m.rejectedOther.Add(1)
+	}
+}
+
+// droppedHello counts one incoming connection the transport closed before
+// it authenticated: for room (evicted or refused) or at its deadline.
+func (m *Metrics) droppedHello(timedOut bool) {
+	if m == nil {
+		return
+	}
+	if timedOut {
+		m.hellosTimedOut.Add(1)
+	} else {
+		m.hellosEvicted.Add(1)
 	}
 }

@@ -38,6 +38,8 @@ func TestTCPConfigValidate(t *testing.T) {
 		{Secret: testSecret},
 		{ListenAddr: ":0", Secret: []byte("short")},
 		{ListenAddr: ":0", Secret: testSecret, HelloTimeout: -1},
+		{ListenAddr: ":0", Secret: testSecret, MaxPendingHellos: -1},
+		{ListenAddr: ":0", Secret: testSecret, MaxPendingHellosPerSource: -1},
 	} {
 		if err := c.Validate(); !errors.Is(err, ErrInvalidConfig) {
 			t.Errorf("%+v: %v, want ErrInvalidConfig", c, err)
@@ -310,6 +312,49 @@ func (l *flakyListener) Accept() (net.Conn, error) {
 	return l.Listener.Accept()
 }
 
+// hangUpFirst closes the first connection it accepts before anything is
+// read, as an admission listener evicting it would.
+type hangUpFirst struct {
+	net.Listener
+	done bool
+}
+
+func (l *hangUpFirst) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil || l.done {
+			return c, err
+		}
+		l.done = true
+		c.Close()
+	}
+}
+
+// A hello the peer closes without an answer is sent again.
+func TestTCPDialRetriesUnansweredHello(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTCPTransport(TCPConfig{Listener: &hangUpFirst{Listener: lis}, Secret: testSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	trs, ms := tcpNodes(t, 1, nil)
+	to := Member{ID: "evicting", Addr: tr.Addr()}
+	go func() {
+		if c, err := tr.Accept(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: to}); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := trs[0].Dial(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: to})
+	if err != nil {
+		t.Fatalf("dial after an unanswered hello: %v", err)
+	}
+	c.Close()
+}
+
 // A failed Accept does not stop the transport from accepting links.
 func TestTCPAcceptErrorIsNotFatal(t *testing.T) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -335,12 +380,14 @@ func TestTCPAcceptErrorIsNotFatal(t *testing.T) {
 	c.Close()
 }
 
-// Connections that never send a hello are capped: beyond the cap they are
-// closed at once and counted, so strangers cannot pile up goroutines and
-// buffers for the length of the hello timeout.
-func TestTCPPendingHellosCapped(t *testing.T) {
+// Connections that never finish a hello hold at most
+// MaxPendingHellosPerSource slots per address: each one beyond evicts the
+// address's oldest, which is closed and counted, and a member's dial from
+// the same address still gets through.
+func TestTCPPendingHellosEvicted(t *testing.T) {
 	m := NewMetrics()
-	tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m, HelloTimeout: 20 * time.Second})
+	tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret, Metrics: m,
+		HelloTimeout: 20 * time.Second, MaxPendingHellosPerSource: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +398,7 @@ func TestTCPPendingHellosCapped(t *testing.T) {
 			c.Close()
 		}
 	}()
-	for range maxPendingHellos + 8 {
+	for range 4 + 8 {
 		c, err := net.Dial("tcp", tr.Addr())
 		if err != nil {
 			t.Fatal(err)
@@ -359,12 +406,47 @@ func TestTCPPendingHellosCapped(t *testing.T) {
 		c.Write([]byte("R")) // started, never finished
 		conns = append(conns, c)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for m.Snapshot().RejectedOther < 8 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
+	for i, c := range conns[:8] {
+		if !serverClosed(c, 10*time.Second) {
+			t.Fatalf("stranger %d still open beyond the per-address limit", i)
+		}
 	}
-	if got := m.Snapshot().RejectedOther; got != 8 {
-		t.Fatalf("%d connections refused over the cap, want 8", got)
+	for i, c := range conns[8:] {
+		c.SetReadDeadline(time.Now().Add(10 * time.Millisecond))
+		if _, err := c.Read(make([]byte, 1)); !isTimeout(err) {
+			t.Fatalf("stranger %d of the newest 4: %v, want still pending", 8+i, err)
+		}
+	}
+	if s := m.Snapshot(); s.HellosEvicted != 8 || s.RejectedOther != 0 {
+		t.Fatalf("%+v, want 8 evicted", s)
+	}
+	// A member's dial from the same address evicts a stranger, not itself.
+	trs, ms := tcpNodes(t, 1, nil)
+	to := Member{ID: "target", Addr: tr.Addr()}
+	go func() {
+		if c, err := tr.Accept(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: to}); err == nil {
+			c.Close()
+		}
+	}()
+	c, err := trs[0].Dial(testCtx(t, 10*time.Second), LinkHello{Generation: 1, From: ms[0], To: to})
+	if err != nil {
+		t.Fatalf("member dial with the address's slots full: %v", err)
+	}
+	c.Close()
+	if s := m.Snapshot(); s.HellosEvicted != 9 {
+		t.Fatalf("%+v, want 9 evicted", s)
+	}
+}
+
+// serverClosed reads c until the server closes it (EOF or reset), for at
+// most wait; false if it does not.
+func serverClosed(c net.Conn, wait time.Duration) bool {
+	c.SetReadDeadline(time.Now().Add(wait))
+	buf := make([]byte, 4096)
+	for {
+		if _, err := c.Read(buf); err != nil {
+			return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)
+		}
 	}
 }
 

@@ -11,9 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/recur-ml/recur/internal/admit"
 )
 
 // TCPConfig configures a TCPTransport.
@@ -26,19 +29,32 @@ type TCPConfig struct {
 	// worker; a link whose hello does not verify is refused. It
 	// authenticates, it does not encrypt.
 	Secret []byte
-	// Metrics counts refused links (nil: not counted).
+	// Metrics counts refused and dropped links (nil: not counted).
 	Metrics *Metrics
-	// HelloTimeout bounds an incoming link's hello (default 10 s).
+	// HelloTimeout bounds an incoming connection's hello (default
+	// DefaultHelloTimeout): a connection that has not sent a complete
+	// hello by then is closed (with a reason when it sent part of one).
 	HelloTimeout time.Duration
+	// MaxPendingHellos bounds incoming connections still in their hello
+	// (default DefaultMaxPendingHellos). When full, the oldest is closed
+	// to make room, unless it comes from an expected neighbour's address.
+	MaxPendingHellos int
+	// MaxPendingHellosPerSource bounds those from one IP address (default
+	// DefaultMaxPendingHellosPerSource); beyond it, that address's oldest
+	// is closed to make room.
+	MaxPendingHellosPerSource int
 }
-
-// DefaultHelloTimeout is TCPConfig.HelloTimeout's default.
-const DefaultHelloTimeout = 10 * time.Second
 
 // EnsureDefaults fills zero fields with their documented defaults.
 func (c *TCPConfig) EnsureDefaults() {
 	if c.HelloTimeout == 0 {
 		c.HelloTimeout = DefaultHelloTimeout
+	}
+	if c.MaxPendingHellos == 0 {
+		c.MaxPendingHellos = DefaultMaxPendingHellos
+	}
+	if c.MaxPendingHellosPerSource == 0 {
+		c.MaxPendingHellosPerSource = DefaultMaxPendingHellosPerSource
 	}
 }
 
@@ -49,10 +65,8 @@ func (c *TCPConfig) Validate() error {
 		return fmt.Errorf("%w: neither Listener nor ListenAddr", ErrInvalidConfig)
 	case len(c.Secret) < minSecretBytes:
 		return fmt.Errorf("%w: cluster secret of %d bytes, need at least %d", ErrInvalidConfig, len(c.Secret), minSecretBytes)
-	case c.HelloTimeout < 0:
-		return fmt.Errorf("%w: negative hello timeout", ErrInvalidConfig)
 	}
-	return nil
+	return validateAdmission(c.HelloTimeout, c.MaxPendingHellos, c.MaxPendingHellosPerSource)
 }
 
 // TCPTransport carries ring links over plain TCP connections, one per
@@ -69,14 +83,22 @@ func (c *TCPConfig) Validate() error {
 // HMAC-SHA256 token under the cluster secret, bound to that generation and
 // directed edge, as the gRPC transport's metadata); the accepting side
 // answers with the magic, a status byte and a reason, so a refused dialer learns why.
+//
+// Incoming connections are admitted as internal/admit describes: until
+// its hello verifies, a connection holds one of MaxPendingHellos slots
+// (MaxPendingHellosPerSource per address) for at most HelloTimeout, and a
+// new connection evicts the oldest pending one rather than being refused,
+// so strangers can only cycle through the slots while a member's hello,
+// complete within milliseconds, gets through; the dialer retries a hello
+// that went unanswered.
 type TCPTransport struct {
-	cfg TCPConfig
-	lis net.Listener
-	reg *linkRegistry
+	cfg      TCPConfig
+	lis      *admit.Listener
+	expected *expectedPeers
+	reg      *linkRegistry
 
 	mu     sync.Mutex
 	conns  map[*tcpConn]struct{} // every live link, closed by Close
-	hellos map[net.Conn]struct{} // accepted, hello not yet through
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -96,9 +118,9 @@ const (
 // maxHelloID bounds member ids in a hello.
 const maxHelloID = 255
 
-// maxPendingHellos bounds the accepted connections still in their hello;
-// more are closed at once.
-const maxPendingHellos = 64
+// helloAnswerGrace is added to HelloTimeout for the admission listener's
+// own deadline: the time given to answer a hello that timed out.
+const helloAnswerGrace = 2 * time.Second
 
 // NewTCPTransport listens and accepts links in the background.
 func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
@@ -106,11 +128,17 @@ func NewTCPTransport(cfg TCPConfig) (*TCPTransport, error) {
 		return nil, err
 	}
 	cfg.EnsureDefaults()
-	lis, err := listen(cfg.Listener, cfg.ListenAddr)
+	raw, err := listen(cfg.Listener, cfg.ListenAddr)
 	if err != nil {
 		return nil, err
 	}
-	t := &TCPTransport{cfg: cfg, lis: lis, reg: newLinkRegistry(), conns: map[*tcpConn]struct{}{}, hellos: map[net.Conn]struct{}{}}
+	lis, err := admission{timeout: cfg.HelloTimeout, grace: helloAnswerGrace, maxPending: cfg.MaxPendingHellos,
+		perSource: cfg.MaxPendingHellosPerSource, metrics: cfg.Metrics}.listener(raw)
+	if err != nil {
+		raw.Close()
+		return nil, err
+	}
+	t := &TCPTransport{cfg: cfg, lis: lis, expected: newExpectedPeers(lis), reg: newLinkRegistry(), conns: map[*tcpConn]struct{}{}}
 	t.wg.Add(1)
 	go t.acceptLoop()
 	return t, nil
@@ -127,16 +155,13 @@ func (t *TCPTransport) Close() error {
 		return nil
 	}
 	t.closed = true
-	conns, hellos := t.conns, t.hellos
-	t.conns, t.hellos = nil, nil
+	conns := t.conns
+	t.conns = nil
 	t.mu.Unlock()
-	t.lis.Close()
+	t.lis.Close() // and the connections still in their hello: admit gives up at once
 	t.reg.close()
 	for c := range conns {
 		c.Close()
-	}
-	for nc := range hellos { // admit gives up at once
-		nc.Close()
 	}
 	t.wg.Wait()
 	return nil
@@ -183,49 +208,56 @@ func (t *TCPTransport) acceptLoop() {
 			nc.Close()
 			return
 		}
-		if len(t.hellos) >= maxPendingHellos {
-			// Strangers holding connections open without a hello must
-			// not crowd out the ring's own links or exhaust memory.
-			t.mu.Unlock()
-			t.cfg.Metrics.rejectedStream(false)
-			nc.Close()
-			continue
-		}
-		t.hellos[nc] = struct{}{}
+		// One goroutine per pending connection: the admission listener
+		// bounds them, closing the oldest to make room.
 		t.wg.Add(1)
 		t.mu.Unlock()
 		go func() {
 			defer t.wg.Done()
-			t.admit(nc)
-			t.mu.Lock()
-			delete(t.hellos, nc) // no-op once Close took the map
-			t.mu.Unlock()
+			t.admit(nc.(*admit.Conn))
 		}()
 	}
 }
 
 // admit reads and checks an incoming link's hello and hands the link to
-// the registry.
-func (t *TCPTransport) admit(nc net.Conn) {
-	setNoDelay(nc)
-	nc.SetDeadline(time.Now().Add(t.cfg.HelloTimeout))
+// the registry. Until the token verifies, ac is pending in the admission
+// listener, which may close it to make room.
+func (t *TCPTransport) admit(ac *admit.Conn) {
+	setNoDelay(ac.NetConn())
+	ac.SetDeadline(time.Now().Add(t.cfg.HelloTimeout))
 	// The hello is read straight from the socket (a dialer sends nothing
 	// more before the answer): no read buffer for unauthenticated peers.
 	var first [1]byte
-	if _, err := io.ReadFull(nc, first[:]); err != nil {
+	if _, err := io.ReadFull(ac, first[:]); err != nil {
 		// Closed or silent without a byte: a port probe (readiness
-		// checks connect and hang up), not a peer to refuse.
-		nc.Close()
+		// checks connect and hang up) or a stranger, not a peer to
+		// answer. Silence is counted; a close by the admission listener
+		// was counted by it.
+		if isTimeout(err) {
+			t.cfg.Metrics.droppedHello(true)
+		}
+		ac.Close()
 		return
 	}
-	k, token, err := readHello(io.MultiReader(bytes.NewReader(first[:]), nc))
+	k, token, err := readHello(io.MultiReader(bytes.NewReader(first[:]), ac))
+	answer := func(code byte, err error) {
+		ac.SetDeadline(time.Now().Add(time.Second)) // the hello's may be spent
+		writeAnswer(ac, code, err.Error())
+		ac.Close()
+	}
 	refuse := func(code byte, unauth bool, err error) {
 		t.cfg.Metrics.rejectedStream(unauth)
-		nc.SetDeadline(time.Now().Add(time.Second)) // the hello's may be spent
-		writeAnswer(nc, code, err.Error())
-		nc.Close()
+		answer(code, err)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, net.ErrClosed): // evicted, counted by the listener
+		ac.Close()
+		return
+	case isTimeout(err): // part of a hello: tell a slow peer why
+		t.cfg.Metrics.droppedHello(true)
+		answer(helloBad, err)
+		return
+	case err != nil:
 		refuse(helloBad, false, err)
 		return
 	}
@@ -234,6 +266,11 @@ func (t *TCPTransport) admit(nc net.Conn) {
 		refuse(helloUnauthenticated, true, fmt.Errorf("%w: cluster token of %q for generation %d does not verify", ErrUnauthenticated, k.from, k.gen))
 		return
 	}
+	if !t.lis.Admit(ac) { // evicted or timed out meanwhile
+		ac.Close()
+		return
+	}
+	nc := ac.NetConn() // admitted: the ring's I/O goes to the socket itself
 	if err := t.reg.checkGen(k.gen); err != nil {
 		code := helloStale
 		if errors.Is(err, ErrClosed) {
@@ -257,11 +294,33 @@ func (t *TCPTransport) admit(nc net.Conn) {
 	}
 }
 
-// Dial implements Transport.
+// Dial implements Transport. A hello the peer closes without answering is
+// retried (50 ms doubling to 1 s apart) until ctx ends: the peer's
+// admission may have evicted it to make room in a flood of strangers.
 func (t *TCPTransport) Dial(ctx context.Context, h LinkHello) (Conn, error) {
 	if len(h.From.ID) > maxHelloID || len(h.To.ID) > maxHelloID {
 		return nil, fmt.Errorf("%w: member id longer than %d bytes", ErrInvalidConfig, maxHelloID)
 	}
+	wait := 50 * time.Millisecond
+	for {
+		c, err := t.dialOnce(ctx, h)
+		if err == nil || !errors.Is(err, errNoAnswer) || ctx.Err() != nil {
+			return c, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (last attempt: %w)", ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+}
+
+// errNoAnswer marks a hello the peer closed without answering.
+var errNoAnswer = errors.New("no answer to hello")
+
+// dialOnce connects (retrying until the peer listens) and sends one hello.
+func (t *TCPTransport) dialOnce(ctx context.Context, h LinkHello) (Conn, error) {
 	nc, err := dialRetry(ctx, h.To.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", h.To.Addr, err)
@@ -322,11 +381,14 @@ func (t *TCPTransport) handshake(nc net.Conn, br *bufio.Reader, h LinkHello) err
 	b = append(b, h.To.ID...)
 	b = append(b, token...)
 	if _, err := nc.Write(b); err != nil {
-		return fmt.Errorf("%w: hello: %w", ErrLinkBroken, err)
+		return fmt.Errorf("%w: %w: sending it: %w", ErrLinkBroken, errNoAnswer, err)
 	}
 	var ans [7]byte
-	if _, err := io.ReadFull(br, ans[:]); err != nil {
-		return fmt.Errorf("%w: no answer to hello: %w", ErrLinkBroken, err)
+	if n, err := io.ReadFull(br, ans[:]); err != nil {
+		if n == 0 {
+			err = fmt.Errorf("%w: %w", errNoAnswer, err)
+		}
+		return fmt.Errorf("%w: answer to hello: %w", ErrLinkBroken, err)
 	}
 	if [4]byte(ans[:4]) != tcpMagic {
 		return fmt.Errorf("%w: %s is not a TCP ring transport (answer starts %q; a gRPC one?)", ErrProtocol, nc.RemoteAddr(), ans[:4])
@@ -349,8 +411,10 @@ func (t *TCPTransport) handshake(nc net.Conn, br *bufio.Reader, h LinkHello) err
 	}
 }
 
-// Accept implements Transport.
+// Accept implements Transport. The link's dialer becomes an expected
+// neighbour: its address's pending connections are kept over strangers'.
 func (t *TCPTransport) Accept(ctx context.Context, h LinkHello) (Conn, error) {
+	t.expected.expect(h)
 	return t.reg.accept(ctx, keyOf(h))
 }
 
@@ -358,11 +422,15 @@ func (t *TCPTransport) Accept(ctx context.Context, h LinkHello) (Conn, error) {
 // ids (each after its length byte) and the 32-byte token.
 func readHello(br io.Reader) (k linkKey, token []byte, err error) {
 	var head [13]byte
-	if _, err = io.ReadFull(br, head[:]); err != nil {
+	// The magic first: anything else is refused without waiting for more.
+	if _, err = io.ReadFull(br, head[:4]); err != nil {
 		return k, nil, fmt.Errorf("%w: hello: %w", ErrProtocol, err)
 	}
 	if [4]byte(head[:4]) != tcpMagic {
 		return k, nil, fmt.Errorf("%w: not a ring link (hello starts %q)", ErrProtocol, head[:4])
+	}
+	if _, err = io.ReadFull(br, head[4:]); err != nil {
+		return k, nil, fmt.Errorf("%w: hello: %w", ErrProtocol, err)
 	}
 	k.gen = binary.BigEndian.Uint64(head[4:12])
 	from := make([]byte, int(head[12])+1) // the id, then the next id's length
@@ -388,10 +456,13 @@ func writeAnswer(nc net.Conn, code byte, reason string) error {
 }
 
 func setNoDelay(nc net.Conn) {
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := nc.(interface{ SetNoDelay(bool) error }); ok {
 		tc.SetNoDelay(true)
 	}
 }
+
+// isTimeout reports whether err is a connection deadline passing.
+func isTimeout(err error) bool { return errors.Is(err, os.ErrDeadlineExceeded) }
 
 // tcpReadBuffer is the read buffer of a link: control frames and the
 // start of each data frame are read through it; the rest of a large
