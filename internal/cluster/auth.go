@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/recur-ml/recur/internal/admit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
@@ -82,26 +83,18 @@ func (a *Authenticator) Check(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, "recur: missing or wrong cluster key")
 }
 
-// ServerOptions are the options of a server with sec's transport
-// security that checks every RPC's token.
-func (a *Authenticator) ServerOptions(sec *Security) []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.Creds(sec.ServerCredentials()),
-		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := a.Check(ctx); err != nil {
-				return nil, err
-			}
-			return h(ctx, req)
-		}),
-		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := a.Check(ss.Context()); err != nil {
-				return err
-			}
-			return h(srv, ss)
-		}),
-		grpc.MaxRecvMsgSize(64 << 20),
-		grpc.MaxSendMsgSize(64 << 20),
+// Admit wraps lis in the admission a stranger cannot exhaust
+// (internal/admit: a short deadline to authenticate, bounded pending
+// connections per source and in all) and returns it with the options of a
+// gRPC server that serves on it: sec's transport security, every RPC's
+// token checked, the connection admitted by its first good RPC.
+func (a *Authenticator) Admit(lis net.Listener, sec *Security) (*admit.Listener, []grpc.ServerOption, error) {
+	adm, err := admit.NewListener(lis, admit.Config{Credentials: sec.ServerCredentials()})
+	if err != nil {
+		return nil, nil, err
 	}
+	opts := append(adm.ServerOptions(), adm.AuthOptions(a.Check)...)
+	return adm, append(opts, grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20)), nil
 }
 
 // tokenCreds attaches the cluster token to every RPC.

@@ -251,7 +251,14 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	c.auth = cluster.NewAuthenticator(cfg.Secret)
 	c.Metrics.registerRejected(c.auth)
 	c.Metrics.registerSecurity(c.sec)
-	c.srv = grpc.NewServer(c.auth.ServerOptions(c.sec)...)
+	adm, opts, err := c.auth.Admit(c.lis, c.sec)
+	if err != nil {
+		c.lis.Close()
+		c.Close()
+		return nil, fmt.Errorf("coordinator: %w", err)
+	}
+	c.lis = adm
+	c.srv = grpc.NewServer(opts...)
 	controlpb.RegisterControlServer(c.srv, c)
 	jobHash := cfg.Job.Hash()
 	controlpb.RegisterPeerServer(c.srv, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {

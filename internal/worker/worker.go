@@ -129,11 +129,18 @@ type RingTransport interface {
 	Close() error
 }
 
-func newRingTransport(kind string, lis net.Listener, secret []byte) (RingTransport, error) {
+// newRingTransport serves lis with the job's ring transport, secured as
+// every other connection (sec: mutual TLS, unless insecure).
+func newRingTransport(kind string, lis net.Listener, secret []byte, sec *cluster.Security) (RingTransport, error) {
 	if kind == job.RingTCP {
-		return allreduce.NewTCPTransport(allreduce.TCPConfig{Listener: lis, Secret: secret})
+		cfg := allreduce.TCPConfig{Listener: lis, Secret: secret}
+		if !sec.Insecure() {
+			cfg.ServerHandshake, cfg.ClientHandshake = sec.HandshakeServer, sec.HandshakeClient
+		}
+		return allreduce.NewTCPTransport(cfg)
 	}
-	return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret})
+	return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret,
+		ServerCredentials: sec.ServerCredentials(), ClientCredentials: sec.ClientCredentials()})
 }
 
 // startRing serves the ring listener with the job's transport, once.
@@ -150,7 +157,7 @@ func (w *Worker) startRing(kind string) error {
 		w.ring = w.cfg.RingTransport
 		return nil
 	}
-	tr, err := newRingTransport(kind, w.ringLis, cluster.RingKey(w.cfg.Secret))
+	tr, err := newRingTransport(kind, w.ringLis, cluster.RingKey(w.cfg.Secret), w.sec)
 	if err != nil {
 		return fmt.Errorf("worker %s: ring transport: %w", w.cfg.ID, err)
 	}
@@ -227,7 +234,16 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		}
 	}
 	auth := cluster.NewAuthenticator(cfg.Secret)
-	w.peer = grpc.NewServer(auth.ServerOptions(w.sec)...)
+	adm, opts, err := auth.Admit(w.peerLis, w.sec)
+	if err != nil {
+		w.peerLis.Close()
+		if w.ringLis != nil {
+			w.ringLis.Close()
+		}
+		return nil, fmt.Errorf("worker %s: %w", cfg.ID, err)
+	}
+	w.peerLis = adm
+	w.peer = grpc.NewServer(opts...)
 	controlpb.RegisterPeerServer(w.peer, &cluster.StateServer{StateAt: func(step int64) (string, []byte, error) {
 		e := w.engine()
 		if e == nil {

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/credentials"
+
 	"github.com/recur-ml/recur/internal/admit"
 )
 
@@ -32,6 +34,7 @@ type admission struct {
 	timeout, grace        time.Duration
 	maxPending, perSource int
 	metrics               *Metrics
+	creds                 credentials.TransportCredentials // gRPC only; nil: plaintext
 }
 
 // validateAdmission checks the admission fields of a transport config.
@@ -54,6 +57,7 @@ func (a admission) listener(lis net.Listener) (*admit.Listener, error) {
 		MaxPending:          a.maxPending,
 		MaxPendingPerSource: a.perSource,
 		OnClose:             func(r admit.Reason) { a.metrics.droppedHello(r == admit.TimedOut) },
+		Credentials:         a.creds,
 	}
 	l, err := admit.NewListener(lis, cfg)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/metadata"
@@ -43,6 +44,9 @@ type GRPCConfig struct {
 	BufferBytes int
 	// ReadBufferBytes, if nonzero, overrides BufferBytes for reads.
 	ReadBufferBytes int
+	// ServerCredentials and ClientCredentials secure the links (e.g. mutual
+	// TLS); nil: plaintext. Every member must use the same kind.
+	ServerCredentials, ClientCredentials credentials.TransportCredentials
 	// HelloTimeout bounds how long an incoming connection may go without
 	// opening a Link stream whose token verifies (default
 	// DefaultHelloTimeout); it is closed then.
@@ -135,7 +139,7 @@ func NewGRPCTransport(cfg GRPCConfig) (*GRPCTransport, error) {
 		return nil, err
 	}
 	lis, err := admission{timeout: cfg.HelloTimeout, maxPending: cfg.MaxPendingHellos,
-		perSource: cfg.MaxPendingHellosPerSource, metrics: cfg.Metrics}.listener(raw)
+		perSource: cfg.MaxPendingHellosPerSource, metrics: cfg.Metrics, creds: cfg.ServerCredentials}.listener(raw)
 	if err != nil {
 		raw.Close()
 		return nil, err
@@ -209,8 +213,12 @@ var ringBufferPool = &dirtyPool{}
 
 // Dial implements Transport.
 func (t *GRPCTransport) Dial(ctx context.Context, h LinkHello) (Conn, error) {
+	creds := t.cfg.ClientCredentials
+	if creds == nil {
+		creds = insecure.NewCredentials()
+	}
 	cc, err := grpc.NewClient("passthrough:///"+h.To.Addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{}),
 			grpc.MaxCallRecvMsgSize(MaxFrameBytes), grpc.MaxCallSendMsgSize(MaxFrameBytes)),
 		grpc.WithInitialWindowSize(t.cfg.WindowBytes),

@@ -14,6 +14,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/recur-ml/recur/internal/admit"
@@ -31,6 +32,12 @@ type TCPConfig struct {
 	Secret []byte
 	// Metrics counts refused and dropped links (nil: not counted).
 	Metrics *Metrics
+	// ServerHandshake and ClientHandshake, when set, secure every link
+	// before its hello (e.g. mutual TLS): the server's runs on each
+	// accepted connection within HelloTimeout, the client's on each dialed
+	// one, and each returns the connection to use. nil: plaintext. Every
+	// member must use the same kind.
+	ServerHandshake, ClientHandshake func(ctx context.Context, c net.Conn) (net.Conn, error)
 	// HelloTimeout bounds an incoming connection's hello (default
 	// DefaultHelloTimeout): a connection that has not sent a complete
 	// hello by then is closed (with a reason when it sent part of one).
@@ -224,11 +231,27 @@ func (t *TCPTransport) acceptLoop() {
 // listener, which may close it to make room.
 func (t *TCPTransport) admit(ac *admit.Conn) {
 	setNoDelay(ac.NetConn())
-	ac.SetDeadline(time.Now().Add(t.cfg.HelloTimeout))
-	// The hello is read straight from the socket (a dialer sends nothing
-	// more before the answer): no read buffer for unauthenticated peers.
+	deadline := time.Now().Add(t.cfg.HelloTimeout)
+	ac.SetDeadline(deadline)
+	// conn is the link: the admission's connection, or the secure channel
+	// over it.
+	var conn net.Conn = ac
+	if t.cfg.ServerHandshake != nil {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		sc, err := t.cfg.ServerHandshake(ctx, ac)
+		cancel()
+		if err != nil { // counted and named by the handshake
+			t.cfg.Metrics.rejectedStream(true)
+			ac.Close()
+			return
+		}
+		conn = sc
+	}
+	// The hello is read straight from the connection (a dialer sends
+	// nothing more before the answer): no read buffer for unauthenticated
+	// peers.
 	var first [1]byte
-	if _, err := io.ReadFull(ac, first[:]); err != nil {
+	if _, err := io.ReadFull(conn, first[:]); err != nil {
 		// Closed or silent without a byte: a port probe (readiness
 		// checks connect and hang up) or a stranger, not a peer to
 		// answer. Silence is counted; a close by the admission listener
@@ -239,11 +262,11 @@ func (t *TCPTransport) admit(ac *admit.Conn) {
 		ac.Close()
 		return
 	}
-	k, token, err := readHello(io.MultiReader(bytes.NewReader(first[:]), ac))
+	k, token, err := readHello(io.MultiReader(bytes.NewReader(first[:]), conn))
 	answer := func(code byte, err error) {
 		ac.SetDeadline(time.Now().Add(time.Second)) // the hello's may be spent
-		writeAnswer(ac, code, err.Error())
-		ac.Close()
+		writeAnswer(conn, code, err.Error())
+		conn.Close()
 	}
 	refuse := func(code byte, unauth bool, err error) {
 		t.cfg.Metrics.rejectedStream(unauth)
@@ -270,7 +293,10 @@ func (t *TCPTransport) admit(ac *admit.Conn) {
 		ac.Close()
 		return
 	}
-	nc := ac.NetConn() // admitted: the ring's I/O goes to the socket itself
+	nc := ac.NetConn() // admitted: the ring's I/O goes to the socket itself...
+	if conn != net.Conn(ac) {
+		nc = conn // ...or to the secure channel
+	}
 	if err := t.reg.checkGen(k.gen); err != nil {
 		code := helloStale
 		if errors.Is(err, ErrClosed) {
@@ -326,6 +352,19 @@ func (t *TCPTransport) dialOnce(ctx context.Context, h LinkHello) (Conn, error) 
 		return nil, fmt.Errorf("dial %s: %w", h.To.Addr, err)
 	}
 	setNoDelay(nc)
+	if t.cfg.ClientHandshake != nil {
+		sc, err := t.cfg.ClientHandshake(ctx, nc)
+		if err != nil {
+			nc.Close()
+			if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+				// Cut before it finished: the peer's admission may have
+				// made room in a flood; worth another attempt.
+				return nil, fmt.Errorf("dial %s: %w: %w", h.To.Addr, errNoAnswer, err)
+			}
+			return nil, fmt.Errorf("dial %s: %w: %w", h.To.Addr, ErrUnauthenticated, err)
+		}
+		nc = sc
+	}
 	stop := context.AfterFunc(ctx, func() { nc.SetDeadline(time.Unix(1, 0)) })
 	br := bufio.NewReaderSize(nc, tcpReadBuffer)
 	err = t.handshake(nc, br, h)
