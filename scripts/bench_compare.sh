@@ -59,13 +59,17 @@ fi
 if [ "$what" = ring ] || [ "$what" = all ]; then
   echo
   gloo=$("$py" "$BENCH/gloo_allreduce.py" --world 4 --floats 10000000 | sed 's/.*busbw_GBps=//')
-  res=$(go test -run '^$' -bench 'Ring(TCP)?/ranks-4/40MB' -benchtime 5x ./pkg/allreduce)
-  busbw() { echo "$res" | awk -v b="$1" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="busbw_GB/s") print $i}'; }
-  cpu() { echo "$res" | awk -v b="$1" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="cpu_ms/op") print $i}'; }
-  tcp=$(busbw BenchmarkRingTCP) grpc=$(busbw BenchmarkRing)
-  echo "| allreduce, 4 ranks, 40 MB, loopback | busbw GB/s | / gloo | CPU ms per call |"
-  echo "|---|---|---|---|"
-  echo "| PyTorch gloo | $gloo | 1.00x | |"
-  echo "| Recur, TCP links (the default) | $tcp | $(awk -v a="$tcp" -v b="$gloo" 'BEGIN{printf "%.2fx", a/b}') | $(cpu BenchmarkRingTCP) |"
-  echo "| Recur, gRPC streams | $grpc | $(awk -v a="$grpc" -v b="$gloo" 'BEGIN{printf "%.2fx", a/b}') | $(cpu BenchmarkRing) |"
+  res=$(go test -run '^$' -bench 'Ring(TCP)?(TLS)?/ranks-4/40MB' -benchtime 5x ./pkg/allreduce)
+  res16=$(RING_BENCH_COMPRESSION=fp16 go test -run '^$' -bench 'Ring(TCP)?(TLS)?/ranks-4/40MB' -benchtime 5x ./pkg/allreduce)
+  busbw() { echo "$1" | awk -v b="$2" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="busbw_GB/s") print $i}'; }
+  cpu() { echo "$1" | awk -v b="$2" 'index($1, b"/") == 1 {for (i=1;i<NF;i++) if ($(i+1)=="cpu_ms/op") print $i}'; }
+  echo "| allreduce, 4 ranks, 40 MB, loopback | busbw GB/s (fp32 bytes) | / gloo | CPU ms per call | busbw with fp16 on the wire |"
+  echo "|---|---|---|---|---|"
+  echo "| PyTorch gloo | $gloo | 1.00x | | |"
+  for row in "BenchmarkRingTLS:gRPC streams, mutual TLS (the default)" "BenchmarkRing:gRPC streams, plaintext (--insecure)" \
+             "BenchmarkRingTCPTLS:TCP links, mutual TLS" "BenchmarkRingTCP:TCP links, plaintext (--insecure)"; do
+    b=${row%%:*} name=${row#*:}
+    v=$(busbw "$res" "$b")
+    echo "| Recur, $name | $v | $(awk -v a="$v" -v g="$gloo" 'BEGIN{printf "%.2fx", a/g}') | $(cpu "$res" "$b") | $(busbw "$res16" "$b") |"
+  done
 fi

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/cluster"
 )
 
 // BenchmarkRing measures allreduce over real gRPC on loopback, all ranks
@@ -16,7 +18,9 @@ import (
 // Tuning knobs can be tried without editing code through the environment:
 // RING_BENCH_SEGMENT_BYTES, RING_BENCH_CREDITS (Config.Window),
 // RING_BENCH_WINDOW_BYTES, RING_BENCH_BUFFER_BYTES and
-// RING_BENCH_READ_BUFFER_BYTES (GRPCConfig); unset means the default.
+// RING_BENCH_READ_BUFFER_BYTES (GRPCConfig), and RING_BENCH_COMPRESSION
+// (none, fp16, bf16: the encoding on the wire; algbw and busbw still
+// count float32 bytes); unset means the default.
 func BenchmarkRing(b *testing.B) {
 	benchTransport(b, func(b *testing.B, n int) ([]closingTransport, []Member) {
 		trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
@@ -34,6 +38,56 @@ func BenchmarkRingTCP(b *testing.B) {
 		trs, ms := tcpNodes(b, n, nil)
 		return asTransports(trs), ms
 	})
+}
+
+// BenchmarkRingTLS is BenchmarkRing with mutual TLS 1.3 on every link
+// (certificates from the cluster key, as the workers run by default).
+func BenchmarkRingTLS(b *testing.B) {
+	benchTransport(b, func(b *testing.B, n int) ([]closingTransport, []Member) {
+		sec := benchSecurity(b)
+		trs, ms := grpcNodesCfg(b, n, func(g *GRPCConfig) {
+			g.ServerCredentials, g.ClientCredentials = sec.ServerCredentials(), sec.ClientCredentials()
+		})
+		return asTransports(trs), ms
+	})
+}
+
+// BenchmarkRingTCPTLS is BenchmarkRingTCP with mutual TLS 1.3.
+func BenchmarkRingTCPTLS(b *testing.B) {
+	benchTransport(b, func(b *testing.B, n int) ([]closingTransport, []Member) {
+		sec := benchSecurity(b)
+		trs := make([]*TCPTransport, n)
+		ms := make([]Member, n)
+		for i := range trs {
+			tr, err := NewTCPTransport(TCPConfig{ListenAddr: "127.0.0.1:0", Secret: testSecret,
+				ServerHandshake: sec.HandshakeServer, ClientHandshake: sec.HandshakeClient})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { tr.Close() })
+			trs[i], ms[i] = tr, Member{ID: fmt.Sprintf("w%d", i), Addr: tr.Addr()}
+		}
+		return asTransports(trs), ms
+	})
+}
+
+func benchSecurity(b *testing.B) *cluster.Security {
+	sec, err := cluster.NewSecurity(cluster.SecurityConfig{Secret: testSecret, Name: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sec
+}
+
+// benchCompression is RING_BENCH_COMPRESSION (none, fp16, bf16).
+func benchCompression() Compression {
+	switch os.Getenv("RING_BENCH_COMPRESSION") {
+	case "fp16":
+		return FP16
+	case "bf16":
+		return BF16
+	}
+	return None
 }
 
 // benchTransport runs the ranks-N/SIZE sub-benchmarks over the transports
@@ -65,14 +119,15 @@ func benchRing(b *testing.B, rings []*Ring, floats int) {
 		}
 	}
 	ctx := testCtx(b, 10*time.Minute)
-	if _, errs := runAll(ctx, rings, bufs, nil); errors.Join(errs...) != nil { // warm up
+	opts := func(int) Options { return Options{Compression: benchCompression()} }
+	if _, errs := runAll(ctx, rings, bufs, opts); errors.Join(errs...) != nil { // warm up
 		b.Fatal(errs)
 	}
 	b.SetBytes(int64(4 * floats))
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	for range b.N {
-		if _, errs := runAll(ctx, rings, bufs, nil); errors.Join(errs...) != nil {
+		if _, errs := runAll(ctx, rings, bufs, opts); errors.Join(errs...) != nil {
 			b.Fatal(errs)
 		}
 	}
