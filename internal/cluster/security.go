@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"os"
@@ -308,12 +309,13 @@ func (s *Security) ClientTLS() *tls.Config {
 
 // Refusal reasons counted by Refusals.
 const (
-	RefusedNotTLS        = "not_tls"              // plaintext or garbage where a handshake was due
-	RefusedNoCertificate = "no_certificate"       // the peer presented none
-	RefusedUnknownCA     = "unknown_authority"    // signed by another key or CA
-	RefusedExpired       = "expired_or_not_yet"   // outside its validity
-	RefusedOther         = "handshake_failed"     // anything else (a replay, a cut connection)
-	RefusedToken         = "wrong_or_missing_key" // a valid connection whose RPC lacked the cluster token
+	RefusedNotTLS        = "not_tls"                 // plaintext or garbage where a handshake was due
+	RefusedNoCertificate = "no_certificate"          // the peer presented none
+	RefusedUnknownCA     = "unknown_authority"       // signed by another key or CA
+	RefusedExpired       = "expired_or_not_yet"      // outside its validity
+	RefusedClosed        = "closed_before_handshake" // connected and hung up: a port probe (not logged)
+	RefusedOther         = "handshake_failed"        // anything else (a replay, a cut connection)
+	RefusedToken         = "wrong_or_missing_key"    // a valid connection whose RPC lacked the cluster token
 )
 
 // Classify names the reason of a failed handshake (one of the Refused
@@ -323,6 +325,8 @@ func Classify(err error) string {
 	var ci x509.CertificateInvalidError
 	var rh tls.RecordHeaderError
 	switch {
+	case errors.Is(err, io.EOF):
+		return RefusedClosed
 	case errors.As(err, &rh):
 		return RefusedNotTLS
 	case errors.Is(err, errNoCertificate), strings.Contains(err.Error(), "certificate required"), strings.Contains(err.Error(), "didn't provide a certificate"):
@@ -344,7 +348,7 @@ func (s *Security) refused(peer net.Addr, err error) error {
 	if peer != nil {
 		who = peer.String()
 	}
-	if s.cfg.Log != nil {
+	if s.cfg.Log != nil && reason != RefusedClosed {
 		last, _ := s.logged.LoadOrStore(reason, new(atomic.Int64))
 		now, prev := time.Now().UnixNano(), last.(*atomic.Int64).Load()
 		if now-prev >= int64(time.Second) && last.(*atomic.Int64).CompareAndSwap(prev, now) {

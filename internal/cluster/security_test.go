@@ -306,3 +306,21 @@ func TestSecurityInsecure(t *testing.T) {
 		t.Fatalf("insecure handshake: %v", err)
 	}
 }
+
+// A port probe (connect, hang up) is counted apart and not taken for an
+// attack.
+func TestSecurityProbeIsNotARefusal(t *testing.T) {
+	server := newSec(t, SecurityConfig{Secret: testKey, Name: "coordinator"})
+	addr, done := serve(t, server)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-done; err == nil || Classify(err) != RefusedClosed {
+		t.Fatalf("probe: %v", err)
+	}
+	if r := server.Refusals(); r[RefusedClosed] != 1 || len(r) != 1 {
+		t.Fatalf("refusals %v", r)
+	}
+}
