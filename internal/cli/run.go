@@ -168,6 +168,9 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
+	if err := checkSampleFlags(*n, *temp); err != nil {
+		return err
+	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
