@@ -110,7 +110,8 @@ type ClusterConfig struct {
 	// (see ParseBytes). A job whose estimate (Config.Estimate) exceeds it
 	// is refused before anything is allocated. Default "": the machine's
 	// memory or its cgroup's limit, whichever is lower
-	// (DetectMemoryLimit), on the coordinator and again on each worker.
+	// (DetectMemoryLimit), on the coordinator and again on each worker;
+	// set it when the coordinator's machine is smaller than the workers'.
 	MemoryLimit string `yaml:"memory_limit" json:"memory_limit,omitempty"`
 }
 
