@@ -231,3 +231,22 @@ func TestFormatBytes(t *testing.T) {
 		}
 	}
 }
+
+// The /proc and /sys files are read defensively: whatever they hold, the
+// limit is 0 (unknown) or a positive number below the "unlimited" values.
+func FuzzDetectMemoryLimit(f *testing.F) {
+	f.Add("0::/a/b\n", "MemTotal: 1024 kB\n", "max\n", "4:memory:/x\n")
+	f.Add("0::/../..\n", "MemTotal:\n", "-1\n", "4:memory:\n")
+	f.Fuzz(func(t *testing.T, cgroup, meminfo, max2, v1 string) {
+		fsys := fstest.MapFS{
+			"proc/self/cgroup":                           {Data: []byte(cgroup + v1)},
+			"proc/meminfo":                               {Data: []byte(meminfo)},
+			"sys/fs/cgroup/memory.max":                   {Data: []byte(max2)},
+			"sys/fs/cgroup/memory/memory.limit_in_bytes": {Data: []byte(max2)},
+		}
+		lim := DetectMemoryLimit(fsys)
+		if lim.Bytes < 0 || lim.Bytes >= unlimited || (lim.Bytes > 0) != (lim.Source != "") {
+			t.Fatalf("limit %+v", lim)
+		}
+	})
+}
