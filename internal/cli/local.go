@@ -60,6 +60,9 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
+	if err := checkTrainFlags(*workers, *steps, *minutes, *sample); err != nil {
+		return err
+	}
 	if *text != "" {
 		jf.sets = append(jf.sets, "data.text="+*text)
 	}
@@ -72,14 +75,14 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 			jf.sets = append(jf.sets, "train.steps=1000000000")
 		}
 	}
-	if *workers < 1 {
-		return fmt.Errorf("train: --workers must be at least 1, got %d", *workers)
-	}
 	if !hasSet(jf.sets, "train.threads") && os.Getenv("RECUR_TRAIN_THREADS") == "" {
 		jf.sets = append(jf.sets, fmt.Sprintf("train.threads=%d", max(1, runtime.NumCPU() / *workers)))
 	}
 	job, err := jf.load()
 	if err != nil {
+		return err
+	}
+	if err := checkLocalMemory(job, *workers); err != nil {
 		return err
 	}
 	jobFile, err := os.CreateTemp("", "recur-job-*.json")

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 
 	"github.com/recur-ml/recur/internal/job"
@@ -22,14 +20,17 @@ func (s *setFlag) Set(v string) error { *s = append(*s, v); return nil }
 
 // applyOverrides sets job fields from the environment (RECUR_SECTION_FIELD,
 // e.g. RECUR_MODEL_HIDDEN=128) and then from --set section.field=value,
-// which wins. Keys are the config file's YAML keys.
+// which wins. Keys are the config file's YAML keys. A RECUR_ variable
+// that is neither a key nor one of knownEnv is an error that suggests the
+// closest name: a misspelt override must not be silently ignored.
 func applyOverrides(jc *job.Config, sets []string) error {
-	fields := map[string]reflect.Value{}
-	collect(reflect.ValueOf(jc).Elem(), "", fields)
-	for key, v := range fields {
-		env := "RECUR_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+	if err := checkEnv(os.Environ()); err != nil {
+		return err
+	}
+	for _, key := range job.Keys() {
+		env := job.EnvName(key)
 		if s, ok := os.LookupEnv(env); ok {
-			if err := setValue(v, s); err != nil {
+			if err := jc.Set(key, s); err != nil {
 				return fmt.Errorf("environment %s: %w", env, err)
 			}
 		}
@@ -39,71 +40,72 @@ func applyOverrides(jc *job.Config, sets []string) error {
 		if !ok {
 			return fmt.Errorf("--set %q: want section.field=value", kv)
 		}
-		v, ok := fields[k]
-		if !ok {
-			return fmt.Errorf("--set %q: unknown config key %q", kv, k)
-		}
-		if err := setValue(v, val); err != nil {
-			return fmt.Errorf("--set %s: %w", k, err)
+		if err := jc.Set(k, val); err != nil {
+			return fmt.Errorf("--set %s: %w", kv, err)
 		}
 	}
 	return nil
 }
 
-// collect maps dotted YAML keys to settable leaf fields.
-func collect(v reflect.Value, prefix string, out map[string]reflect.Value) {
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
-		}
-		key := tag
-		if prefix != "" {
-			key = prefix + "." + tag
-		}
-		f := v.Field(i)
-		if f.Kind() == reflect.Struct {
-			collect(f, key, out)
-			continue
-		}
-		out[key] = f
-	}
+// knownEnv are the RECUR_ variables that are not config keys: read by a
+// command, a test, a script or the compose file. Add a variable here when
+// something starts reading it.
+var knownEnv = map[string]string{
+	"RECUR_CLUSTER_KEY":            "the cluster key (recur keygen)",
+	"RECUR_WORKER_CPUS":            "recur worker --cpus",
+	"RECUR_RING_SECRET":            "ringbench --secret",
+	"RECUR_DATA":                   "tests and benchmarks: the data directory",
+	"RECUR_SOAK":                   "the soak test",
+	"RECUR_BENCH":                  "benchmark scripts",
+	"RECUR_THREADS":                "pkg/rnn benchmarks",
+	"RECUR_BLAS_THREADS":           "pkg/rnn benchmarks",
+	"RECUR_CHECKPOINT_LOCK_HELPER": "pkg/checkpoint tests",
+	"RECUR_TEXT":                   "deploy/compose: the corpus on the host",
+	"RECUR_ENV_FILE":               "deploy/compose: the env file",
+	"RECUR_IMAGE":                  "deploy/compose: the image",
+	"RECUR_METRICS_PORT":           "deploy/compose: the metrics port",
 }
 
-func setValue(v reflect.Value, s string) error {
-	switch v.Kind() {
-	case reflect.String:
-		v.SetString(s)
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return err
+// checkEnv refuses a RECUR_ variable in env (KEY=VALUE lines) that is
+// neither a config key's variable nor in knownEnv.
+func checkEnv(env []string) error {
+	var names []string
+	keyed := map[string]string{}
+	for _, k := range job.Keys() {
+		keyed[job.EnvName(k)] = k
+		names = append(names, job.EnvName(k))
+	}
+	for n := range knownEnv {
+		names = append(names, n)
+	}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "RECUR_") {
+			continue
 		}
-		v.SetBool(b)
-	case reflect.Int, reflect.Int64, reflect.Int32:
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil {
-			return err
+		if _, ok := keyed[name]; ok {
+			continue
 		}
-		v.SetInt(n)
-	case reflect.Uint64, reflect.Uint32, reflect.Uint:
-		n, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return err
+		if _, ok := knownEnv[name]; ok {
+			continue
 		}
-		v.SetUint(n)
-	case reflect.Float64, reflect.Float32:
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return err
+		hint := " (config keys are RECUR_SECTION_KEY, e.g. RECUR_MODEL_HIDDEN for model.hidden)"
+		if c, ok := job.Closest(name, names); ok {
+			hint = fmt.Sprintf(" (did you mean %s?)", c)
+			if k, ok := keyed[c]; ok {
+				hint = fmt.Sprintf(" (did you mean %s, the config key %s?)", c, k)
+			}
 		}
-		v.SetFloat(f)
-	default:
-		return fmt.Errorf("cannot set a %s from text", v.Kind())
+		return fmt.Errorf("environment %s is not a config key or a variable recur reads%s", name, hint)
 	}
 	return nil
 }
+
+// placeholderKeys are the texts the example files put where a key goes
+// (deploy/compose/cluster.env.example, deploy/k8s/secret.example.yaml).
+// Long enough to pass the length check, and public: a cluster keyed with
+// one is open to anyone who read the repository.
+var placeholderKeys = []string{"replace-with-the-output-of-recur-keygen"}
 
 // clusterKey reads the cluster key from RECUR_CLUSTER_KEY or a file.
 func clusterKey(file string) ([]byte, error) {
@@ -113,16 +115,29 @@ func clusterKey(file string) ([]byte, error) {
 			return nil, fmt.Errorf("cluster key: %w", err)
 		}
 		k := []byte(strings.TrimSpace(string(b)))
-		if len(k) < 16 {
-			return nil, fmt.Errorf("cluster key in %s is %d bytes; use at least 16 (recur keygen)", file, len(k))
+		if err := checkKey(k, "the cluster key in "+file); err != nil {
+			return nil, err
 		}
 		return k, nil
 	}
 	if k := os.Getenv("RECUR_CLUSTER_KEY"); k != "" {
-		if len(k) < 16 {
-			return nil, fmt.Errorf("RECUR_CLUSTER_KEY is %d bytes; use at least 16 (recur keygen)", len(k))
+		if err := checkKey([]byte(k), "RECUR_CLUSTER_KEY"); err != nil {
+			return nil, err
 		}
 		return []byte(k), nil
 	}
 	return nil, errors.New("no cluster key: set RECUR_CLUSTER_KEY (make one with `recur keygen`) or pass --key-file")
+}
+
+// checkKey refuses a key that is too short or an example's placeholder.
+func checkKey(k []byte, what string) error {
+	if len(k) < 16 {
+		return fmt.Errorf("%s is %d bytes; use at least 16 (recur keygen)", what, len(k))
+	}
+	for _, p := range placeholderKeys {
+		if strings.EqualFold(strings.TrimSpace(string(k)), p) {
+			return fmt.Errorf("%s is the placeholder of the example files (%q), not a key: make one with `recur keygen` and put it there", what, p)
+		}
+	}
+	return nil
 }

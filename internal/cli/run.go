@@ -168,6 +168,9 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
+	if err := checkSampleFlags(*n, *temp); err != nil {
+		return err
+	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
@@ -223,10 +226,11 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 // evalTask prints the task's metrics on its validation (test) set.
 func (r *run) evalTask(stdout io.Writer) error {
 	t0 := time.Now()
-	m, err := task.EvaluateJob(r.job, r.model)
+	rep, err := task.EvaluateReport(r.job, r.model)
 	if err != nil {
 		return err
 	}
+	m := rep.Metrics
 	fmt.Fprintf(stdout, "step %d, %s task, validation set (%s):", r.step, r.job.Task.Kind, time.Since(t0).Round(time.Millisecond))
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -237,6 +241,9 @@ func (r *run) evalTask(stdout io.Writer) error {
 		fmt.Fprintf(stdout, " %s=%.4g", k, m[k])
 	}
 	fmt.Fprintln(stdout)
+	for _, n := range rep.Notes {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	return nil
 }
 

@@ -622,8 +622,11 @@ func (c *Coordinator) resume() error {
 		os.Remove(filepath.Join(c.cfg.Dir, BestCheckpointFile))
 	}
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) || c.cfg.Fresh {
-		b, _ := json.MarshalIndent(c.cfg.Job, "", "  ")
-		return os.WriteFile(jobPath, b, 0o644)
+		b, err := json.MarshalIndent(c.cfg.Job, "", "  ")
+		if err != nil {
+			return fmt.Errorf("coordinator: job.json: %w", err)
+		}
+		return writeFileAtomic(jobPath, b)
 	}
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
@@ -684,7 +687,7 @@ func (c *Coordinator) checkData() error {
 	if vocab == nil {
 		return nil
 	}
-	return os.WriteFile(filepath.Join(c.cfg.Dir, "vocab.json"), vocab, 0o644)
+	return writeFileAtomic(filepath.Join(c.cfg.Dir, "vocab.json"), vocab)
 }
 
 // ringRecord is the last generation and its members, persisted beside the
@@ -1179,14 +1182,37 @@ func firstNonFinite(v []float32) int {
 	return -1
 }
 
-// writeFileAtomic replaces path with b: a crash leaves the old or the new
-// content, never a torn file.
+// writeFileAtomic replaces path with b: a reader sees the old or the new
+// content, never a torn or empty file, and so does a crash. The bytes go
+// to a temporary file in the same directory (unique, so two writers do not
+// share it), which is synced and renamed over path; the directory is
+// synced too, for the rename to survive a crash.
 func writeFileAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
+	if err := writeSyncClose(f, b); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp, 0o644); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync() // best effort: not every file system syncs directories
+		d.Close()
+	}
+	return nil
+}
+
+func writeSyncClose(f *os.File, b []byte) error {
 	if _, err := f.Write(b); err != nil {
 		f.Close()
 		return err
@@ -1195,10 +1221,7 @@ func writeFileAtomic(path string, b []byte) error {
 		f.Close()
 		return err
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return f.Close()
 }
 
 func floatsToBytes(f []float32) []byte {

@@ -1,6 +1,7 @@
 package coordinator
 
 import (
+	"bytes"
 	"image/color"
 	"maps"
 	"path/filepath"
@@ -108,7 +109,22 @@ func (c *Coordinator) writeCurve() {
 			p.Legend.Add("validation", vl, vp)
 		}
 	}
-	if err := p.Save(8*vg.Inch, 5*vg.Inch, filepath.Join(c.cfg.Dir, "loss.png")); err != nil {
+	if err := savePlot(p, filepath.Join(c.cfg.Dir, "loss.png")); err != nil {
 		c.log.Debug("loss curve", zap.Error(err))
 	}
+}
+
+// savePlot renders p as a PNG into memory and replaces path with it
+// atomically: a reader (an image viewer refreshing it) never sees a
+// half-written or empty file.
+func savePlot(p *plot.Plot, path string) error {
+	w, err := p.WriterTo(8*vg.Inch, 5*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if _, err := w.WriteTo(&buf); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, buf.Bytes())
 }

@@ -5,16 +5,13 @@
 package job
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
+	"math"
 	"reflect"
 	"strings"
-
-	"go.yaml.in/yaml/v3"
 
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/rnn/optim"
@@ -67,8 +64,12 @@ type DataConfig struct {
 	TrainFraction float64 `yaml:"train_fraction" json:"train_fraction"` // default 0.9
 	Classes       int     `yaml:"classes" json:"classes"`               // classify: number of classes
 	Vocab         int     `yaml:"vocab" json:"vocab"`                   // token inputs (JSONL): vocabulary size
-	MaxLen        int     `yaml:"max_len" json:"max_len"`               // skip longer sequences; 0: no limit
-	Buckets       int     `yaml:"buckets" json:"buckets"`               // length buckets for variable lengths; 0: none
+	// MaxLen bounds the steps of a JSONL example (input and output):
+	// longer examples are skipped. 0 (the default) means DefaultMaxLen
+	// (2048), and a longer example is then an error naming its file:line,
+	// so no data is dropped unasked.
+	MaxLen  int `yaml:"max_len" json:"max_len"`
+	Buckets int `yaml:"buckets" json:"buckets"` // length buckets for variable lengths; 0: none
 }
 
 // TrainConfig is the training loop.
@@ -105,6 +106,13 @@ type ClusterConfig struct {
 	// exact float32), "fp16" or "bf16" (half the bytes; reduction stays
 	// float32, and the loss, token count and carried states travel exact).
 	Compression string `yaml:"compression" json:"compression"`
+	// MemoryLimit is the memory one worker may use, as "24GB" or "16GiB"
+	// (see ParseBytes). A job whose estimate (Config.Estimate) exceeds it
+	// is refused before anything is allocated. Default "": the machine's
+	// memory or its cgroup's limit, whichever is lower
+	// (DetectMemoryLimit), on the coordinator and again on each worker;
+	// set it when the coordinator's machine is smaller than the workers'.
+	MemoryLimit string `yaml:"memory_limit" json:"memory_limit,omitempty"`
 }
 
 // Task kinds (TaskConfig.Kind).
@@ -143,37 +151,84 @@ func Default() Config {
 	}
 }
 
-// Load reads a YAML or JSON job file over the defaults. Unknown keys are
-// errors that name the line.
-func Load(path string) (Config, error) {
-	cfg := Default()
-	b, err := os.ReadFile(path)
+// Validate reports the first impossible value, naming its key: a number
+// that is not finite, out of range or above its hard cap (caps keep every
+// size product far from overflowing), and a job whose memory estimate
+// exceeds cluster.memory_limit (default: this machine's memory or cgroup
+// limit; see CheckMemory).
+func (c Config) Validate() error {
+	if err := c.validateValues(); err != nil {
+		return err
+	}
+	lim, err := c.Cluster.Limit()
 	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
+		return err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil {
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
+	return c.CheckMemory(c.Sizes(), c.Cluster.MinWorkers, 1, lim)
 }
 
-// Validate reports the first impossible value, naming its field.
-func (c Config) Validate() error {
+// Hard caps on integer keys: far above any job that fits in memory, low
+// enough that no product of them overflows an int64 before the memory
+// estimate (in float64) refuses it.
+const (
+	maxWidth   = 1 << 20 // model.hidden, model.embed
+	maxLayers  = 1024
+	maxSteps   = 1 << 24 // data.seq, data.max_len, data.horizon
+	maxRows    = 1 << 24 // data.batch
+	maxClasses = 1 << 24 // data.classes, data.vocab
+	maxThreads = 1024
+	maxWorkers = 1 << 16
+	maxCount   = 1 << 40 // train.steps and step intervals
+	maxMinutes = 1e7     // train.minutes (19 years: no Duration overflow)
+)
+
+// intKey is an integer key with its bounds.
+type intKey struct {
+	name    string
+	v, lo   int64
+	hi      int64
+	loLabel string // how to say v < lo
+}
+
+func (c Config) intKeys() []intKey {
+	pos := func(name string, v int64, hi int64) intKey {
+		return intKey{name, v, 1, hi, "must be positive"}
+	}
+	nonneg := func(name string, v int64, hi int64) intKey {
+		return intKey{name, v, 0, hi, "must not be negative"}
+	}
+	return []intKey{
+		pos("model.hidden", int64(c.Model.Hidden), maxWidth), pos("model.layers", int64(c.Model.Layers), maxLayers),
+		pos("model.embed", int64(c.Model.Embed), maxWidth),
+		pos("data.seq", int64(c.Data.Seq), maxSteps), pos("data.batch", int64(c.Data.Batch), maxRows),
+		nonneg("data.horizon", int64(c.Data.Horizon), maxSteps), nonneg("data.classes", int64(c.Data.Classes), maxClasses),
+		nonneg("data.vocab", int64(c.Data.Vocab), maxClasses), nonneg("data.max_len", int64(c.Data.MaxLen), maxSteps),
+		nonneg("data.buckets", int64(c.Data.Buckets), maxRows),
+		pos("train.steps", c.Train.Steps, maxCount), pos("train.threads", int64(c.Train.Threads), maxThreads),
+		nonneg("train.checkpoint_every", c.Train.CheckpointEvery, maxCount), nonneg("train.validate_every", c.Train.ValidateEvery, maxCount),
+		nonneg("train.val_windows", int64(c.Train.ValWindows), math.MaxInt32),
+		{"train.max_skipped_steps", int64(c.Train.MaxSkippedSteps), -1, math.MaxInt32, "must be positive, or -1 for no limit"},
+		nonneg("train.early_stop", int64(c.Train.EarlyStop), math.MaxInt32),
+		pos("cluster.min_workers", int64(c.Cluster.MinWorkers), maxWorkers), nonneg("cluster.max_workers", int64(c.Cluster.MaxWorkers), maxWorkers),
+		pos("cluster.allreduce_timeout_ms", int64(c.Cluster.AllreduceTimeoutMS), 24*3600*1000),
+		nonneg("task.eos", int64(c.Task.EOS), maxClasses), nonneg("task.bos", int64(c.Task.BOS), maxClasses),
+	}
+}
+
+// validateValues checks each key on its own and the rules between keys.
+func (c Config) validateValues() error {
+	if err := c.checkFinite(); err != nil {
+		return err
+	}
 	if _, err := rnn.ParseCell(c.Model.Cell); err != nil {
 		return fmt.Errorf("config model.cell: %w", err)
 	}
-	pos := []struct {
-		name string
-		v    int64
-	}{{"model.hidden", int64(c.Model.Hidden)}, {"model.layers", int64(c.Model.Layers)}, {"model.embed", int64(c.Model.Embed)},
-		{"data.seq", int64(c.Data.Seq)}, {"data.batch", int64(c.Data.Batch)}, {"train.steps", c.Train.Steps},
-		{"train.threads", int64(c.Train.Threads)}, {"cluster.min_workers", int64(c.Cluster.MinWorkers)},
-		{"cluster.allreduce_timeout_ms", int64(c.Cluster.AllreduceTimeoutMS)}}
-	for _, f := range pos {
-		if f.v <= 0 {
-			return fmt.Errorf("config %s must be positive, got %d", f.name, f.v)
+	for _, k := range c.intKeys() {
+		if k.v < k.lo {
+			return fmt.Errorf("config %s %s, got %d", k.name, k.loLabel, k.v)
+		}
+		if k.v > k.hi {
+			return fmt.Errorf("config %s=%d is above its limit %d", k.name, k.v, k.hi)
 		}
 	}
 	switch {
@@ -181,22 +236,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("config data.text: no corpus given")
 	case c.Task.Kind != "" && c.Task.Kind != TaskCharLM && c.Data.Train == "":
 		return fmt.Errorf("config data.train: the %s task needs a training file", c.Task.Kind)
-	case c.Data.Horizon < 0 || c.Data.Classes < 0 || c.Data.Vocab < 0 || c.Data.MaxLen < 0 || c.Data.Buckets < 0:
-		return fmt.Errorf("config data.horizon, classes, vocab, max_len and buckets must not be negative")
 	case c.Model.Dropout < 0 || c.Model.Dropout >= 1:
 		return fmt.Errorf("config model.dropout must be in [0, 1), got %v", c.Model.Dropout)
 	case c.Data.TrainFraction <= 0 || c.Data.TrainFraction >= 1:
 		return fmt.Errorf("config data.train_fraction must be in (0, 1), got %v", c.Data.TrainFraction)
-	case c.Train.Minutes < 0:
-		return fmt.Errorf("config train.minutes must not be negative, got %v", c.Train.Minutes)
+	case c.Train.Minutes < 0 || c.Train.Minutes > maxMinutes:
+		return fmt.Errorf("config train.minutes must be in [0, %g], got %v", float64(maxMinutes), c.Train.Minutes)
 	case c.Train.Clip < 0:
 		return fmt.Errorf("config train.clip must not be negative, got %v", c.Train.Clip)
-	case c.Train.CheckpointEvery < 0 || c.Train.ValidateEvery < 0 || c.Train.ValWindows < 0:
-		return fmt.Errorf("config train.checkpoint_every, validate_every and val_windows must not be negative")
-	case c.Train.MaxSkippedSteps < -1:
-		return fmt.Errorf("config train.max_skipped_steps must be positive, or -1 for no limit, got %d", c.Train.MaxSkippedSteps)
-	case c.Train.EarlyStop < 0:
-		return fmt.Errorf("config train.early_stop must not be negative, got %d", c.Train.EarlyStop)
 	case c.Train.EarlyStop > 0 && c.Train.ValidateEvery == 0:
 		return fmt.Errorf("config train.early_stop needs train.validate_every")
 	case c.Cluster.MaxWorkers != 0 && c.Cluster.MaxWorkers < c.Cluster.MinWorkers:

@@ -9,22 +9,39 @@ import (
 	"github.com/recur-ml/recur/pkg/rnn"
 )
 
-// EvaluateJob measures a model on the job's validation (test) set, with the
-// task's own metrics besides the loss:
+// Report is a model's evaluation: its metrics by name, and notes on what
+// could not be measured (a baseline that cannot be fitted to the data).
+type Report struct {
+	Metrics map[string]float64
+	Notes   []string
+}
+
+// EvaluateJob returns the metrics of EvaluateReport.
+func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, error) {
+	r, err := EvaluateReport(jc, m)
+	if err != nil {
+		return nil, err
+	}
+	return r.Metrics, nil
+}
+
+// EvaluateReport measures a model on the job's validation (test) set, with
+// the task's own metrics besides the loss:
 //
 //	charlm:   loss (nats/char)
 //	classify: loss, accuracy
 //	forecast: loss (normalised MSE), rmse (in the series' units), and the
 //	          rmse of a persistence (last value) and a least-squares linear
-//	          autoregressive baseline over the same input window
+//	          autoregressive baseline over the same input window (left out,
+//	          with a note, when the data cannot fit it: a constant series)
 //	seq2seq:  loss, exact_match of greedy decoding to EOS
-func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, error) {
+func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	t, err := Open(jc)
 	if err != nil {
 		return nil, err
 	}
 	defer t.Close()
-	out := map[string]float64{}
+	r := &Report{Metrics: map[string]float64{}}
 	sum, count, _, err := t.Validate(m, 0, 1, 0)
 	if err != nil {
 		return nil, err
@@ -32,20 +49,20 @@ func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, erro
 	if count == 0 {
 		return nil, fmt.Errorf("eval: the validation set is empty")
 	}
-	out["loss"] = sum / count
+	r.Metrics["loss"] = sum / count
 	et, ok := t.(*exampleTask)
 	if !ok {
-		return out, nil
+		return r, nil
 	}
 	switch jc.Task.Kind {
 	case job.TaskClassify:
-		err = et.accuracy(m, out)
+		err = et.accuracy(m, r.Metrics)
 	case job.TaskSeq2Seq:
-		err = et.exactMatch(m, out)
+		err = et.exactMatch(m, r.Metrics)
 	case job.TaskForecast:
-		err = et.forecastRMSE(m, out)
+		err = et.forecastRMSE(m, r)
 	}
-	return out, err
+	return r, err
 }
 
 func (t *exampleTask) accuracy(m *rnn.Model[float32], out map[string]float64) error {
@@ -110,11 +127,15 @@ func (t *exampleTask) exactMatch(m *rnn.Model[float32], out map[string]float64) 
 
 // forecastRMSE compares the model with persistence and a linear AR model
 // fitted by least squares on the training windows, in the series' units.
-func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], out map[string]float64) error {
+// When the AR model cannot be fitted (a constant series makes its least
+// squares singular) the report says so and has the other two.
+func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], r *Report) error {
+	out := r.Metrics
 	cols := t.trainWindows().TargetColumns()
 	ar, err := t.fitAR(cols)
 	if err != nil {
-		return err
+		r.Notes = append(r.Notes, fmt.Sprintf("the linear AR baseline is unavailable: %v", err))
+		ar = nil
 	}
 	tp := m.NewTape(0)
 	var se, sePersist, seAR float64
@@ -139,10 +160,12 @@ func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], out map[string]float64
 					truth := t.norm.Inverse(float64(b.Y[i]), c)
 					p := t.norm.Inverse(float64(pred[i]), c)
 					last := t.norm.Inverse(x[(b.T-1)*dim+c], c)
-					lin := t.norm.Inverse(ar.predict(x, h*len(cols)+k), c)
 					se += (p - truth) * (p - truth)
 					sePersist += (last - truth) * (last - truth)
-					seAR += (lin - truth) * (lin - truth)
+					if ar != nil {
+						lin := t.norm.Inverse(ar.predict(x, h*len(cols)+k), c)
+						seAR += (lin - truth) * (lin - truth)
+					}
 					n++
 				}
 			}
@@ -151,6 +174,8 @@ func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], out map[string]float64
 	})
 	out["rmse"] = math.Sqrt(se / float64(max(n, 1)))
 	out["rmse_persistence"] = math.Sqrt(sePersist / float64(max(n, 1)))
-	out["rmse_linear_ar"] = math.Sqrt(seAR / float64(max(n, 1)))
+	if ar != nil {
+		out["rmse_linear_ar"] = math.Sqrt(seAR / float64(max(n, 1)))
+	}
 	return err
 }

@@ -1,6 +1,7 @@
 package task
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -35,7 +36,7 @@ func openExampleTask(jc job.Config) (*exampleTask, error) {
 		t.train, t.val, err = loadClassify(d)
 		t.outputs = d.Classes
 	case job.TaskSeq2Seq:
-		jc := shard.JSONLConfig{Input: shard.TokenKind, Output: shard.TokenKind, MaxLen: d.MaxLen, Vocab: d.Vocab, AppendEOS: true, EOS: int32(jc.Task.EOS)}
+		jc := jsonlConfig(d, shard.JSONLConfig{Input: shard.TokenKind, Output: shard.TokenKind, Vocab: d.Vocab, AppendEOS: true, EOS: int32(jc.Task.EOS)})
 		t.train, t.val, err = loadJSONLPair(d, jc)
 		t.outputs = d.Vocab
 	case job.TaskForecast:
@@ -84,24 +85,48 @@ func loadClassify(d job.DataConfig) (train, val shard.Dataset, err error) {
 		val, err = load(d.Val, "val")
 		return train, val, err
 	}
-	return loadJSONLPair(d, shard.JSONLConfig{Classes: d.Classes, MaxLen: d.MaxLen, Vocab: d.Vocab})
+	return loadJSONLPair(d, jsonlConfig(d, shard.JSONLConfig{Classes: d.Classes, Vocab: d.Vocab}))
+}
+
+// jsonlConfig sets the length limit of c from data.max_len: an explicit
+// limit skips longer examples (the key's meaning since it exists); the
+// default limit, job.DefaultMaxLen, refuses them, so no data the job did
+// not ask to drop is dropped, and no 100,000-step example reaches the
+// model (whose activations grow with the longest batch).
+func jsonlConfig(d job.DataConfig, c shard.JSONLConfig) shard.JSONLConfig {
+	n, explicit := d.MaxLength()
+	c.MaxLen, c.OverLong = n, shard.ErrorLong
+	if explicit {
+		c.OverLong = shard.SkipLong
+	}
+	return c
 }
 
 // loadJSONLPair reads data.train and data.val (or splits data.train).
 func loadJSONLPair(d job.DataConfig, jc shard.JSONLConfig) (train, val shard.Dataset, err error) {
 	tr, _, err := shard.LoadJSONL(d.Train, jc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("config data.train: %w", err)
+		return nil, nil, jsonlErr("data.train", err)
 	}
 	if d.Val != "" {
 		v, _, err := shard.LoadJSONL(d.Val, jc)
 		if err != nil {
-			return nil, nil, fmt.Errorf("config data.val: %w", err)
+			return nil, nil, jsonlErr("data.val", err)
 		}
 		return tr, v, nil
 	}
 	n := int(float64(len(tr)) * d.TrainFraction)
 	return tr[:n], tr[n:], nil
+}
+
+// jsonlErr names the key of a JSONL file's error, and for an example over
+// the default length limit says how to raise it.
+func jsonlErr(key string, err error) error {
+	if errors.Is(err, shard.ErrTooLong) {
+		return fmt.Errorf("config %s: %w; data.max_len is %d by default: set it higher to train on such examples "+
+			"(--set data.max_len=N; memory grows with it), or set it explicitly to skip longer ones", key, err, job.DefaultMaxLen)
+	}
+	return fmt.Errorf("config %s: %w", key, err)
 }
 
 // loadForecast reads the CSV series, normalises it with statistics of the
@@ -129,6 +154,25 @@ func (t *exampleTask) loadForecast() error {
 	t.train, t.val = tr, va
 	t.outputs = max(d.Horizon, 1) * len(tr.TargetColumns())
 	return nil
+}
+
+// longest returns the most input steps of any example, and for seq2seq
+// the most output (decoder) steps: the longest batch a worker may see.
+func (t *exampleTask) longest() (in, out int) {
+	for _, ds := range []shard.Dataset{t.train, t.val} {
+		if ds == nil {
+			continue
+		}
+		for _, n := range shard.Lengths(ds) {
+			in = max(in, n)
+		}
+		if exs, ok := ds.(shard.Examples); ok && t.job.Task.Kind == job.TaskSeq2Seq {
+			for _, e := range exs {
+				out = max(out, e.Output.Len())
+			}
+		}
+	}
+	return in, out
 }
 
 func (t *exampleTask) ModelConfig() (rnn.Config, error) {

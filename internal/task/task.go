@@ -69,6 +69,9 @@ func Check(jc job.Config) (vocab []byte, err error) {
 	if _, err := t.ModelConfig(); err != nil {
 		return nil, err
 	}
+	if err := CheckMemory(jc, t); err != nil {
+		return nil, err
+	}
 	ct, ok := t.(*charTask)
 	if !ok {
 		return nil, nil
@@ -78,6 +81,41 @@ func Check(jc job.Config) (vocab []byte, err error) {
 		return nil, fmt.Errorf("data.text %s has %d training characters; %d streams of %d need at least %d", d.Text, n, d.Batch, d.Seq, need)
 	}
 	return ct.corpus.Vocab().MarshalJSON()
+}
+
+// CheckMemory refuses a job whose workers would need more memory than
+// cluster.memory_limit (default: this machine's memory or cgroup limit),
+// estimated with the sizes t's data gives: the vocabulary, the input
+// features, the outputs and the longest sequences (job.Config.Estimate).
+func CheckMemory(jc job.Config, t Task) error {
+	s, err := Sizes(jc, t)
+	if err != nil {
+		return err
+	}
+	lim, err := jc.Cluster.Limit()
+	if err != nil {
+		return err
+	}
+	return jc.CheckMemory(s, jc.Cluster.MinWorkers, 1, lim)
+}
+
+// Sizes returns what t's data says about a worker's memory.
+func Sizes(jc job.Config, t Task) (job.Sizes, error) {
+	mc, err := t.ModelConfig()
+	if err != nil {
+		return job.Sizes{}, err
+	}
+	s := job.Sizes{Vocab: mc.Vocab, Input: mc.Input, Outputs: mc.Outputs}
+	if s.Outputs == 0 {
+		s.Outputs = mc.Vocab // rnn's default: a language model
+	}
+	switch t := t.(type) {
+	case *charTask:
+		s.Steps, s.Streams, s.PerStep = jc.Data.Seq, jc.Data.Batch, true
+	case *exampleTask:
+		s.Steps, s.DecSteps = t.longest()
+	}
+	return s, nil
 }
 
 // baseModel fills the recurrent part of a model config from the job.

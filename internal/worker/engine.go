@@ -47,6 +47,12 @@ func newEngine(jc job.Config) (*engine, error) {
 	if err != nil {
 		return nil, err
 	}
+	// This machine may be smaller than the coordinator's: refuse a model
+	// that cannot fit before allocating it.
+	if err := task.CheckMemory(jc, t); err != nil {
+		t.Close()
+		return nil, err
+	}
 	e := &engine{job: jc, hash: jc.Hash(), task: t, snapStep: -1}
 	if err := e.build(); err != nil {
 		t.Close()

@@ -17,6 +17,9 @@ func (m *Model[F]) Sample(prime []int32, n int, temperature float64, rng *rand.R
 	if len(prime) == 0 {
 		return nil, errors.New("rnn: sampling needs at least one prime token")
 	}
+	if n < 0 {
+		return nil, fmt.Errorf("rnn: cannot sample %d tokens", n)
+	}
 	if err := m.emb.checkTokens(prime); err != nil {
 		return nil, fmt.Errorf("prime: %w", err)
 	}

@@ -243,4 +243,7 @@ func TestSampleTemperature(t *testing.T) {
 	if _, err := m.Sample([]int32{9}, 5, 1, nil); err == nil {
 		t.Fatal("prime outside the vocabulary accepted")
 	}
+	if _, err := m.Sample([]int32{1}, -5, 1, nil); err == nil { // used to panic: makeslice: cap out of range
+		t.Fatal("a negative count accepted")
+	}
 }

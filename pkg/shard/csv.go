@@ -77,7 +77,11 @@ func LoadCSV(path string, cfg CSVConfig) (*Series, error) {
 }
 
 // ReadCSV parses a numeric CSV table; name labels errors as name:line.
-// Every data field must be a finite number.
+// Every data field must be a finite number. A blank line between two data
+// rows is an error: the rows are a series, and skipping the line (as
+// encoding/csv does) would join the values on both sides of a gap, a
+// missing value most likely. Blank lines before the first data row and
+// after the last are allowed.
 func ReadCSV(r io.Reader, name string, cfg CSVConfig) (*Series, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -89,6 +93,7 @@ func ReadCSV(r io.Reader, name string, cfg CSVConfig) (*Series, error) {
 	cr.ReuseRecord = true
 	s := &Series{}
 	var pick []int
+	lastRow := 0 // the line the previous data row ended on; 0 before the first
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -98,6 +103,8 @@ func ReadCSV(r io.Reader, name string, cfg CSVConfig) (*Series, error) {
 			return nil, csvErr(name, err)
 		}
 		line, _ := cr.FieldPos(0)
+		end, _ := cr.FieldPos(len(rec) - 1)
+		end += strings.Count(rec[len(rec)-1], "\n") // a quoted field may span lines
 		if s.Names == nil {
 			header := cfg.Header == HeaderPresent || (cfg.Header == HeaderAuto && !allNumeric(rec))
 			if pick, err = s.setColumns(rec, header, cfg.Columns); err != nil {
@@ -107,6 +114,11 @@ func ReadCSV(r io.Reader, name string, cfg CSVConfig) (*Series, error) {
 				continue
 			}
 		}
+		if lastRow > 0 && line > lastRow+1 {
+			return nil, inputErr(name, lastRow+1, ErrSyntax, "blank line inside the series (rows on lines %d and %d): "+
+				"a missing value? fill it in or remove the line", lastRow, line)
+		}
+		lastRow = end
 		for _, c := range pick {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rec[c]), 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {

@@ -21,6 +21,8 @@ func TestReadCSVHeader(t *testing.T) {
 		{"forced header", "1,2\n3,4\n", CSVConfig{Header: HeaderPresent}, []string{"1", "2"}, 1, 3},
 		{"select", "a,b,c\n1,2,3\n", CSVConfig{Columns: []string{"c", "a"}}, []string{"c", "a"}, 1, 3},
 		{"semicolon", "x;y\n1.5;2e3\n", CSVConfig{Comma: ';'}, []string{"x", "y"}, 1, 1.5},
+		{"blank lines around", "\nv\n\n1\n2\n\n\n", CSVConfig{}, []string{"v"}, 2, 1},
+		{"quoted field over two lines", "v\n\"1\n\"\n2\n", CSVConfig{}, []string{"v"}, 2, 1},
 	} {
 		s, err := ReadCSV(strings.NewReader(tc.text), "s.csv", tc.cfg)
 		if err != nil {
@@ -46,6 +48,11 @@ func TestReadCSVErrors(t *testing.T) {
 		{"ragged", "a,b\n1,2\n3\n", CSVConfig{}, ErrSyntax, "s.csv:3: column 1: wrong number of fields"},
 		{"missing column", "a,b\n1,2\n", CSVConfig{Columns: []string{"z"}}, ErrSyntax, ""},
 		{"bad comma", "a\n1\n", CSVConfig{Comma: '"'}, ErrConfig, ""},
+		// encoding/csv skips blank lines: a one-column series with a gap
+		// used to be read as if the gap were not there.
+		{"gap", "v\n1\n2\n\n4\n", CSVConfig{}, ErrSyntax, "s.csv:4: blank line inside the series (rows on lines 3 and 5): a missing value? fill it in or remove the line"},
+		{"gaps, no header", "1\n\n\n2\n", CSVConfig{}, ErrSyntax, "s.csv:2: blank line inside the series (rows on lines 1 and 4): a missing value? fill it in or remove the line"},
+		{"gap, two columns", "a,b\n1,2\n\n3,4\n", CSVConfig{}, ErrSyntax, "s.csv:3: blank line inside the series (rows on lines 2 and 4): a missing value? fill it in or remove the line"},
 	} {
 		_, err := ReadCSV(strings.NewReader(tc.text), "s.csv", tc.cfg)
 		if !errors.Is(err, tc.want) || (tc.msg != "" && err.Error() != tc.msg) {
@@ -142,6 +149,8 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add("a,b\n1,2\n3,4\n", uint8(0))
 	f.Add("1;2\n\"3\";4\n", uint8(1))
 	f.Add("x\n\"unterminated\n", uint8(2))
+	f.Add("v\n1\n\n2\n", uint8(0))
+	f.Add("v\n\"1\n\"\n\n2\n", uint8(1))
 	f.Fuzz(func(t *testing.T, text string, mode uint8) {
 		s, err := ReadCSV(strings.NewReader(text), "f.csv", CSVConfig{Header: HeaderMode(mode % 3)})
 		if err != nil {

@@ -204,7 +204,7 @@ func (p *jsonlParser) parseLine(line []byte) (e Example, keep bool, err error) {
 	}
 	if m := p.cfg.MaxLen; m > 0 && (e.Input.Len() > m || e.Output.Len() > m) {
 		if p.cfg.OverLong == ErrorLong {
-			return e, false, ferr(ErrTooLong, "sequence of %d input and %d output steps exceeds MaxLen %d", e.Input.Len(), e.Output.Len(), m)
+			return e, false, ferr(ErrTooLong, "example of %d input and %d output steps exceeds the maximum length %d", e.Input.Len(), e.Output.Len(), m)
 		}
 		return e, false, nil
 	}

@@ -64,7 +64,7 @@ func TestReadJSONLErrors(t *testing.T) {
 		{"two values", `{"input":[1]} {}`, JSONLConfig{}, ErrSyntax, ""},
 		{"not object", `[1,2]`, JSONLConfig{}, ErrSyntax, ""},
 		{"null", `null`, JSONLConfig{}, ErrSyntax, `d.jsonl:2: expected an object, got null`},
-		{"too long", `{"input":[1,2,3],"target":1}`, JSONLConfig{MaxLen: 2, OverLong: ErrorLong}, ErrTooLong, `d.jsonl:2: sequence of 3 input and 0 output steps exceeds MaxLen 2`},
+		{"too long", `{"input":[1,2,3],"target":1}`, JSONLConfig{MaxLen: 2, OverLong: ErrorLong}, ErrTooLong, `d.jsonl:2: example of 3 input and 0 output steps exceeds the maximum length 2`},
 		{"huge token", `{"input":[99999999999]}`, JSONLConfig{}, ErrLabelRange, ""},
 	} {
 		_, _, err := ReadJSONL(strings.NewReader(ok+tc.line+"\n"+ok), "d.jsonl", tc.cfg)
@@ -105,8 +105,12 @@ func FuzzReadJSONL(f *testing.F) {
 	f.Add(`{"input":[1,2],"target":0}`+"\n"+`{"input":[3],"target":1}`, uint8(0))
 	f.Add(`{"input":[[0.5,1]],"output":[[2,3]]}`, uint8(1))
 	f.Add(`{"input":[1],"output":[2]}`, uint8(2))
+	f.Add(`{"input":[1,2,3,4,5,6,7,8,9],"output":[2]}`, uint8(8))
 	f.Fuzz(func(t *testing.T, text string, mode uint8) {
 		cfg := JSONLConfig{Input: SeqKind(mode % 3), MaxLen: 8, Classes: 5, AppendEOS: mode&4 != 0}
+		if mode&8 != 0 {
+			cfg.OverLong = ErrorLong
+		}
 		exs, st, err := ReadJSONL(strings.NewReader(text), "f.jsonl", cfg)
 		if err != nil {
 			var ie *InputError
@@ -115,12 +119,12 @@ func FuzzReadJSONL(f *testing.F) {
 			}
 			return
 		}
-		if st.Examples != len(exs) {
+		if st.Examples != len(exs) || cfg.OverLong == ErrorLong && st.Skipped > 0 {
 			t.Fatalf("stats %+v for %d examples", st, len(exs))
 		}
 		for i := range exs {
-			if exs[i].Input.Len() == 0 || exs[i].Input.Len() > 8 {
-				t.Fatalf("example %d of length %d", i, exs[i].Input.Len())
+			if exs[i].Input.Len() == 0 || exs[i].Input.Len() > 8 || exs[i].Output.Len() > 8 {
+				t.Fatalf("example %d of lengths %d, %d", i, exs[i].Input.Len(), exs[i].Output.Len())
 			}
 		}
 		// Every accepted set must collate into one batch without error.

@@ -102,6 +102,23 @@ func (c Config) Validate() error {
 		ErrConfig, c.Kind, KindSGD, KindAdam, KindAdamW, KindRMSprop)
 }
 
+// Buffers returns how many values per parameter the optimizer cfg.Kind
+// keeps as state: sgd 1 with momentum, else 0; adam and adamw 2 (3 with
+// amsgrad); rmsprop 1, plus 1 with momentum and 1 when centered. Memory
+// estimates multiply the parameter count by it; an unknown kind gives 0.
+func (c Config) Buffers() int {
+	switch c.Kind {
+	case KindSGD:
+		return c.SGD.buffers()
+	case KindAdam, KindAdamW:
+		return c.adam().buffers()
+	case KindRMSprop:
+		n, _, _ := c.RMSprop.buffers()
+		return n
+	}
+	return 0
+}
+
 func (c Config) adam() AdamConfig {
 	if c.Kind == KindAdamW {
 		return c.AdamW

@@ -459,3 +459,28 @@ func benchAdam[F Float](b *testing.B, n int) {
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds()/1e6, "Mparams/s")
 }
+
+// Buffers agrees with the state each optimizer keeps: the buffer count
+// byte of its encoding (byte 7) after a step.
+func TestBuffers(t *testing.T) {
+	want := map[string]int{"sgd": 0, "sgd_momentum": 1, "adam": 2, "adam_amsgrad": 3, "adamw": 2, "rmsprop": 1, "rmsprop_centered_momentum": 3}
+	for name, cfg := range allKinds() {
+		opt, err := New[float32](cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := opt.Step(randParams[float32](rand.New(rand.NewPCG(1, 2)), 3), 0.1); err != nil {
+			t.Fatal(err)
+		}
+		b, err := opt.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Buffers(); got != int(b[7]) || got != want[name] {
+			t.Errorf("%s: Buffers %d, encoded state has %d, want %d", name, got, b[7], want[name])
+		}
+	}
+	if n := (Config{Kind: "lion"}).Buffers(); n != 0 {
+		t.Errorf("unknown kind: %d buffers", n)
+	}
+}
