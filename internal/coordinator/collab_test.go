@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -297,5 +298,73 @@ func TestClusterWorkersAdoptChangedPolicy(t *testing.T) {
 		if held, _, _ := w.Job(); held.Cluster.Compression != job.CompressBF16 || held.Train.Clip != 1 {
 			t.Fatalf("a worker holds compression %q, clip %g: the new policy was not adopted", held.Cluster.Compression, held.Train.Clip)
 		}
+	}
+}
+
+// A run directory whose history records checkpoints but whose store is
+// gone (deleted, or replaced by an empty one) is not silently trained
+// again from scratch: the coordinator refuses, naming the step and the
+// way out; --fresh starts over.
+func TestCoordinatorRefusesALostStore(t *testing.T) {
+	jc := testJob(testCorpus(t), 20)
+	dir := t.TempDir()
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, dir, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	n.worker(t, ctx, &wg, "w0", nil)
+	waitDone(t, c, time.Minute)
+	cancel()
+	wg.Wait()
+	c.Close()
+	if err := os.Remove(filepath.Join(dir, "checkpoints.db")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewCoordinator(CoordinatorConfig{Job: jc, Listener: n.listen("coordinator:7070"), Dialer: n.dial, Gossip: "off",
+		Dir: dir, Secret: []byte(memSecret)})
+	if err == nil || !strings.Contains(err.Error(), "step 20") || !strings.Contains(err.Error(), "--fresh") {
+		t.Fatalf("a lost store: %v, want a refusal naming step 20 and --fresh", err)
+	}
+	c2, err := NewCoordinator(CoordinatorConfig{Job: jc, Listener: n.listen("coordinator:7070"), Dialer: n.dial, Gossip: "off",
+		Dir: dir, Secret: []byte(memSecret), Fresh: true})
+	if err != nil {
+		t.Fatalf("--fresh: %v", err)
+	}
+	c2.Close()
+}
+
+// --fresh sets the earlier run's checkpoints aside: a later restart
+// resumes this run's newest checkpoint, not the earlier run's, and the
+// earlier store is kept beside.
+func TestCoordinatorFreshSetsTheOldRunAside(t *testing.T) {
+	jc := testJob(testCorpus(t), 30)
+	dir := t.TempDir()
+	run := func(steps int64, fresh bool) int64 {
+		t.Helper()
+		jc.Train.Steps = steps
+		n := newMemNet(t)
+		c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Fresh = fresh })
+		ctx, cancel := context.WithCancel(t.Context())
+		var wg sync.WaitGroup
+		n.worker(t, ctx, &wg, "w0", nil)
+		waitDone(t, c, time.Minute)
+		cancel()
+		wg.Wait()
+		_, _, ck := c.Outcome()
+		c.Close()
+		return ck
+	}
+	if ck := run(30, false); ck != 30 {
+		t.Fatalf("first run ended at %d", ck)
+	}
+	if ck := run(10, true); ck != 10 {
+		t.Fatalf("fresh run ended at %d", ck)
+	}
+	if ck := run(20, false); ck != 20 {
+		t.Fatalf("the resumed fresh run ended at checkpoint %d, want 20 (resumed from its own 10)", ck)
+	}
+	old, _ := filepath.Glob(filepath.Join(dir, "checkpoints.db.old-*"))
+	if len(old) == 0 {
+		t.Fatal("the earlier run's store was not kept")
 	}
 }

@@ -201,7 +201,17 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
 	if c.store = cfg.Store; c.store == nil {
-		if c.store, err = checkpoint.Open(filepath.Join(cfg.Dir, "checkpoints.db"), checkpoint.Options{}); err != nil {
+		path := filepath.Join(cfg.Dir, "checkpoints.db")
+		if cfg.Fresh {
+			// The earlier run's checkpoints are set aside, not mixed with
+			// this run's (a restart would resume the newest of either).
+			if moved, err := setAside(path); err != nil {
+				return nil, fmt.Errorf("coordinator: --fresh: %w", err)
+			} else if moved != "" {
+				c.log.Warn("--fresh: the earlier run's checkpoints are set aside", zap.String("moved_to", moved))
+			}
+		}
+		if c.store, err = checkpoint.Open(path, checkpoint.Options{}); err != nil {
 			return nil, fmt.Errorf("coordinator: %w", err)
 		}
 	}
@@ -620,6 +630,14 @@ func (c *Coordinator) resume() error {
 	if c.cfg.Fresh { // the copies of an earlier run's checkpoints go too
 		os.Remove(filepath.Join(c.cfg.Dir, LatestCheckpointFile))
 		os.Remove(filepath.Join(c.cfg.Dir, BestCheckpointFile))
+	}
+	if errors.Is(err, checkpoint.ErrNoCheckpoint) && !c.cfg.Fresh {
+		if step, ok := savedBefore(c.cfg.Dir); ok {
+			// The history says checkpoints were saved here: the store
+			// was lost, and starting over silently would retrain.
+			return fmt.Errorf("coordinator: %s holds no checkpoint, but its history (%s) records one of step %d: the checkpoint store was deleted or replaced; restore %s (or its backup), or start over with --fresh",
+				c.cfg.Dir, events.MetricsFile, step, filepath.Join(c.cfg.Dir, "checkpoints.db"))
+		}
 	}
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) || c.cfg.Fresh {
 		b, err := json.MarshalIndent(c.cfg.Job, "", "  ")
@@ -1140,6 +1158,42 @@ func (c *Coordinator) toProto(p planner.Plan) *controlpb.StepPlan {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
 	}
 	return out
+}
+
+// savedBefore returns the step of the newest checkpoint the run
+// directory's history records as saved since the run last started from
+// scratch.
+func savedBefore(dir string) (int64, bool) {
+	evs, _, err := events.ReadEventsFile(filepath.Join(dir, events.MetricsFile))
+	if err != nil {
+		return 0, false
+	}
+	step, ok := int64(-1), false
+	for _, e := range evs {
+		switch {
+		case e.Kind == events.EventStart && e.Step < 0: // a start from scratch
+			step, ok = -1, false
+		case e.Kind == events.EventCheckpoint && e.Step > step:
+			step, ok = e.Step, true
+		}
+	}
+	return step, ok
+}
+
+// setAside renames the store at path and its backup to path.old-TIME
+// (and .bak beside it), returning the new name ("" when there was none).
+func setAside(path string) (string, error) {
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	to := path + ".old-" + time.Now().UTC().Format("20060102T150405Z")
+	if err := os.Rename(path, to); err != nil {
+		return "", err
+	}
+	if err := os.Rename(path+".bak", to+".bak"); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return to, err
+	}
+	return to, nil
 }
 
 // checkFinite reports a non-finite value in a state's parameters or
