@@ -80,6 +80,7 @@ const (
 	minPageSize    = 1024    // the smallest bbolt probes for
 	maxPageSize    = 1 << 16 // the largest page of any platform Go runs on
 	maxTreeDepth   = 64      // far beyond any real tree: a deeper one loops
+	maxKeySize     = 32768   // bbolt.MaxKeySize
 )
 
 var ne = binary.NativeEndian
@@ -259,8 +260,8 @@ func (c *boltChecker) checkFreelist(id uint64) error {
 	if h.count == 0xFFFF {
 		count, start = ne.Uint64(buf[pageHeaderSize:]), start+8
 	}
-	if count > (span-start)/8 {
-		return fmt.Errorf("freelist page %d lists %d pages, more than its %d bytes hold", id, count, span)
+	if count > (span-start)/8 || count > c.hwm {
+		return fmt.Errorf("freelist page %d lists %d pages: more than fit in its %d bytes, or than the %d pages in use", id, count, span, c.hwm)
 	}
 	ids, err := c.bytesAt(id, buf, start, count*8)
 	if err != nil {
@@ -308,8 +309,8 @@ func (c *boltChecker) checkTree(id uint64, lo, hi []byte, depth int) error {
 // after the element, that must end, with extra bytes after it, in span.
 func (c *boltChecker) elementKey(id uint64, buf []byte, i int, pos, ksize, extra, span uint64) ([]byte, error) {
 	off := pageHeaderSize + uint64(i)*elementSize + pos
-	if ksize == 0 {
-		return nil, fmt.Errorf("page %d: element %d has an empty key", id, i)
+	if ksize == 0 || ksize > maxKeySize {
+		return nil, fmt.Errorf("page %d: element %d has a key of %d bytes", id, i, ksize)
 	}
 	if off+ksize+extra > span {
 		return nil, fmt.Errorf("page %d: element %d (%d+%d bytes at %d) runs past the page's %d bytes", id, i, ksize, extra, off, span)
@@ -412,7 +413,7 @@ func (c *boltChecker) checkBucket(id uint64, buf []byte, voff, vsize uint64, dep
 	if root := ne.Uint64(hdr); root != 0 {
 		return c.checkTree(root, nil, nil, depth+1)
 	}
-	if vsize < bucketHeader+pageHeaderSize {
+	if vsize < bucketHeader+pageHeaderSize || vsize > c.ps { // bbolt inlines buckets under a quarter page
 		return fmt.Errorf("page %d: inline bucket value of %d bytes", id, vsize)
 	}
 	v, err := c.bytesAt(id, buf, voff, vsize)

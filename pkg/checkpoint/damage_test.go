@@ -224,6 +224,41 @@ func TestDamagedFreelist(t *testing.T) {
 	}
 }
 
+// TestBucketFlagCleared makes the records bucket's entry in the root
+// page a plain value: the file's pages are sound, but it is no store.
+func TestBucketFlagCleared(t *testing.T) {
+	b := build(t, t.TempDir(), 3, 3000)
+	ps, m := storeMeta(t, b.path)
+	root := make([]byte, ps)
+	f, err := os.Open(b.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.ReadAt(root, int64(m.root)*int64(ps))
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(-1)
+	for i := range int(ne.Uint16(root[10:])) {
+		e := pageHeaderSize + i*elementSize
+		pos, ksize := int(ne.Uint32(root[e+4:])), int(ne.Uint32(root[e+8:]))
+		if string(root[e+pos:e+pos+ksize]) == string(bucketRecords) {
+			off = int64(m.root)*int64(ps) + int64(e)
+		}
+	}
+	if off < 0 {
+		t.Fatal("no records entry in the root page")
+	}
+	path := copyStore(t, b, t.TempDir(), false)
+	patch(t, path, off, []byte{0, 0, 0, 0})
+	wantRecovered(t, b, path, true)
+
+	path = copyStore(t, b, t.TempDir(), true)
+	patch(t, path, off, []byte{0, 0, 0, 0})
+	wantDamaged(t, path, "not a checkpoint store")
+}
+
 // TestTruncated cuts a store of several megabytes to 8 KB, 100 KB and
 // 1 MB, which made bbolt fault (SIGBUS, SIGSEGV) reading past the end.
 func TestTruncated(t *testing.T) {

@@ -221,6 +221,9 @@ func openFile(path, file string, opts Options) (*Store, os.FileInfo, error) {
 	} else {
 		err = s.update(initBuckets)
 	}
+	if errors.Is(err, errNotStore) {
+		err = &FileDamagedError{Path: file, Err: err}
+	}
 	if err != nil {
 		closeQuietly(s)
 		return nil, fi, err

@@ -57,31 +57,41 @@ type Store struct {
 	last     BackupInfo // guarded by stateMu
 }
 
+// errNotStore reports a bbolt file without the buckets of a store: a
+// damaged store, or another file. Open treats it as damage.
+var errNotStore = fmt.Errorf("%w: not a checkpoint store", ErrFormat)
+
 func initBuckets(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketRecords, bucketSums, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
+			return fmt.Errorf("%w: %q: %w", errNotStore, name, err)
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	switch v := meta.Get(keyFormat); {
-	case v == nil:
+	if v := meta.Get(keyFormat); v == nil {
 		return meta.Put(keyFormat, []byte{storeFormat})
-	case len(v) != 1 || v[0] != storeFormat:
-		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
 	}
-	return nil
+	return checkFormat(meta.Get(keyFormat))
 }
 
 // checkBuckets checks, read-only, what initBuckets would create.
 func checkBuckets(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketRecords, bucketSums, bucketMeta} {
 		if tx.Bucket(name) == nil {
-			return fmt.Errorf("%w: no %q bucket: not a checkpoint store", ErrFormat, name)
+			return fmt.Errorf("%w: no %q bucket", errNotStore, name)
 		}
 	}
-	if v := tx.Bucket(bucketMeta).Get(keyFormat); len(v) != 1 || v[0] != storeFormat {
-		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
+	return checkFormat(tx.Bucket(bucketMeta).Get(keyFormat))
+}
+
+// checkFormat checks the store format version v. Another version is
+// ErrFormat, not damage: a newer build's store is left alone.
+func checkFormat(v []byte) error {
+	switch {
+	case len(v) != 1:
+		return fmt.Errorf("%w: format entry of %d bytes", errNotStore, len(v))
+	case v[0] != storeFormat:
+		return fmt.Errorf("%w: store format %d, this build reads %d", ErrFormat, v[0], storeFormat)
 	}
 	return nil
 }
