@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // sized returns a checkpoint of step whose parameters are n bytes that do
@@ -457,6 +459,52 @@ func TestTruncatedUnderReaders(t *testing.T) {
 	}
 	if err := s.Save(ctx, sample(100, 1)); !errors.Is(err, ErrDamaged) {
 		t.Fatalf("Save on the emptied file = %v, want ErrDamaged", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantRecovered(t, b, path, false)
+}
+
+// TestWedged starts a transaction on a file emptied under the Store,
+// which faults while bbolt holds its locks, beside a read transaction
+// under way: Latest must fall back to the backup, the open transaction
+// must end, and Close must return and release the file.
+func TestWedged(t *testing.T) {
+	ctx := testCtx(t)
+	b := build(t, t.TempDir(), 3, 5000)
+	path := copyStore(t, b, t.TempDir(), false)
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inside, release := make(chan struct{}), make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		err := s.view(func(*bolt.Tx) error {
+			close(inside)
+			<-release
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	})
+	<-inside
+	truncate(t, path, 0)
+	skipLengthCheck = true
+	got, rep, err := s.Latest(ctx)
+	skipLengthCheck = false
+	if err != nil || !reflect.DeepEqual(got, b.newest()) || rep.Recovery == nil {
+		t.Fatalf("Latest = %v, %v, %v; want the newest, from the backup", got, rep, err)
+	}
+	if !s.wedged.Load() {
+		t.Fatalf("not wedged: %v", rep.Recovery.Reason)
+	}
+	close(release)
+	wg.Wait()
+	if err := s.Save(ctx, sample(100, 1)); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "reopen") {
+		t.Fatalf("Save on a wedged store = %v", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

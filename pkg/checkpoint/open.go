@@ -216,6 +216,7 @@ func openFile(path, file string, opts Options) (*Store, os.FileInfo, error) {
 		return nil, fi, err
 	}
 	s := &Store{path: path, file: file, opts: opts, db: db, fd: f}
+	s.pageSize = int64(db.Info().PageSize)
 	if opts.ReadOnly {
 		err = s.view(checkBuckets)
 	} else {

@@ -41,15 +41,7 @@ type Store struct {
 	fd       *os.File // bbolt's file, for CheckFile
 	recovery *Recovery
 	closed   atomic.Bool
-	// broken holds the fault of a write transaction, or of starting one:
-	// bbolt's state may be inconsistent after it, so the Store refuses
-	// further use (see tx.go).
-	broken atomic.Pointer[FileDamagedError]
-	// wedged is set when bbolt may still hold a lock after a fault, so
-	// Close must not wait for it.
-	wedged  atomic.Bool
-	writeMu sync.Mutex // one write transaction at a time
-	txMu    sync.Mutex // one goroutine at a time starts a transaction
+	txState  // see tx.go
 
 	saves    atomic.Int64 // successful saves, for Options.BackupEvery
 	backupMu sync.Mutex   // one backup at a time
