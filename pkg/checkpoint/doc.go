@@ -23,4 +23,37 @@
 //
 // bbolt locks the file: a second Open of the same file, in this process or
 // another, waits Options.Timeout and then fails with ErrLocked.
+//
+// # Damaged and missing files
+//
+// bbolt maps the file into memory and trusts it: a damaged page makes it
+// panic, and a truncated file makes it touch memory past the file's end
+// (SIGBUS or SIGSEGV). Open therefore checks the file's pages with plain
+// reads before bbolt maps it (the meta pages, the page size, a file long
+// enough for the pages the meta page counts, the freelist, and every page
+// of the tree), and every use of bbolt turns a panic, and a memory fault
+// (with runtime/debug.SetPanicOnFault), into a *FileDamagedError, which
+// wraps ErrDamaged and names the file. No damage reaches the caller as a
+// panic or a crash. A Store whose write transaction faulted refuses
+// further use; reopening it recovers (see below).
+//
+// Save backs the store up, every Options.BackupEvery saves (default:
+// every save), to BackupPath(path), path + ".bak": a consistent copy taken
+// in a read transaction, checked, and renamed into place, so the backup
+// always opens. When the store's file is damaged, missing, or holds no good
+// checkpoint, Open uses the backup and says so in Store.Recovery, for the
+// caller to log and count: a writer moves a damaged file aside, as
+// path.damaged-TIME (nothing is deleted), and copies the backup into its
+// place; a reader reads the backup. Latest and Best fall back to the backup
+// too when the file faults under an open Store or all its checkpoints are
+// damaged, and say so in Report.Recovery. To start a store afresh, remove
+// both files.
+//
+// A store file deleted or replaced under an open Store (rm while training)
+// would silently take the saves that follow, and the next Open would not
+// see them. Save checks, before and after writing, that the path still
+// names the open file and fails with ErrFileGone otherwise; CheckFile runs
+// the same check. A caller that gets ErrFileGone closes the Store and opens
+// it again: Open then restores the file from the backup, which, with the
+// default BackupEvery, holds the last checkpoint saved.
 package checkpoint

@@ -69,3 +69,58 @@ func Example() {
 	// step 400 val_loss 1.6 ok=true best=false
 	// resume at step 400 config ok: true
 }
+
+// A store file truncated on disk (or deleted) is restored from the backup
+// Save keeps beside it, and Open says so for the log. A file deleted under
+// a running store makes Save fail rather than write into the void.
+func Example_recovery() {
+	dir, err := os.MkdirTemp("", "ckpt")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	ctx := context.Background()
+	path := filepath.Join(dir, "run.db")
+
+	store, err := checkpoint.Open(path, checkpoint.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, step := range []uint64{100, 200} {
+		c := &checkpoint.Checkpoint{Step: step, Params: make([]byte, 50_000)}
+		if err := store.Save(ctx, c); err != nil {
+			fmt.Println(err)
+			return
+		}
+	}
+	store.Close()
+
+	os.Truncate(path, 8<<10) // the disk lost the file's tail
+	store, err = checkpoint.Open(path, checkpoint.Options{})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if rec := store.Recovery(); rec != nil { // log rec.String() and count it
+		fmt.Println("damaged:", errors.Is(rec.Reason, checkpoint.ErrDamaged), "restored:", rec.Restored,
+			"step:", rec.Step, "damaged file kept:", rec.MovedTo != "")
+	}
+	latest, _, _ := store.Latest(ctx)
+	fmt.Println("resume at step", latest.Step)
+
+	os.Remove(path) // an operator cleans up the wrong file
+	err = store.Save(ctx, &checkpoint.Checkpoint{Step: 300})
+	fmt.Println("save into a deleted file fails:", errors.Is(err, checkpoint.ErrFileGone))
+	store.Close()
+	store, _ = checkpoint.Open(path, checkpoint.Options{}) // restores step 200 again
+	defer store.Close()
+	latest, _, _ = store.Latest(ctx)
+	fmt.Println("after reopening: step", latest.Step, "from backup:", store.Recovery() != nil)
+	// Output:
+	// damaged: true restored: true step: 200 damaged file kept: true
+	// resume at step 200
+	// save into a deleted file fails: true
+	// after reopening: step 200 from backup: true
+}

@@ -31,11 +31,21 @@ type Options struct {
 	// readers, but not while a writer (a running coordinator) holds the
 	// store. Save fails with ErrReadOnly.
 	ReadOnly bool
+	// BackupEvery is how many successful saves pass from one backup of
+	// the store (see Store.Backup) to the next. Default 1, a backup after
+	// every save: the backup then holds the newest checkpoint too, so a
+	// damaged or deleted store file loses no step, and saves come once
+	// per validation, rarely enough that copying the file costs little
+	// next to training. Raise it for stores of large models.
+	BackupEvery int
+	// NoBackup turns the backups Save takes off. Open still falls back
+	// to a backup that exists.
+	NoBackup bool
 }
 
 // DefaultOptions returns the options a zero Options stands for.
 func DefaultOptions() Options {
-	return Options{Keep: 3, Timeout: time.Second, BestMetric: "val_loss", Mode: 0o600}
+	return Options{Keep: 3, Timeout: time.Second, BestMetric: "val_loss", Mode: 0o600, BackupEvery: 1}
 }
 
 // Validate rejects negative fields, wrapping ErrInvalid.
@@ -45,6 +55,9 @@ func (o Options) Validate() error {
 	}
 	if o.Timeout < 0 {
 		return fmt.Errorf("%w: Timeout %v must be >= 0 (0 for the default)", ErrInvalid, o.Timeout)
+	}
+	if o.BackupEvery < 0 {
+		return fmt.Errorf("%w: BackupEvery %d must be >= 0 (0 for the default; NoBackup turns backups off)", ErrInvalid, o.BackupEvery)
 	}
 	return nil
 }
@@ -63,6 +76,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Mode == 0 {
 		o.Mode = d.Mode
+	}
+	if o.BackupEvery == 0 {
+		o.BackupEvery = d.BackupEvery
 	}
 	return o
 }

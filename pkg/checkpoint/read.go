@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,11 +13,18 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Report says which checkpoints a read skipped because they were damaged.
+// Report says which checkpoints a read skipped because they were damaged,
+// and whether the checkpoint came from the store's backup.
 type Report struct {
 	// Skipped lists them in the order they were tried (newest first for
-	// Latest).
+	// Latest); after a fallback to the backup, the store's own come
+	// first.
 	Skipped []Damaged
+	// Recovery is non-nil when the checkpoint came from the backup: a
+	// reader was opened on it (see Store.Recovery), or this read fell
+	// back to it because the store's file faulted or every checkpoint in
+	// it was damaged.
+	Recovery *Recovery
 }
 
 // Damaged is a checkpoint a read skipped.
@@ -25,17 +33,22 @@ type Damaged struct {
 	Err  error  // a *DamagedError naming the file, the step and the reason
 }
 
-// String is "" for an empty report, else it names every skipped step and
+// String is "" for an empty report, else it says where the checkpoint
+// came from if not from the store's file, and names every skipped step and
 // why, for a log line.
 func (r Report) String() string {
-	if len(r.Skipped) == 0 {
-		return ""
+	var parts []string
+	if r.Recovery != nil {
+		parts = append(parts, r.Recovery.String())
 	}
-	parts := make([]string, len(r.Skipped))
-	for i, d := range r.Skipped {
-		parts[i] = d.Err.Error()
+	if len(r.Skipped) > 0 {
+		errs := make([]string, len(r.Skipped))
+		for i, d := range r.Skipped {
+			errs[i] = d.Err.Error()
+		}
+		parts = append(parts, fmt.Sprintf("skipped %d damaged checkpoint(s): %s", len(r.Skipped), strings.Join(errs, "; ")))
 	}
-	return fmt.Sprintf("skipped %d damaged checkpoint(s): %s", len(r.Skipped), strings.Join(parts, "; "))
+	return strings.Join(parts, "; ")
 }
 
 func (r *Report) skip(err *DamagedError) {
@@ -56,8 +69,48 @@ type Info struct {
 // Latest returns the newest good checkpoint. Newer ones that are damaged
 // are skipped and listed in the Report, so the caller can say it fell back.
 // It returns ErrNoCheckpoint when the store is empty, and an error wrapping
-// ErrDamaged, with the full report, when every checkpoint is damaged.
+// ErrDamaged, with the full report, when every checkpoint is damaged or
+// the file is (a *FileDamagedError) and the backup has no good checkpoint
+// either; when the backup has one, Latest returns that, and
+// Report.Recovery says so.
 func (s *Store) Latest(ctx context.Context) (*Checkpoint, Report, error) {
+	return s.withBackup(ctx, (*Store).latest)
+}
+
+// Best returns the good checkpoint with the lowest Options.BestMetric (the
+// earliest of equals). Damaged candidates that would have been better are
+// listed in the Report. It returns ErrNoCheckpoint when no checkpoint has the
+// metric, and an error wrapping ErrDamaged when every one that has it is
+// damaged or the file is; then, like Latest, it reads the backup's best.
+func (s *Store) Best(ctx context.Context) (*Checkpoint, Report, error) {
+	return s.withBackup(ctx, (*Store).best)
+}
+
+// withBackup runs read on s and, when it finds only damage, on the
+// backup. It is not done for a store open on its backup already.
+func (s *Store) withBackup(ctx context.Context, read func(*Store, context.Context) (*Checkpoint, Report, error)) (*Checkpoint, Report, error) {
+	cp, rep, err := read(s, ctx)
+	if s.file != s.path {
+		rep.Recovery = s.recovery
+	}
+	if err == nil || !errors.Is(err, ErrDamaged) || s.file != s.path || ctx.Err() != nil {
+		return cp, rep, err
+	}
+	b, _, berr := openBackup(s.path, s.opts)
+	if berr != nil {
+		return cp, rep, err
+	}
+	defer closeQuietly(b)
+	bcp, brep, berr := read(b, ctx)
+	if berr != nil {
+		return cp, rep, err
+	}
+	brep.Skipped = append(rep.Skipped, brep.Skipped...)
+	brep.Recovery = &Recovery{Reason: err, Backup: b.file, Step: bcp.Step}
+	return bcp, brep, nil
+}
+
+func (s *Store) latest(ctx context.Context) (*Checkpoint, Report, error) {
 	var (
 		rep Report
 		out *Checkpoint
@@ -65,26 +118,63 @@ func (s *Store) Latest(ctx context.Context) (*Checkpoint, Report, error) {
 	if err := s.begin(ctx, "latest"); err != nil {
 		return nil, rep, err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketRecords).Cursor()
-		for k, v := c.Last(); k != nil; k, v = c.Prev() {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if len(k) != 8 {
-				continue // not a checkpoint's key
-			}
-			cp, derr := s.load(tx, k, v)
-			if derr != nil {
-				rep.skip(derr)
-				continue
-			}
-			out = cp
+	err := s.view(func(tx *bolt.Tx) error {
+		k, v, err := s.newestGood(ctx, tx, &rep)
+		if k == nil {
+			return err
+		}
+		cp, derr := s.load(tx, k, v)
+		if derr != nil { // cannot happen: newestGood checked it
+			rep.skip(derr)
 			return nil
 		}
+		out = cp
 		return nil
 	})
 	return s.result(out, rep, err, "latest")
+}
+
+// newestGood returns the newest record that passes check, and lists the
+// newer ones, damaged, in rep.
+func (s *Store) newestGood(ctx context.Context, tx *bolt.Tx, rep *Report) (k, v []byte, err error) {
+	c := tx.Bucket(bucketRecords).Cursor()
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if len(k) != 8 {
+			continue // not a checkpoint's key
+		}
+		if derr := s.check(tx, k, v); derr != nil {
+			rep.skip(derr)
+			continue
+		}
+		return k, v, nil
+	}
+	return nil, nil, nil
+}
+
+// probe returns the step of the newest good checkpoint, as Latest would
+// return it, with Latest's report and errors, but without decoding it.
+func (s *Store) probe() (uint64, Report, error) {
+	var (
+		rep  Report
+		step uint64
+		out  *Checkpoint
+	)
+	ctx := context.Background()
+	if err := s.begin(ctx, "latest"); err != nil {
+		return 0, rep, err
+	}
+	err := s.view(func(tx *bolt.Tx) error {
+		k, _, err := s.newestGood(ctx, tx, &rep)
+		if k != nil {
+			step, out = binary.BigEndian.Uint64(k), &Checkpoint{}
+		}
+		return err
+	})
+	_, rep, err = s.result(out, rep, err, "latest")
+	return step, rep, err
 }
 
 // At returns the checkpoint of step, verified: ErrNoCheckpoint when the
@@ -94,7 +184,7 @@ func (s *Store) At(ctx context.Context, step uint64) (*Checkpoint, error) {
 		return nil, err
 	}
 	var out *Checkpoint
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		k := key(step)
 		v := tx.Bucket(bucketRecords).Get(k)
 		if v == nil {
@@ -108,7 +198,7 @@ func (s *Store) At(ctx context.Context, step uint64) (*Checkpoint, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: read %s: %w", s.path, err)
+		return nil, fmt.Errorf("checkpoint: read %s: %w", s.file, err)
 	}
 	return out, nil
 }
@@ -117,22 +207,17 @@ func (s *Store) At(ctx context.Context, step uint64) (*Checkpoint, error) {
 func (s *Store) result(out *Checkpoint, rep Report, err error, op string) (*Checkpoint, Report, error) {
 	switch {
 	case err != nil:
-		return nil, rep, fmt.Errorf("checkpoint: %s %s: %w", op, s.path, err)
+		return nil, rep, fmt.Errorf("checkpoint: %s %s: %w", op, s.file, err)
 	case out != nil:
 		return out, rep, nil
 	case len(rep.Skipped) > 0:
 		return nil, rep, fmt.Errorf("checkpoint: %s %s: all %d checkpoint(s) are damaged, newest: %w",
-			op, s.path, len(rep.Skipped), rep.Skipped[0].Err)
+			op, s.file, len(rep.Skipped), rep.Skipped[0].Err)
 	}
-	return nil, rep, fmt.Errorf("checkpoint: %s %s: %w", op, s.path, ErrNoCheckpoint)
+	return nil, rep, fmt.Errorf("checkpoint: %s %s: %w", op, s.file, ErrNoCheckpoint)
 }
 
-// Best returns the good checkpoint with the lowest Options.BestMetric (the
-// earliest of equals). Damaged candidates that would have been better are
-// listed in the Report. It returns ErrNoCheckpoint when no checkpoint has the
-// metric, and an error wrapping ErrDamaged when every one that has it is
-// damaged.
-func (s *Store) Best(ctx context.Context) (*Checkpoint, Report, error) {
+func (s *Store) best(ctx context.Context) (*Checkpoint, Report, error) {
 	var (
 		rep Report
 		out *Checkpoint
@@ -140,8 +225,8 @@ func (s *Store) Best(ctx context.Context) (*Checkpoint, Report, error) {
 	if err := s.begin(ctx, "best"); err != nil {
 		return nil, rep, err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		best, ok, skipped := s.best(tx)
+	err := s.view(func(tx *bolt.Tx) error {
+		best, ok, skipped := s.findBest(tx)
 		rep.Skipped = skipped
 		if !ok {
 			return ctx.Err()
@@ -164,11 +249,11 @@ type candidate struct {
 	loss float64
 }
 
-// best finds the good checkpoint with the lowest best metric. It reads the
+// findBest finds the good checkpoint with the lowest best metric. It reads the
 // heads of every record and verifies candidates in order of their metric
 // until one passes, so a damaged record never becomes the best. skipped
 // lists the damaged records met on the way.
-func (s *Store) best(tx *bolt.Tx) (best candidate, ok bool, skipped []Damaged) {
+func (s *Store) findBest(tx *bolt.Tx) (best candidate, ok bool, skipped []Damaged) {
 	var rep Report
 	var cands []candidate
 	c := tx.Bucket(bucketRecords).Cursor()
@@ -179,7 +264,7 @@ func (s *Store) best(tx *bolt.Tx) (best candidate, ok bool, skipped []Damaged) {
 		step := binary.BigEndian.Uint64(k)
 		h, err := decodeHead(v)
 		if err != nil {
-			rep.skip(&DamagedError{Path: s.path, Step: step, Err: err})
+			rep.skip(&DamagedError{Path: s.file, Step: step, Err: err})
 			continue
 		}
 		if loss, has := h.metrics[s.opts.BestMetric]; has {
@@ -206,8 +291,8 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 	if err := s.begin(ctx, "list"); err != nil {
 		return nil, err
 	}
-	err := s.db.View(func(tx *bolt.Tx) error {
-		best, hasBest, _ := s.best(tx)
+	err := s.view(func(tx *bolt.Tx) error {
+		best, hasBest, _ := s.findBest(tx)
 		c := tx.Bucket(bucketRecords).Cursor()
 		for k, v := c.First(); k != nil; k, v = c.Next() {
 			if err := ctx.Err(); err != nil {
@@ -221,7 +306,7 @@ func (s *Store) List(ctx context.Context) ([]Info, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint: list %s: %w", s.path, err)
+		return nil, fmt.Errorf("checkpoint: list %s: %w", s.file, err)
 	}
 	return infos, nil
 }
@@ -245,9 +330,9 @@ func (s *Store) verify(tx *bolt.Tx, k, v []byte) *DamagedError {
 	want := tx.Bucket(bucketSums).Get(k)
 	switch {
 	case len(want) != 4:
-		return &DamagedError{Path: s.path, Step: step, Err: fmt.Errorf("checksum entry has %d bytes, want 4", len(want))}
+		return &DamagedError{Path: s.file, Step: step, Err: fmt.Errorf("checksum entry has %d bytes, want 4", len(want))}
 	case string(want) != string(sum(v)):
-		return &DamagedError{Path: s.path, Step: step, Err: fmt.Errorf(
+		return &DamagedError{Path: s.file, Step: step, Err: fmt.Errorf(
 			"checksum mismatch: stored %#08x, computed %#08x over %d bytes",
 			binary.BigEndian.Uint32(want), binary.BigEndian.Uint32(sum(v)), len(v))}
 	}
@@ -263,10 +348,10 @@ func (s *Store) check(tx *bolt.Tx, k, v []byte) *DamagedError {
 	step := binary.BigEndian.Uint64(k)
 	h, _, err := decodeRecord(v)
 	if err != nil {
-		return &DamagedError{Path: s.path, Step: step, Err: err}
+		return &DamagedError{Path: s.file, Step: step, Err: err}
 	}
 	if h.step != step {
-		return &DamagedError{Path: s.path, Step: step, Err: fmt.Errorf("record holds step %d", h.step)}
+		return &DamagedError{Path: s.file, Step: step, Err: fmt.Errorf("record holds step %d", h.step)}
 	}
 	return nil
 }
@@ -278,7 +363,7 @@ func (s *Store) load(tx *bolt.Tx, k, v []byte) (*Checkpoint, *DamagedError) {
 	}
 	cp := new(Checkpoint)
 	if err := cp.UnmarshalBinary(v); err != nil { // cannot fail after check
-		return nil, &DamagedError{Path: s.path, Step: binary.BigEndian.Uint64(k), Err: err}
+		return nil, &DamagedError{Path: s.file, Step: binary.BigEndian.Uint64(k), Err: err}
 	}
 	return cp, nil
 }

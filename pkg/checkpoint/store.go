@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
+	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,89 +34,107 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Store keeps checkpoints in one bbolt file. Its methods are safe for
 // concurrent use; bbolt serializes writers and lets readers run beside them.
 type Store struct {
-	path   string
-	opts   Options
-	db     *bolt.DB
-	closed atomic.Bool
+	path     string // the path Open was given
+	file     string // the file read: path, or its backup for a reader that fell back
+	opts     Options
+	db       *bolt.DB
+	fd       *os.File // bbolt's file, for CheckFile
+	recovery *Recovery
+	closed   atomic.Bool
+	txState  // see tx.go
+
+	saves    atomic.Int64 // successful saves, for Options.BackupEvery
+	backupMu sync.Mutex   // one backup at a time
+	stateMu  sync.Mutex
+	last     BackupInfo // guarded by stateMu
 }
 
-// Open opens the store at path, creating the file if needed. It fails with
-// ErrLocked when another Store, in this process or another, holds the file
-// for longer than opts.Timeout.
-func Open(path string, opts Options) (*Store, error) {
-	if err := opts.Validate(); err != nil {
-		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
-	}
-	opts = opts.withDefaults()
-	db, err := bolt.Open(path, opts.Mode, &bolt.Options{Timeout: opts.Timeout, NoSync: opts.NoSync, ReadOnly: opts.ReadOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("checkpoint: open %s: %w (waited %v): %w", path, ErrLocked, opts.Timeout, err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
-	}
-	if opts.ReadOnly {
-		err = db.View(checkBuckets)
-	} else {
-		err = db.Update(initBuckets)
-	}
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("checkpoint: open %s: %w", path, err)
-	}
-	return &Store{path: path, opts: opts, db: db}, nil
-}
+// errNotStore reports a bbolt file without the buckets of a store: a
+// damaged store, or another file. Open treats it as damage.
+var errNotStore = fmt.Errorf("%w: not a checkpoint store", ErrFormat)
 
 func initBuckets(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketRecords, bucketSums, bucketMeta} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
-			return err
+			return fmt.Errorf("%w: %q: %w", errNotStore, name, err)
 		}
 	}
 	meta := tx.Bucket(bucketMeta)
-	switch v := meta.Get(keyFormat); {
-	case v == nil:
+	if v := meta.Get(keyFormat); v == nil {
 		return meta.Put(keyFormat, []byte{storeFormat})
-	case len(v) != 1 || v[0] != storeFormat:
-		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
 	}
-	return nil
+	return checkFormat(meta.Get(keyFormat))
 }
 
 // checkBuckets checks, read-only, what initBuckets would create.
 func checkBuckets(tx *bolt.Tx) error {
 	for _, name := range [][]byte{bucketRecords, bucketSums, bucketMeta} {
 		if tx.Bucket(name) == nil {
-			return fmt.Errorf("%w: no %q bucket: not a checkpoint store", ErrFormat, name)
+			return fmt.Errorf("%w: no %q bucket", errNotStore, name)
 		}
 	}
-	if v := tx.Bucket(bucketMeta).Get(keyFormat); len(v) != 1 || v[0] != storeFormat {
-		return fmt.Errorf("%w: store format %v, this build reads %d", ErrFormat, v, storeFormat)
+	return checkFormat(tx.Bucket(bucketMeta).Get(keyFormat))
+}
+
+// checkFormat checks the store format version v. Another version is
+// ErrFormat, not damage: a newer build's store is left alone.
+func checkFormat(v []byte) error {
+	switch {
+	case len(v) != 1:
+		return fmt.Errorf("%w: format entry of %d bytes", errNotStore, len(v))
+	case v[0] != storeFormat:
+		return fmt.Errorf("%w: store format %d, this build reads %d", ErrFormat, v[0], storeFormat)
 	}
 	return nil
 }
 
-// Path returns the store's file.
+// Path returns the path Open was given. The store reads another file,
+// the backup, when Recovery says so and Recovery.Restored is false.
 func (s *Store) Path() string { return s.path }
 
-// Close releases the file and its lock. Later calls return ErrClosed.
-func (s *Store) Close() error {
-	if s.closed.Swap(true) {
-		return fmt.Errorf("checkpoint: close %s: %w", s.path, ErrClosed)
-	}
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("checkpoint: close %s: %w", s.path, err)
-	}
-	return nil
-}
+// Recovery returns how Open recovered the store from its backup, or nil
+// when it used the store's own file as it was.
+func (s *Store) Recovery() *Recovery { return s.recovery }
 
 // begin checks the store and ctx before a transaction.
 func (s *Store) begin(ctx context.Context, op string) error {
-	if s.closed.Load() {
-		return fmt.Errorf("checkpoint: %s %s: %w", op, s.path, ErrClosed)
+	if err := s.usable(); err != nil {
+		return fmt.Errorf("checkpoint: %s %s: %w", op, s.file, err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("checkpoint: %s %s: %w", op, s.path, err)
+		return fmt.Errorf("checkpoint: %s %s: %w", op, s.file, err)
+	}
+	return nil
+}
+
+// CheckFile returns nil when the store's path still names the file the
+// Store has open, and an error wrapping ErrFileGone when that file was
+// deleted, renamed away or replaced: what the Store writes then is lost
+// when it closes, and the next Open does not see it. Save checks this
+// itself; a caller may call it at any time to notice the loss early.
+func (s *Store) CheckFile() error {
+	if s.closed.Load() {
+		return fmt.Errorf("checkpoint: check %s: %w", s.file, ErrClosed)
+	}
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("checkpoint: check %s: %w", s.file, err)
+	}
+	return nil
+}
+
+func (s *Store) checkFile() error {
+	open, err := s.fd.Stat()
+	if err != nil {
+		return err
+	}
+	cur, err := os.Stat(s.file)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: the file was deleted or renamed", ErrFileGone)
+	case err != nil:
+		return err
+	case !os.SameFile(open, cur):
+		return fmt.Errorf("%w: the path names another file now", ErrFileGone)
 	}
 	return nil
 }
@@ -130,15 +151,21 @@ func sum(record []byte) []byte {
 // checkpoints and the best good one, by Options.BestMetric, and deletes the
 // rest. If ctx is done before the commit, nothing is written. A zero
 // c.WallTime is stored as the current time; c itself is not modified.
+//
+// Save fails with ErrFileGone when the store's file is no longer at its
+// path, before writing or after (see CheckFile): a checkpoint written
+// into a deleted file is not saved. After every Options.BackupEvery
+// successful saves it backs the store up (see Backup); a failed backup
+// does not fail the save, and LastBackup reports it.
 func (s *Store) Save(ctx context.Context, c *Checkpoint) error {
 	if c == nil {
-		return fmt.Errorf("checkpoint: save %s: %w: nil checkpoint", s.path, ErrInvalid)
+		return fmt.Errorf("checkpoint: save %s: %w: nil checkpoint", s.file, ErrInvalid)
 	}
 	if err := s.begin(ctx, "save"); err != nil {
 		return err
 	}
 	if s.opts.ReadOnly {
-		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.path, c.Step, ErrReadOnly)
+		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.file, c.Step, ErrReadOnly)
 	}
 	rec := *c
 	if rec.WallTime.IsZero() {
@@ -146,16 +173,25 @@ func (s *Store) Save(ctx context.Context, c *Checkpoint) error {
 	}
 	data, err := rec.MarshalBinary()
 	if err != nil {
-		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.path, c.Step, err)
+		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.file, c.Step, err)
 	}
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.file, c.Step, err)
+	}
+	err = s.update(func(tx *bolt.Tx) error {
 		if err := s.write(tx, c.Step, data); err != nil {
 			return err
 		}
 		return ctx.Err() // a done ctx rolls the transaction back
 	})
 	if err != nil {
-		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.path, c.Step, err)
+		return fmt.Errorf("checkpoint: save %s: step %d: %w", s.file, c.Step, err)
+	}
+	if err := s.checkFile(); err != nil {
+		return fmt.Errorf("checkpoint: save %s: step %d went to a file no longer at its path: %w", s.file, c.Step, err)
+	}
+	if n := s.saves.Add(1); !s.opts.NoBackup && n%int64(s.opts.BackupEvery) == 0 {
+		_ = s.Backup(context.WithoutCancel(ctx)) // the save is done; LastBackup reports a failure
 	}
 	return nil
 }
@@ -187,7 +223,7 @@ func (s *Store) prune(tx *bolt.Tx) error {
 	if len(steps) <= s.opts.Keep {
 		return nil
 	}
-	best, ok, _ := s.best(tx)
+	best, ok, _ := s.findBest(tx)
 	for _, st := range steps[:len(steps)-s.opts.Keep] {
 		if ok && st == best.step {
 			continue

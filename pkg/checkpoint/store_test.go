@@ -257,8 +257,10 @@ func TestTornFallback(t *testing.T) {
 	}
 }
 
+// TestAllDamaged runs without a backup, which Latest and Best would
+// otherwise fall back to (see TestReadFallsBackToBackup).
 func TestAllDamaged(t *testing.T) {
-	s := openTest(t, Options{})
+	s := openTest(t, Options{NoBackup: true})
 	mustSave(t, s, sample(1, 1), sample(2, 1))
 	for _, st := range []uint64{1, 2} {
 		damageStore(t, s, st, damages[0].f)
