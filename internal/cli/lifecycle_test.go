@@ -284,3 +284,31 @@ func TestCheckpointsReadableWhileTraining(t *testing.T) {
 		}
 	}
 }
+
+// A damaged store crashes no reader and no restarted run: truncated to 8
+// KB, `recur eval` reads the newest checkpoint from the backup and says
+// so, and the same `recur train` resumes (the store restored, the damaged
+// file kept) and exits 0 at once, the run being finished.
+func TestDamagedStoreUsesTheBackup(t *testing.T) {
+	dir := t.TempDir()
+	cmd, out := trainCmd(t, dir, 1, "--steps", "6", "--set", "train.checkpoint_every=2")
+	if code := runCmd(t, cmd, out, 2*time.Minute); code != ExitOK {
+		t.Fatalf("train: exit %d\n%s", code, out)
+	}
+	db := filepath.Join(dir, "checkpoints.db")
+	if err := os.Truncate(db, 8<<10); err != nil {
+		t.Fatal(err)
+	}
+	ev, eout := exec.Command(recurBin, "eval", "--run", dir), &bytes.Buffer{}
+	ev.Stdout, ev.Stderr = eout, eout
+	if code := runCmd(t, ev, eout, time.Minute); code != 0 || !strings.Contains(eout.String(), "step 6") || !strings.Contains(eout.String(), "backup") {
+		t.Fatalf("eval of a damaged store: exit %d, want step 6 read from the backup:\n%s", code, eout)
+	}
+	cmd, out = trainCmd(t, dir, 1, "--steps", "6", "--set", "train.checkpoint_every=2")
+	if code := runCmd(t, cmd, out, 2*time.Minute); code != ExitOK {
+		t.Fatalf("rerun over a damaged store: exit %d\n%s", code, out)
+	}
+	if kept, _ := filepath.Glob(db + ".damaged-*"); len(kept) != 1 {
+		t.Fatalf("the damaged file was not kept aside: %v", kept)
+	}
+}

@@ -114,6 +114,9 @@ func loadCheckpoint(dir, which string, stderr io.Writer) (*checkpoint.Checkpoint
 	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
 	if err == nil {
 		defer st.Close()
+		if rec := st.Recovery(); rec != nil {
+			fmt.Fprintf(stderr, "recur: %s\n", rec)
+		}
 		var ck *checkpoint.Checkpoint
 		var rep checkpoint.Report
 		switch which {
@@ -124,7 +127,7 @@ func loadCheckpoint(dir, which string, stderr io.Writer) (*checkpoint.Checkpoint
 		default:
 			ck, err = st.At(context.Background(), step)
 		}
-		if len(rep.Skipped) > 0 {
+		if len(rep.Skipped) > 0 || rep.Recovery != nil {
 			fmt.Fprintf(stderr, "recur: damaged checkpoints skipped: %s\n", rep)
 		}
 		if err != nil {

@@ -317,8 +317,10 @@ func TestCoordinatorRefusesALostStore(t *testing.T) {
 	cancel()
 	wg.Wait()
 	c.Close()
-	if err := os.Remove(filepath.Join(dir, "checkpoints.db")); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{"checkpoints.db", "checkpoints.db.bak"} { // both lost
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	_, err := NewCoordinator(CoordinatorConfig{Job: jc, Listener: n.listen("coordinator:7070"), Dialer: n.dial, Gossip: "off",
 		Dir: dir, Secret: []byte(memSecret)})
@@ -366,5 +368,55 @@ func TestCoordinatorFreshSetsTheOldRunAside(t *testing.T) {
 	old, _ := filepath.Glob(filepath.Join(dir, "checkpoints.db.old-*"))
 	if len(old) == 0 {
 		t.Fatal("the earlier run's store was not kept")
+	}
+}
+
+// The store file deleted while the run goes on: the next save finds it
+// gone, the coordinator reopens the store from its backup and saves
+// again; nothing saved is lost, the recovery is counted and in the status
+// stream, and the run ends with its final checkpoint in the file.
+func TestCoordinatorStoreDeletedWhileTraining(t *testing.T) {
+	jc := testJob(testCorpus(t), 100000)
+	jc.Train.CheckpointEvery = 2
+	dir := t.TempDir()
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, dir, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	n.worker(t, ctx, &wg, "w0", nil)
+	poll(t, "a checkpoint", func() bool { _, _, ck := c.Outcome(); return ck >= 4 })
+	if err := os.Remove(filepath.Join(dir, "checkpoints.db")); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the recovery", func() bool { return testutil.ToFloat64(c.Metrics.storeRecoveries) >= 1 })
+	_, _, before := c.Outcome()
+	poll(t, "checkpoints after the recovery", func() bool { _, _, ck := c.Outcome(); return ck >= before+4 })
+	c.Stop(planner.Interrupted, "test over")
+	waitDone(t, c, time.Minute)
+	_, _, final := c.Outcome()
+	if n := testutil.ToFloat64(c.Metrics.failedSaves); n != 0 {
+		t.Errorf("%g saves failed: the reopened store should have taken them", n)
+	}
+	evs, _, _ := c.status.Since(0)
+	told := false
+	for _, e := range evs {
+		told = told || (e.Kind == events.EventInfo && strings.Contains(e.Message, "backup"))
+	}
+	if !told {
+		t.Error("the recovery is not in the status stream")
+	}
+	cancel()
+	wg.Wait()
+	c.Close()
+	s, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ck, _, err := s.Latest(t.Context())
+	if err != nil || int64(ck.Step) != final {
+		t.Fatalf("the file holds %v (%v), want the final checkpoint %d", ck, err, final)
 	}
 }

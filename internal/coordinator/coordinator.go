@@ -170,8 +170,9 @@ type Coordinator struct {
 	crcs          map[stateKey]stateSeen
 	closed        chan struct{} // closed by Close
 	closeOnce     sync.Once
-	checked       int // state checksums compared
-	diverged      int // and found different
+	recoveries    []string // store recoveries not yet in the status stream (under mu)
+	checked       int      // state checksums compared
+	diverged      int      // and found different
 }
 
 // NewCoordinator opens the checkpoint store (resuming from its newest good
@@ -211,7 +212,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 				c.log.Warn("--fresh: the earlier run's checkpoints are set aside", zap.String("moved_to", moved))
 			}
 		}
-		if c.store, err = checkpoint.Open(path, checkpoint.Options{}); err != nil {
+		if c.store, err = openOwnStore(path, c.log, c.recovered); err != nil {
 			return nil, fmt.Errorf("coordinator: %w", err)
 		}
 	}
@@ -287,6 +288,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
 	c.publish(events.Event{Kind: events.EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
 		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))})
+	c.publishRecoveries()
 	c.mu.Lock()
 	c.broadcast() // publishes what the planner decided at start
 	c.mu.Unlock()
@@ -649,7 +651,7 @@ func (c *Coordinator) resume() error {
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
 	}
-	if len(rep.Skipped) > 0 {
+	if len(rep.Skipped) > 0 || rep.Recovery != nil {
 		c.log.Warn("damaged checkpoints skipped", zap.String("report", rep.String()))
 	}
 	if ck.ConfigHash != c.cfg.Job.Hash() {
@@ -1158,6 +1160,30 @@ func (c *Coordinator) toProto(p planner.Plan) *controlpb.StepPlan {
 		out.Members = append(out.Members, &controlpb.Member{Id: m.ID, RingAddr: m.RingAddr, PeerAddr: m.PeerAddr})
 	}
 	return out
+}
+
+// recovered counts and reports a checkpoint store restored from its
+// backup (the status stream is not open yet at start: the event follows
+// once it is).
+func (c *Coordinator) recovered(rec *checkpoint.Recovery) {
+	c.Metrics.storeRecoveries.Inc()
+	c.mu.Lock()
+	c.recoveries = append(c.recoveries, rec.String())
+	c.mu.Unlock()
+	if c.status != nil {
+		c.publishRecoveries()
+	}
+}
+
+// publishRecoveries puts the pending recovery reports in the status stream.
+func (c *Coordinator) publishRecoveries() {
+	c.mu.Lock()
+	pending := c.recoveries
+	c.recoveries = nil
+	c.mu.Unlock()
+	for _, r := range pending {
+		c.publish(events.Event{Kind: events.EventInfo, Message: "checkpoint store: " + r})
+	}
 }
 
 // savedBefore returns the step of the newest checkpoint the run

@@ -24,6 +24,7 @@ type Metrics struct {
 	members          prometheus.Gauge
 	checkpoints      prometheus.Counter
 	failedSaves      prometheus.Counter
+	storeRecoveries  prometheus.Counter
 	stateChecks      prometheus.Counter
 	divergences      prometheus.Counter
 	resumeStep       prometheus.Gauge
@@ -49,6 +50,8 @@ func NewMetrics() *Metrics {
 		members:          g("members", "Workers in the current ring."),
 		checkpoints:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoints_total", Help: "Checkpoints saved."}),
 		failedSaves:      prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoint_failures_total", Help: "Checkpoint saves that failed."}),
+		storeRecoveries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "checkpoint_store_recoveries_total",
+			Help: "Times the checkpoint store file was found damaged, deleted or replaced and restored from its backup."}),
 		stateChecks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_checks_total",
 			Help: "Worker states compared (by checksum) with another member's state of the same step and generation."}),
 		divergences: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "recur", Name: "state_divergences_total",
@@ -57,7 +60,7 @@ func NewMetrics() *Metrics {
 		startTime:  g("coordinator_start_time_seconds", "When this coordinator process started, in Unix seconds."),
 	}
 	m.reg.MustRegister(m.step, m.loss, m.valLoss, m.lr, m.tokensPerSec, m.stepSeconds, m.allreduceSeconds, m.busbw, m.generation, m.members,
-		m.checkpoints, m.failedSaves, m.stateChecks, m.divergences, m.resumeStep, m.startTime)
+		m.checkpoints, m.failedSaves, m.storeRecoveries, m.stateChecks, m.divergences, m.resumeStep, m.startTime)
 	return m
 }
 
