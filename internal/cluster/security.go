@@ -377,12 +377,47 @@ func (s *Security) ServerCredentials() credentials.TransportCredentials {
 	return countingCreds{TransportCredentials: credentials.NewTLS(s.ServerTLS()), s: s}
 }
 
-// ClientCredentials are a gRPC client's transport credentials.
+// ClientCredentials are a gRPC client's transport credentials. A
+// handshake that fails for a reason retrying cannot mend (the peer's
+// certificate chains to another authority or has expired, it refused
+// ours, it does not speak TLS) carries RefusedMarker in its error, which
+// gRPC keeps in the status message; a cut connection does not.
 func (s *Security) ClientCredentials() credentials.TransportCredentials {
 	if s.cfg.Insecure {
 		return insecure.NewCredentials()
 	}
-	return credentials.NewTLS(s.ClientTLS())
+	return markingCreds{credentials.NewTLS(s.ClientTLS())}
+}
+
+// RefusedMarker starts the error of a client handshake that failed for
+// good (see ClientCredentials and Permanent).
+const RefusedMarker = "recur-tls-refused"
+
+// Permanent reports whether a refusal reason cannot be mended by trying
+// again.
+func Permanent(reason string) bool {
+	switch reason {
+	case RefusedUnknownCA, RefusedExpired, RefusedNoCertificate, RefusedNotTLS:
+		return true
+	}
+	return false
+}
+
+type markingCreds struct{ credentials.TransportCredentials }
+
+func (c markingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
+	if err != nil {
+		if reason := Classify(err); Permanent(reason) {
+			return nil, nil, fmt.Errorf("%s (%s): %w", RefusedMarker, reason, err)
+		}
+		return nil, nil, err
+	}
+	return out, info, nil
+}
+
+func (c markingCreds) Clone() credentials.TransportCredentials {
+	return markingCreds{c.TransportCredentials.Clone()}
 }
 
 // countingCreds counts and names the handshakes a server refuses.

@@ -324,3 +324,40 @@ func TestSecurityProbeIsNotARefusal(t *testing.T) {
 		t.Fatalf("refusals %v", r)
 	}
 }
+
+// A client handshake that fails for good carries RefusedMarker; one cut
+// by the peer (a restarting server) does not, so the caller retries it.
+func TestSecurityClientMarksPermanentRefusals(t *testing.T) {
+	member := newSec(t, SecurityConfig{Secret: testKey, Name: "worker"})
+	other := newSec(t, SecurityConfig{Secret: []byte("another-cluster-key-9876543"), Name: "coordinator"})
+	addr, done := serve(t, other)
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = member.ClientCredentials().ClientHandshake(t.Context(), ServerName, raw)
+	raw.Close()
+	<-done
+	if err == nil || !strings.Contains(err.Error(), RefusedMarker) {
+		t.Fatalf("another key: %v, want %s", err, RefusedMarker)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			c.Close() // a server killed mid-handshake
+		}
+	}()
+	raw, err = net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_, _, err = member.ClientCredentials().ClientHandshake(t.Context(), ServerName, raw)
+	if err == nil || strings.Contains(err.Error(), RefusedMarker) {
+		t.Fatalf("a cut connection: %v, want an error without %s", err, RefusedMarker)
+	}
+}

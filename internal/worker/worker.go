@@ -492,8 +492,8 @@ func (w *Worker) adopt(rep *controlpb.JoinReply, req *controlpb.JoinRequest) err
 // side): retrying cannot help. Other errors give nil.
 func tlsRefusal(addr string, err error) error {
 	msg := status.Convert(err).Message()
-	if status.Code(err) != codes.Unavailable || !strings.Contains(msg, "authentication handshake failed") {
-		return nil
+	if status.Code(err) != codes.Unavailable || !strings.Contains(msg, cluster.RefusedMarker) {
+		return nil // not a TLS refusal, or one a retry may mend (a connection cut mid-handshake)
 	}
 	return fmt.Errorf("TLS with the coordinator at %s failed: it holds another cluster key or CA, or runs with --insecure while this process does not (or the reverse): %s", addr, msg)
 }
