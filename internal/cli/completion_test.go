@@ -54,7 +54,7 @@ func TestCompletionBash(t *testing.T) {
 			t.Fatalf("bash -n: %v\n%s", err, msg)
 		}
 		for words, want := range map[string]string{"recur tr": "train", "recur gendata --o": "--out", "recur gendata s": "sort seasonal",
-			"recur help ke": "keygen", "recur train --work": "--workers"} {
+			"recur help ke": "keygen", "recur train --work": "--workers", "recur train --set model.hi": "model.hidden="} {
 			w := strings.Fields(words)
 			cmd := exec.Command(bash, "-c", script+`COMP_WORDS=(`+words+`); COMP_CWORD=`+strconv.Itoa(len(w)-1)+`; _recur; echo "${COMPREPLY[*]}"`)
 			got, err := cmd.CombinedOutput()
