@@ -50,7 +50,8 @@ Local mode: starts a coordinator and --workers worker processes on loopback and
 trains the job to its end (train.steps, train.minutes or train.early_stop). The
 run resumes from --dir's newest checkpoint when there is one. The job is a YAML
 file (--config); --set KEY=VALUE and RECUR_* variables (RECUR_MODEL_HIDDEN=128)
-override its keys. Exit codes: %s.
+override its keys.
+Exit codes: %s.
 
 `, exitCodesHelp)
 		printTaskHelp(fs.Output())
