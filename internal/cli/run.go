@@ -163,7 +163,7 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	prime := fs.String("prime", "The ", "text the sample continues")
 	n := fs.Int("n", 500, "characters to generate")
 	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 always takes the most likely character")
-	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	seed := fs.Uint64("seed", 0, "random seed (0: a new one each time)")
 	which := checkpointFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur sample [--run DIR] [--prime TEXT] [--n N] [flags]\n\n"+
@@ -176,6 +176,9 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := checkSampleFlags(*n, *temp); err != nil {
 		return err
+	}
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano())
 	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
