@@ -6,6 +6,12 @@ TAGS     ?= openblas
 GOFLAGS_TAGS := -tags '$(TAGS)'
 RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/... ./internal/cluster/... ./internal/coordinator/... ./internal/worker/... ./internal/planner/... ./internal/cli/...
 BENCH    ?= .
+# recur version reports these; without them it reads the go command's
+# build information (vcs.revision), which a plain `go build` records in a
+# git checkout.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS  := -X github.com/recur-ml/recur/internal/cli.version=$(VERSION) -X github.com/recur-ml/recur/internal/cli.commit=$(COMMIT)
 BENCHTIME ?= 3x
 
 .PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart
@@ -16,7 +22,7 @@ setup:
 
 ## build: build the binaries into ./bin
 build:
-	$(GO) build $(GOFLAGS_TAGS) -o bin/ ./cmd/...
+	$(GO) build $(GOFLAGS_TAGS) -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 ## test: the default suite (what CI and the README run)
 test: lint
@@ -84,7 +90,7 @@ image:
 	mkdir -p $(IMAGE_CTX)/rootfs $(IMAGE_CTX)/data
 	mkdir -m 1777 $(IMAGE_CTX)/rootfs/tmp
 	CGO_ENABLED=1 CGO_LDFLAGS='$(STATIC_CGO_LDFLAGS)' $(GO) build -tags '$(TAGS) netgo osusergo' -trimpath \
-		-ldflags '$(STATIC_LDFLAGS)' -o $(IMAGE_CTX)/recur ./cmd/recur
+		-ldflags '$(STATIC_LDFLAGS) $(LDFLAGS)' -o $(IMAGE_CTX)/recur ./cmd/recur
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w' -o $(IMAGE_CTX)/probe ./deploy/image/probe
 	@file $(IMAGE_CTX)/recur | grep -q 'statically linked' || { echo "$(IMAGE_CTX)/recur is not static"; file $(IMAGE_CTX)/recur; exit 1; }
 	cp deploy/image/Dockerfile deploy/image/passwd deploy/image/group $(IMAGE_CTX)/

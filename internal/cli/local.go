@@ -40,21 +40,22 @@ func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	minutes := fs.Float64("minutes", 0, "shortcut for --set train.minutes=M (stop at the first step after M minutes)")
 	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
 	pin := fs.Bool("pin", true, "give each worker its own CPUs (train.threads each) when there are enough for all workers")
-	sample := fs.Int("sample", 300, "characters to sample from the final model (0: none)")
+	sample := fs.Int("sample", 300, "charlm: characters to sample from the final model (0: none)")
 	insecure := fs.Bool("insecure", false, "plaintext between the local processes, no TLS (by default they use mutual TLS from a fresh cluster key)")
 	logLevel := fs.String("log-level", "warn", "log level of the coordinator and workers, whose lines are shown as they come (the progress comes from the status stream)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), `Usage: recur train [flags]
+		fmt.Fprintf(fs.Output(), `Usage: recur train [--config FILE] [--set KEY=VALUE]... [flags]
 
 Local mode: starts a coordinator and --workers worker processes on loopback and
-trains the job (a character-level language model) to its end. The run resumes from
---dir's newest checkpoint when there is one. Config keys (see examples/*.yaml):
-model.{cell,hidden,layers,embed,dropout} data.{text,seq,batch,train_fraction}
-optimizer.{kind,adam.*,sgd.*,...} schedule.{kind,base_lr,warmup,...}
-train.{steps,minutes,clip,seed,threads,checkpoint_every,validate_every,val_windows}
-cluster.{min_workers,max_workers,allreduce_timeout_ms}
+trains the job to its end (train.steps, train.minutes or train.early_stop). The
+run resumes from --dir's newest checkpoint when there is one. The job is a YAML
+file (--config); --set KEY=VALUE and RECUR_* variables (RECUR_MODEL_HIDDEN=128)
+override its keys.
+Exit codes: %s.
 
-`)
+`, exitCodesHelp)
+		printTaskHelp(fs.Output())
+		fmt.Fprint(fs.Output(), "\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -174,7 +175,7 @@ cluster.{min_workers,max_workers,allreduce_timeout_ms}
 	case cerr != nil:
 		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
 	}
-	ui.summary(*dir)
+	ui.summary(*dir, job.Task.Kind)
 	r, err := openRun(*dir, "latest", stderr)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -176,7 +177,9 @@ func (p *progress) meanThroughput() (tps float64, from, to int64, ok bool) {
 	return t, p.first.Step, p.steps[len(p.steps)-1].Step, ok
 }
 
-func (p *progress) summary(dir string) {
+// summary ends the display of a finished run in dir, pointing to the
+// commands that work on a run of task kind.
+func (p *progress) summary(dir, kind string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.steps) > 0 {
@@ -187,5 +190,14 @@ func (p *progress) summary(dir string) {
 			fmt.Fprintf(p.w, "recur: throughput %.0f tokens/s (global tokens over wall time, steps %d-%d)\n", tps, from, to)
 		}
 	}
-	fmt.Fprintf(p.w, "recur: checkpoints, metrics.jsonl and the loss curve (loss.png) are in %s; see `recur eval|sample|export|status --run %s`\n", dir, dir)
+	fmt.Fprintf(p.w, "recur: checkpoints, metrics.jsonl and the loss curve (loss.png) are in %s; see `recur %s --run %s`\n", dir, strings.Join(runCommands(kind), "|"), dir)
+}
+
+// runCommands are the commands that take --run DIR of a task kind's run.
+func runCommands(kind string) []string {
+	h, ok := helpFor(kind)
+	if !ok {
+		return []string{"eval", "status"}
+	}
+	return append(slices.Clone(h.after), "status")
 }

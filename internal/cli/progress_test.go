@@ -39,7 +39,7 @@ func TestProgressThroughputAndETA(t *testing.T) {
 	if left, _ := p.eta(last, sps); left != 5*time.Second {
 		t.Fatalf("ETA %v, want 5s by the time budget", left)
 	}
-	p.summary("runs/x")
+	p.summary("runs/x", "")
 	if want := "throughput 8000 tokens/s (global tokens over wall time, steps 10-20)"; !strings.Contains(out.String(), want) {
 		t.Fatalf("summary %q lacks %q", out.String(), want)
 	}

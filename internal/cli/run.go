@@ -83,7 +83,7 @@ func (r *run) charLM() bool { return r.job.Task.Kind == "" || r.job.Task.Kind ==
 // sampleText generates n characters after prime.
 func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) (string, error) {
 	if !r.charLM() {
-		return "", fmt.Errorf("sample: the run is a %s task; sampling text needs a charlm run (use recur eval)", r.job.Task.Kind)
+		return "", fmt.Errorf("sample: the run is a %s task; sampling text needs a charlm run (use recur predict or recur eval)", r.job.Task.Kind)
 	}
 	p := r.vocab.Encode(prime)
 	if len(p) == 0 {
@@ -166,13 +166,22 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	prime := fs.String("prime", "The ", "text the sample continues")
 	n := fs.Int("n", 500, "characters to generate")
 	temp := fs.Float64("temperature", 0.8, "sampling temperature; 0 always takes the most likely character")
-	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed")
+	seed := fs.Uint64("seed", 0, "random seed (0: a new one each time)")
 	which := checkpointFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: recur sample [--run DIR] [--prime TEXT] [--n N] [flags]\n\n"+
+			"Generates text from a charlm run's checkpoint, continuing --prime. Other tasks'\n"+
+			"runs use recur predict and recur eval.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
 	if err := checkSampleFlags(*n, *temp); err != nil {
 		return err
+	}
+	if *seed == 0 {
+		*seed = uint64(time.Now().UnixNano())
 	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
@@ -192,8 +201,15 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
-	text := fs.String("text", "", "evaluate on this whole file instead of the job's validation split")
+	text := fs.String("text", "", "charlm: evaluate on this whole file instead of the job's validation split")
 	which := checkpointFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: recur eval [--run DIR] [--checkpoint latest|best|STEP] [flags]\n\n"+
+			"Evaluates a run's checkpoint on the job's validation set: for charlm the loss in\n"+
+			"nats and bits per character; for classify, forecast and seq2seq the task's metrics\n"+
+			"(accuracy, errors against baselines, exact match).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}

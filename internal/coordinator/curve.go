@@ -2,18 +2,23 @@ package coordinator
 
 import (
 	"bytes"
+	"fmt"
 	"image/color"
 	"maps"
+	"math"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"go.uber.org/zap"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
 
 	"github.com/recur-ml/recur/internal/events"
+	"github.com/recur-ml/recur/internal/job"
 )
 
 type point struct{ x, y float64 }
@@ -81,37 +86,109 @@ func (c *Coordinator) writeCurve() {
 	if len(train) < 2 {
 		return
 	}
+	p, err := lossPlot(train, val, c.cfg.Job.Task.Kind)
+	if err == nil {
+		err = savePlot(p, filepath.Join(c.cfg.Dir, "loss.png"))
+	}
+	if err != nil {
+		c.log.Debug("loss curve", zap.Error(err))
+	}
+}
+
+// lossAxisLabel names what the loss of task kind measures.
+func lossAxisLabel(kind string) string {
+	switch kind {
+	case job.TaskForecast:
+		return "loss: mean squared error per value (normalised series)"
+	case job.TaskClassify:
+		return "loss: cross-entropy (nats per example)"
+	case job.TaskSeq2Seq:
+		return "loss: cross-entropy (nats per output token)"
+	}
+	return "loss: cross-entropy (nats per character)"
+}
+
+// lossPlot draws the training loss and the validation loss (each point
+// marked, the newest named in the legend) by step, for task kind.
+func lossPlot(train, val []point, kind string) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Recur training"
 	p.X.Label.Text = "step"
-	p.Y.Label.Text = "loss (nats per target)"
-	xy := func(ps []point) plotter.XYs {
-		out := make(plotter.XYs, len(ps))
-		for i, q := range ps {
-			out[i].X, out[i].Y = q.x, q.y
-		}
-		return out
-	}
-	p.Legend.Top = true
-	tl, err := plotter.NewLine(xy(train))
+	p.X.Tick.Marker = stepTicks{}
+	p.Y.Label.Text = lossAxisLabel(kind)
+	tl, err := plotter.NewLine(xys(train))
 	if err != nil {
-		return
+		return nil, err
 	}
 	p.Add(tl)
-	p.Legend.Add("train", tl)
+	legend := plot.NewLegend()
+	legend.Add("train", tl)
 	if len(val) > 0 {
-		vl, vp, err := plotter.NewLinePoints(xy(val))
-		if err == nil {
-			vl.Color = color.RGBA{R: 200, A: 255}
-			vp.Color = vl.Color
-			vl.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
-			p.Add(vl, vp)
-			p.Legend.Add("validation", vl, vp)
+		vl, vp, err := plotter.NewLinePoints(xys(val))
+		if err != nil {
+			return nil, err
 		}
+		vl.Color = color.RGBA{R: 200, A: 255}
+		vp.Color = vl.Color
+		vp.Shape = draw.CircleGlyph{}
+		vl.Dashes = []vg.Length{vg.Points(4), vg.Points(2)}
+		p.Add(vl, vp)
+		legend.Add(validationLegend(val), vl, vp)
 	}
-	if err := savePlot(p, filepath.Join(c.cfg.Dir, "loss.png")); err != nil {
-		c.log.Debug("loss curve", zap.Error(err))
+	// Drawn last, over the curves' top right corner, which a falling loss
+	// leaves free; its background keeps it readable over a curve.
+	p.Add(legendBox{legend})
+	return p, nil
+}
+
+// validationLegend names the validation curve and its newest point.
+func validationLegend(val []point) string {
+	last := val[len(val)-1]
+	return fmt.Sprintf("validation (step %d: %.4g)", int64(last.x), last.y)
+}
+
+func xys(ps []point) plotter.XYs {
+	out := make(plotter.XYs, len(ps))
+	for i, q := range ps {
+		out[i].X, out[i].Y = q.x, q.y
 	}
+	return out
+}
+
+// stepTicks labels the step axis with whole steps: plot's default ticks
+// with integer labels, and no label between two steps.
+type stepTicks struct{}
+
+func (stepTicks) Ticks(min, max float64) []plot.Tick {
+	ticks := plot.DefaultTicks{}.Ticks(min, max)
+	for i, t := range ticks {
+		if t.Label == "" {
+			continue
+		}
+		if t.Value != math.Trunc(t.Value) {
+			ticks[i].Label = ""
+			continue
+		}
+		ticks[i].Label = strconv.FormatInt(int64(t.Value), 10)
+	}
+	return ticks
+}
+
+// legendBox draws a legend inside the top right corner of the data area
+// on a white background with a thin border, inset from the edges so no
+// part of it is cut off.
+type legendBox struct{ l plot.Legend }
+
+func (b legendBox) Plot(c draw.Canvas, _ *plot.Plot) {
+	pad := vg.Points(6)
+	r := b.l.Rectangle(c)
+	w, h := r.Size().X+2*pad, r.Size().Y+2*pad
+	box := vg.Rectangle{Min: vg.Point{X: c.Max.X - pad - w, Y: c.Max.Y - pad - h}, Max: vg.Point{X: c.Max.X - pad, Y: c.Max.Y - pad}}
+	outline := []vg.Point{box.Min, {X: box.Max.X, Y: box.Min.Y}, box.Max, {X: box.Min.X, Y: box.Max.Y}, box.Min}
+	c.FillPolygon(color.White, outline)
+	c.StrokeLines(draw.LineStyle{Color: color.Gray{Y: 160}, Width: vg.Points(0.5)}, outline)
+	inner := draw.Canvas{Canvas: c.Canvas, Rectangle: vg.Rectangle{Min: box.Min.Add(vg.Point{X: pad, Y: pad}), Max: box.Max.Sub(vg.Point{X: pad, Y: pad})}}
+	b.l.Draw(inner)
 }
 
 // savePlot renders p as a PNG into memory and replaces path with it
