@@ -16,6 +16,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/job"
+	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/safetensors"
 	"github.com/recur-ml/recur/pkg/shard"
@@ -381,5 +382,142 @@ func saveJobModel(t *testing.T, jc job.Config, path string, md map[string]string
 	}
 	if err := safetensors.WriteFile(path, f); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// recur.predict gives what `recur predict` gives for the tasks it serves:
+// the forecast in the series' units (from the exported scaling), greedy
+// decoding to EOS, class probabilities. The exported file holds exactly
+// the tensors its message lists (a forecast model has no embedding).
+func TestPythonPredictMatchesRecur(t *testing.T) {
+	needTorch(t)
+	dir := t.TempDir()
+	csv, jsonl, cls := filepath.Join(dir, "series.csv"), filepath.Join(dir, "reverse.jsonl"), filepath.Join(dir, "classify.jsonl")
+	for _, g := range [][]string{{"seasonal", "--n", "400", "--out", csv}, {"reverse", "--n", "40", "--max", "6", "--out", jsonl}} {
+		if err := GenData(g, io.Discard, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var lines []string
+	rng := rand.New(rand.NewPCG(5, 5))
+	for i := 0; i < 30; i++ {
+		lines = append(lines, fmt.Sprintf(`{"input": [[%.3f, %.3f], [%.3f, %.3f], [%.3f, %.3f]], "target": %d}`,
+			rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64(), i%3))
+	}
+	if err := os.WriteFile(cls, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		kind, input string
+		sets        []string
+	}{
+		{job.TaskForecast, csv, []string{"data.train=" + csv, "data.seq=12", "data.horizon=3", "model.cell=gru"}},
+		{job.TaskSeq2Seq, jsonl, []string{"data.train=" + jsonl, "data.vocab=12", "model.bidirectional=true"}},
+		{job.TaskClassify, cls, []string{"data.train=" + cls, "data.classes=3"}},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			jc := job.Default()
+			for _, kv := range append([]string{"task.kind=" + tc.kind, "model.hidden=8", "model.layers=2", "model.embed=4", "data.batch=4", "train.steps=1"}, tc.sets...) {
+				k, v, _ := strings.Cut(kv, "=")
+				if err := jc.Set(k, v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := jc.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			mc, err := task.Model(jc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := rnn.New[float32](mc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := &run{job: jc, model: m}
+			f, err := r.exportFile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if names := strings.Split(tensorNames(m), ", "); len(names) != len(f.Tensors) {
+				t.Errorf("the message lists %d tensors, the file holds %d", len(names), len(f.Tensors))
+			} else {
+				for _, n := range names {
+					if _, ok := f.Tensors[n]; !ok {
+						t.Errorf("the message lists %s, which the file does not hold", n)
+					}
+				}
+			}
+			path := filepath.Join(t.TempDir(), "model.safetensors")
+			if err := safetensors.WriteFile(path, f); err != nil {
+				t.Fatal(err)
+			}
+			var goOut bytes.Buffer
+			if err := task.Predict(jc, m, tc.input, &goOut); err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				Task   string          `json:"task"`
+				Result json.RawMessage `json:"result"`
+			}
+			runPython(t, &res, "predict.py", path, tc.input)
+			if res.Task != tc.kind {
+				t.Errorf("Python read task %q", res.Task)
+			}
+			comparePredictions(t, tc.kind, goOut.Bytes(), res.Result)
+		})
+	}
+}
+
+// comparePredictions compares recur predict's JSON lines with Python's.
+func comparePredictions(t *testing.T, kind string, goLines, py []byte) {
+	t.Helper()
+	type pred struct {
+		Forecast []float64 `json:"forecast"`
+		Columns  []int     `json:"columns"`
+		Output   []int     `json:"output"`
+		Class    int       `json:"class"`
+		Probs    []float64 `json:"probs"`
+	}
+	var want []pred
+	dec := json.NewDecoder(bytes.NewReader(goLines))
+	for dec.More() {
+		var p pred
+		if err := dec.Decode(&p); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	var got []pred
+	if kind == job.TaskForecast {
+		var p pred
+		if err := json.Unmarshal(py, &p); err != nil {
+			t.Fatal(err)
+		}
+		got = []pred{p}
+	} else if err := json.Unmarshal(py, &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("Python made %d predictions, recur predict %d", len(got), len(want))
+	}
+	worst := 0.0
+	for i := range want {
+		g, w := got[i], want[i]
+		if fmt.Sprint(g.Output) != fmt.Sprint(w.Output) || g.Class != w.Class || len(g.Forecast) != len(w.Forecast) ||
+			len(g.Probs) != len(w.Probs) || fmt.Sprint(g.Columns) != fmt.Sprint(w.Columns) {
+			t.Errorf("prediction %d: Python %+v, recur predict %+v", i, g, w)
+			continue
+		}
+		for j := range w.Forecast {
+			worst = max(worst, math.Abs(g.Forecast[j]-w.Forecast[j]))
+		}
+		for j := range w.Probs {
+			worst = max(worst, math.Abs(g.Probs[j]-w.Probs[j]))
+		}
+	}
+	t.Logf("%d predictions agree; values differ by at most %.2g", len(want), worst)
+	if worst > 1e-3 { // recur predict rounds probabilities to 1e-4
+		t.Errorf("values differ by %g", worst)
 	}
 }
