@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -519,5 +520,41 @@ func comparePredictions(t *testing.T, kind string, goLines, py []byte) {
 	t.Logf("%d predictions agree; values differ by at most %.2g", len(want), worst)
 	if worst > 1e-3 { // recur predict rounds probabilities to 1e-4
 		t.Errorf("values differ by %g", worst)
+	}
+}
+
+// recur.char_vocab builds the vocabulary Recur builds for a corpus: the
+// characters before the train/validation cut (moved back to a character's
+// start), ascending, without U+FFFD; and encodes text to the same ids.
+func TestPythonCharVocabIsRecurs(t *testing.T) {
+	needTorch(t)
+	text := strings.Repeat("héllo wörld ✓ naïve café 🙂 \r\n", 7) + "日本語 \ufffd tail only ✗"
+	for _, frac := range []string{"0.9", "0.5", "0.63"} {
+		p := filepath.Join(t.TempDir(), "corpus.txt")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := strconv.ParseFloat(frac, 64)
+		c, err := shard.OpenText(p, shard.TextConfig{TrainFraction: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := c.Vocab().Encode(text)
+		c.Close()
+		cmd := exec.Command(python, "-c", `import sys, json, recur
+v = recur.char_vocab(sys.argv[1], float(sys.argv[2]))
+print(json.dumps(v.encode(recur.read_text(sys.argv[1]))))`, p, frac)
+		cmd.Env = append(os.Environ(), "PYTHONPATH=../../python")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("char_vocab: %v", err)
+		}
+		var got []int32
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("train_fraction %s: Python's ids\n%v\nRecur's\n%v", frac, got, want)
+		}
 	}
 }
