@@ -185,9 +185,12 @@ def evaluate(model, vocab, text, batch=None, seq=None, meta=None):
         raise ValueError("evaluate: pass batch and seq (or meta, whose job has data.batch and data.seq)")
     x, y = _streams(vocab.encode(text), batch, seq)
     dev = next(model.parameters()).device
-    logits, _ = model(x.to(dev))
-    loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(), y.reshape(-1).to(dev), reduction="sum")
-    return float(loss) / y.numel()
+    total, state, chunk = 0.0, None, seq * max(1, 4096 // seq)  # bounded memory, the state carried
+    for i in range(0, x.shape[0], chunk):
+        logits, state = model(x[i:i + chunk].to(dev), state)
+        total += float(torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).double(),
+                                                         y[i:i + chunk].reshape(-1).to(dev), reduction="sum"))
+    return total / y.numel()
 
 
 def _tensor_input(model, ex):
