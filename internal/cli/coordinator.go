@@ -81,9 +81,9 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	var init []byte
+	var initSt []byte
 	if *initFile != "" {
-		if init, err = initState(jc, *initFile); err != nil {
+		if initSt, err = initState(jc, *initFile); err != nil {
 			return err
 		}
 	}
@@ -100,7 +100,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Init: init,
+	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Init: initSt,
 		Advertise: *advertise, StartWorkers: *startWorkers, Security: sec, Log: log})
 	if err != nil {
 		return err

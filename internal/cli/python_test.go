@@ -177,14 +177,14 @@ func TestTrainFromPyTorchWeights(t *testing.T) {
 	cmd, out := trainCmd(t, dir, 1, "--steps", "1", "--set", "model.layers=2") // writes the corpus beside dir
 	corpus := filepath.Join(dir, "..", filepath.Base(dir)+"-corpus.txt")
 	held := heldOut(t)
-	init := filepath.Join(t.TempDir(), "init.safetensors")
+	initFile := filepath.Join(t.TempDir(), "init.safetensors")
 	var res struct {
 		First float64 `json:"first_batch_loss"`
 		Eval  float64 `json:"eval_loss"`
 	}
-	runPython(t, &res, "pytorch_init.py", corpus, held, init, "32", "2", "8", "8", "16")
+	runPython(t, &res, "pytorch_init.py", corpus, held, initFile, "32", "2", "8", "8", "16")
 
-	cmd.Args = append(cmd.Args, "--init", init)
+	cmd.Args = append(cmd.Args, "--init", initFile)
 	if code := runCmd(t, cmd, out, 3*time.Minute); code != ExitOK {
 		t.Fatalf("train --init: exit %d\n%s", code, out)
 	}
@@ -203,11 +203,30 @@ func TestTrainFromPyTorchWeights(t *testing.T) {
 		t.Errorf("step 1 loss %.7f, PyTorch's on the same batch %.7f: differ by more than 1e-4", first, res.First)
 	}
 
-	r, err := openRun(dir, "latest", io.Discard)
+	// The same command with more steps resumes from the checkpoint of
+	// step 1: --init applies to a fresh run only.
+	cmd, out = trainCmd(t, dir, 1, "--steps", "2", "--set", "model.layers=2", "--init", initFile)
+	if code := runCmd(t, cmd, out, 3*time.Minute); code != ExitOK {
+		t.Fatalf("train --init again: exit %d\n%s", code, out)
+	}
+	if evs, _, err = events.ReadEventsFile(filepath.Join(dir, events.MetricsFile)); err != nil {
+		t.Fatal(err)
+	}
+	var starts []int64
+	for _, e := range evs {
+		if e.Kind == events.EventStart {
+			starts = append(starts, e.Step)
+		}
+	}
+	if len(starts) != 2 || starts[1] != 1 {
+		t.Errorf("coordinator starts at steps %v, want the second to resume from the checkpoint of step 1", starts)
+	}
+
+	r, err := openRun(dir, "1", io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := r.model.LoadSafetensors(init); err != nil {
+	if err := r.model.LoadSafetensors(initFile); err != nil {
 		t.Fatal(err)
 	}
 	got := evalModel(t, r.model, r.job, r.vocab, held)
