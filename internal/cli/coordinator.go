@@ -60,6 +60,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	metrics := fs.String("metrics", "127.0.0.1:9090", `Prometheus /metrics and /healthz address ("" disables)`)
 	advertise := fs.String("advertise", "", "host workers use to reach this coordinator (set it when --listen is 0.0.0.0)")
 	fresh := fs.Bool("fresh", false, "ignore existing checkpoints in --dir (the default resumes from the newest good one)")
+	initFile := fs.String("init", "", initFlagHelp)
 	keyFile := fs.String("key-file", "", "file holding the cluster key (default: env RECUR_CLUSTER_KEY)")
 	startWorkers := fs.Int("start-workers", 0, "workers the first step waits for (default: cluster.min_workers)")
 	stopTimeout := fs.Duration("stop-timeout", 2*time.Minute, "after SIGINT/SIGTERM, how long to wait for the step in flight and the final checkpoint")
@@ -80,6 +81,12 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	var initSt []byte
+	if *initFile != "" {
+		if initSt, err = initState(jc, *initFile); err != nil {
+			return err
+		}
+	}
 	key, err := clusterKey(*keyFile)
 	if err != nil {
 		return err
@@ -93,7 +100,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh,
+	c, err := coordinator.NewCoordinator(coordinator.CoordinatorConfig{Job: jc, Listen: *listen, Gossip: *gossip, Dir: *dir, Secret: key, Fresh: *fresh, Init: initSt,
 		Advertise: *advertise, StartWorkers: *startWorkers, Security: sec, Log: log})
 	if err != nil {
 		return err

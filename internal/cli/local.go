@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ func Train(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int64("steps", 0, "shortcut for --set train.steps=N")
 	minutes := fs.Float64("minutes", 0, "shortcut for --set train.minutes=M (stop at the first step after M minutes)")
 	fresh := fs.Bool("fresh", false, "start over even if --dir holds checkpoints of this job")
+	initFile := fs.String("init", "", initFlagHelp)
 	pin := fs.Bool("pin", true, "give each worker its own CPUs (train.threads each) when there are enough for all workers")
 	sample := fs.Int("sample", 300, "charlm: characters to sample from the final model (0: none)")
 	insecure := fs.Bool("insecure", false, "plaintext between the local processes, no TLS (by default they use mutual TLS from a fresh cluster key)")
@@ -86,6 +88,14 @@ Exit codes: %s.
 	if err := checkLocalMemory(job, *workers); err != nil {
 		return err
 	}
+	if *initFile != "" {
+		if _, err := initState(job, *initFile); err != nil { // refused here, not in the coordinator's log
+			return err
+		}
+		if *initFile, err = filepath.Abs(*initFile); err != nil {
+			return err
+		}
+	}
 	jobFile, err := os.CreateTemp("", "recur-job-*.json")
 	if err != nil {
 		return err
@@ -111,6 +121,9 @@ Exit codes: %s.
 		"--start-workers", strconv.Itoa(*workers), "--log-format", "console", "--log-level", *logLevel}
 	if *fresh {
 		cargs = append(cargs, "--fresh")
+	}
+	if *initFile != "" {
+		cargs = append(cargs, "--init", *initFile)
 	}
 	sf := securityFlags{insecure: *insecure}
 	cargs = append(cargs, sf.args()...)

@@ -7,12 +7,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/recur-ml/recur/internal/coordinator"
@@ -20,6 +23,7 @@ import (
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/rnn"
+	"github.com/recur-ml/recur/pkg/safetensors"
 	"github.com/recur-ml/recur/pkg/shard"
 )
 
@@ -280,9 +284,16 @@ func (r *run) evalValidation(stdout io.Writer) error {
 	return r.report(stdout, corpus.Validation(), "validation split of "+r.job.Data.Text)
 }
 
+// loss evaluates a char LM on tokens: the job's data.batch streams of
+// data.seq windows with the state carried (python/recur's evaluate
+// computes the same).
+func (r *run) loss(tokens shard.Tokens) (sum, count float64, err error) {
+	return task.Evaluate(r.model, tokens, r.job.Data.Batch, r.job.Data.Seq, 0, 0, 1, 2)
+}
+
 // report evaluates tokens and prints the loss.
 func (r *run) report(stdout io.Writer, tokens shard.Tokens, what string) error {
-	sum, count, err := task.Evaluate(r.model, tokens, r.job.Data.Batch, r.job.Data.Seq, 0, 0, 1, 2)
+	sum, count, err := r.loss(tokens)
 	if err != nil {
 		return err
 	}
@@ -334,10 +345,15 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if *out == "" {
 		*out = filepath.Join(*dir, "model.safetensors")
 	}
-	if err := r.model.SaveSafetensors(*out); err != nil {
+	f, err := r.exportFile()
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (step %d, %d parameters; names embedding.weight, rnn.weight_ih_l0, ..., head.bias)\n", *out, r.step, r.model.Params.Len())
+	if err := safetensors.WriteFile(*out, f); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s (step %d, %d parameters in %d tensors: %s; metadata: %s)\n",
+		*out, r.step, r.model.Params.Len(), len(f.Tensors), tensorNames(r.model), strings.Join(slices.Sorted(maps.Keys(f.Metadata)), ", "))
 	return nil
 }
 

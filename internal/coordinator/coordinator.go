@@ -49,6 +49,10 @@ type CoordinatorConfig struct {
 	// TLS with certificates derived from Secret).
 	Security *cluster.Security
 	Fresh    bool // ignore existing checkpoints (by default training resumes)
+	// Init is the state of step 0 (cluster.State bytes) a fresh run starts
+	// from instead of the seed's initialisation (recur train --init); a
+	// run that resumes from a checkpoint ignores it.
+	Init []byte
 	// RejoinGrace is how long a restarted coordinator waits for the last
 	// ring's workers to report before it forms a generation without them;
 	// default 10s.
@@ -642,6 +646,9 @@ func (c *Coordinator) resume() error {
 		}
 	}
 	if errors.Is(err, checkpoint.ErrNoCheckpoint) || c.cfg.Fresh {
+		if c.cfg.Init != nil { // served to the workers as the state of step 0
+			c.ckptBlob, c.ckptStep = c.cfg.Init, 0
+		}
 		b, err := json.MarshalIndent(c.cfg.Job, "", "  ")
 		if err != nil {
 			return fmt.Errorf("coordinator: job.json: %w", err)
@@ -653,6 +660,9 @@ func (c *Coordinator) resume() error {
 	}
 	if len(rep.Skipped) > 0 || rep.Recovery != nil {
 		c.log.Warn("damaged checkpoints skipped", zap.String("report", rep.String()))
+	}
+	if c.cfg.Init != nil {
+		c.log.Warn("the initial weights are ignored: the run resumes from its checkpoint (use --fresh to start over from them)", zap.Uint64("step", ck.Step))
 	}
 	if ck.ConfigHash != c.cfg.Job.Hash() {
 		msg := "its configuration differs"

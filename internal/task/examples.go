@@ -21,6 +21,7 @@ type exampleTask struct {
 	vocab       int // token vocabulary (inputs; outputs too for seq2seq)
 	outputs     int // classes, or forecast values (horizon * targets)
 	norm        *shard.Normalizer
+	columns     []string // forecast: the series' column names
 	loader      *shard.Loader
 	rank, world int
 	perEpoch    uint64
@@ -151,7 +152,7 @@ func (t *exampleTask) loadForecast() error {
 	if err != nil {
 		return fmt.Errorf("config data: validation windows: %w", err)
 	}
-	t.train, t.val = tr, va
+	t.train, t.val, t.columns = tr, va, s.Names
 	t.outputs = max(d.Horizon, 1) * len(tr.TargetColumns())
 	return nil
 }
