@@ -23,7 +23,7 @@ func TestCompletionFlagsMatchFlagSets(t *testing.T) {
 	jf.register(fs)
 	var want []string
 	fs.VisitAll(func(f *flag.Flag) { want = append(want, "--"+f.Name) })
-	want = append(want, "--workers", "--dir", "--text", "--steps", "--minutes", "--fresh", "--pin", "--sample", "--insecure", "--log-level")
+	want = append(want, "--workers", "--dir", "--text", "--steps", "--minutes", "--fresh", "--pin", "--sample", "--insecure", "--log-level", "--init")
 	slices.Sort(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("train flags %q, want %q", got, want)

@@ -302,7 +302,7 @@ func TestDamagedStoreUsesTheBackup(t *testing.T) {
 	ev, eout := exec.Command(recurBin, "eval", "--run", dir), &bytes.Buffer{}
 	ev.Stdout, ev.Stderr = eout, eout
 	if code := runCmd(t, ev, eout, time.Minute); code != 0 || !strings.Contains(eout.String(), "step 6") || !strings.Contains(eout.String(), "backup") {
-		t.Fatalf("eval of a damaged store: exit %d, want step 6 read from the backup:\n%s", code, eout)
+		t.Fatalf("eval of a damaged store: exit %d, want step 6 read from the backup:\n%s\ntrain:\n%s", code, eout, out)
 	}
 	cmd, out = trainCmd(t, dir, 1, "--steps", "6", "--set", "train.checkpoint_every=2")
 	if code := runCmd(t, cmd, out, 2*time.Minute); code != ExitOK {

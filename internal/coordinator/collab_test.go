@@ -420,3 +420,45 @@ func TestCoordinatorStoreDeletedWhileTraining(t *testing.T) {
 		t.Fatalf("the file holds %v (%v), want the final checkpoint %d", ck, err, final)
 	}
 }
+
+// slowStore holds up the save of one step, so that later checkpoints are
+// fetched meanwhile.
+type slowStore struct {
+	Store
+	slow uint64
+}
+
+func (s slowStore) Save(ctx context.Context, ck *checkpoint.Checkpoint) error {
+	if ck.Step == s.slow {
+		time.Sleep(300 * time.Millisecond)
+	}
+	return s.Store.Save(ctx, ck)
+}
+
+// A checkpoint whose save is slow does not land after a newer one: the
+// store drops checkpoints newer than the one it saves, so saves go in
+// step order and a late older one is skipped. The final checkpoint stays.
+func TestCheckpointsSaveInStepOrder(t *testing.T) {
+	jc := testJob(testCorpus(t), 8)
+	jc.Train.CheckpointEvery = 2
+	dir := t.TempDir()
+	real, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = slowStore{Store: real, slow: 2} })
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	n.worker(t, ctx, &wg, "w0", nil)
+	waitDone(t, c, time.Minute)
+	ck, _, err := real.Latest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Step != 8 {
+		t.Fatalf("the newest checkpoint in the store is step %d, want 8", ck.Step)
+	}
+}

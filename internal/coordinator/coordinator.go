@@ -169,6 +169,7 @@ type Coordinator struct {
 	savedGen      uint64
 	curve         lossCurve
 	saving        sync.WaitGroup
+	saveMu        sync.Mutex     // one checkpoint save at a time, in step order
 	watchers      sync.WaitGroup // Watch calls in progress
 	pendingFinal  int64
 	crcs          map[stateKey]stateSeen
@@ -1131,6 +1132,18 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	ck := &checkpoint.Checkpoint{Step: uint64(st.Step), Params: st.Params, Optimizer: st.Optim, Hidden: floatsToBytes(st.Carry),
 		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched, WallTime: c.now()}
+	// Fetches run concurrently, saves one at a time in step order: the
+	// store drops checkpoints newer than the one it saves (a run that went
+	// back), so an older state arriving late would delete the newer one.
+	c.saveMu.Lock()
+	defer c.saveMu.Unlock()
+	c.mu.Lock()
+	newest := c.ckptStep
+	c.mu.Unlock()
+	if st.Step < newest {
+		c.log.Info("checkpoint skipped: a newer one is saved", zap.Int64("step", st.Step), zap.Int64("newest", newest))
+		return
+	}
 	if err := c.store.Save(ctx, ck); err != nil {
 		c.mu.Lock()
 		c.failedSaves++
