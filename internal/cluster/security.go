@@ -403,7 +403,9 @@ func Permanent(reason string) bool {
 	return false
 }
 
-type markingCreds struct{ credentials.TransportCredentials }
+type markingCreds struct {
+	credentials.TransportCredentials
+}
 
 func (c markingCreds) ClientHandshake(ctx context.Context, authority string, conn net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	out, info, err := c.TransportCredentials.ClientHandshake(ctx, authority, conn)
