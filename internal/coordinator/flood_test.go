@@ -93,18 +93,23 @@ func raiseFileLimit(t *testing.T, need uint64) {
 }
 
 // Strangers without the key hold 1,000 idle and 1,000 garbage connections
-// to the coordinator's control port: a worker still joins, receives the
+// to the coordinator's control port and to a worker's state and ring
+// ports (6,000 in all): a worker still joins, receives the
 // state from a peer, a killed worker is replaced by a new generation, the
 // run finishes, and the coordinator never holds more than its admission
 // limit of unauthenticated connections.
 func TestControlPortFloodOfStrangers(t *testing.T) {
-	raiseFileLimit(t, 8192)
+	raiseFileLimit(t, 16384)
 	jc := testJob(testCorpus(t), 1_000_000) // stopped below
 	tc := startCluster(t, jc, t.TempDir(), true)
 	tc.addWorker("w1")
 	tc.addWorker("w2")
 	tc.waitSteps(5, time.Minute)
 	stillOpen := holdFlood(t, tc.coord.Addr(), 1000, 1000)
+	// And the ports of a worker the joiner may sync from and link to.
+	ring, peer := tc.workers["w2"].Addrs()
+	peerOpen := holdFlood(t, peer, 1000, 1000)
+	ringOpen := holdFlood(t, ring, 1000, 1000)
 	adm := tc.coord.lis.(*admit.Listener)
 	n := len(tc.coord.History())
 	tc.addWorker("w3") // joins and syncs under the flood
@@ -115,8 +120,10 @@ func TestControlPortFloodOfStrangers(t *testing.T) {
 	tc.waitSteps(n+20, 2*time.Minute)
 	tc.coord.Stop(planner.Interrupted, "the test is over")
 	tc.wait(time.Minute)
-	if n := stillOpen(); n > admit.DefaultMaxPending {
-		t.Fatalf("the coordinator holds %d strangers' connections open, admission limit %d", n, admit.DefaultMaxPending)
+	for name, open := range map[string]func() int{"the coordinator's control port": stillOpen, "w2's state port": peerOpen, "w2's ring port": ringOpen} {
+		if n := open(); n > admit.DefaultMaxPending {
+			t.Errorf("%s holds %d strangers' connections open, admission limit %d", name, n, admit.DefaultMaxPending)
+		}
 	}
 	st := adm.Stats()
 	if st.Evicted+st.Refused+st.TimedOut == 0 {

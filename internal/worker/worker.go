@@ -600,6 +600,12 @@ func (w *Worker) next(ctx context.Context, rep *controlpb.StepReport) (*controlp
 	}
 }
 
+// Addrs returns the addresses the worker advertises: its ring endpoint
+// and its state-transfer service.
+func (w *Worker) Addrs() (ring, peer string) {
+	return w.ringAddr(), w.advertised(w.peerLis.Addr().String())
+}
+
 // ringAddr is the address ring neighbours dial.
 func (w *Worker) ringAddr() string {
 	if w.cfg.RingTransport != nil {
