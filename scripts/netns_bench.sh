@@ -20,7 +20,8 @@
 # one markdown table of rank 0's figures: busbw in GB/s (float32 bytes,
 # as nccl-tests, also for fp16), its share of RATE, and rank 0's CPU.
 # REPS=k runs the whole matrix k times over and shows each cell's median
-# run and the range: on a shared machine other work slows single runs.
+# run (the lower middle one for an even k) and the range: on a shared
+# machine other work slows single runs.
 set -euo pipefail
 N=${1:-4}
 FLOATS=${2:-10000000}
