@@ -106,7 +106,8 @@ compose-test: image
 deploy-check:
 	$(GO) test -count=1 ./deploy/...
 
-## bench-netns: ring busbw over 1 Gbit/s tbf-shaped veths in network namespaces (root)
+## bench-netns: ring busbw over 1 Gbit/s tbf-shaped veths in network namespaces (root);
+## MATRIX=1 [REPS=3]: {gRPC,TCP} x {TLS,plaintext} x {fp32,fp16} and gloo as one markdown table
 bench-netns:
 	bash scripts/netns_bench.sh 4 10000000 5 1gbit
 
