@@ -3,11 +3,11 @@ package coordinator
 import (
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/testenv"
 
 	"github.com/recur-ml/recur/internal/admit"
 	"github.com/recur-ml/recur/internal/planner"
@@ -69,29 +69,6 @@ func holdFlood(t *testing.T, addr string, idle, garbage int) (stillOpen func() i
 	}
 }
 
-func raiseFileLimit(t *testing.T, need uint64) {
-	t.Helper()
-	if runtime.GOOS != "linux" {
-		t.Skip("the flood test needs setrlimit")
-	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
-	if lim.Cur >= need {
-		return
-	}
-	if lim.Max < need {
-		t.Skipf("the flood test needs %d open files, the hard limit is %d (ulimit -Hn)", need, lim.Max)
-	}
-	old := lim.Cur
-	lim.Cur = need
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("setrlimit: %v", err)
-	}
-	t.Cleanup(func() { lim.Cur = old; syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim) })
-}
-
 // Strangers without the key hold 1,000 idle and 1,000 garbage connections
 // to the coordinator's control port and to a worker's state and ring
 // ports (6,000 in all): a worker still joins, receives the
@@ -99,7 +76,7 @@ func raiseFileLimit(t *testing.T, need uint64) {
 // run finishes, and the coordinator never holds more than its admission
 // limit of unauthenticated connections.
 func TestControlPortFloodOfStrangers(t *testing.T) {
-	raiseFileLimit(t, 16384)
+	testenv.RaiseFileLimit(t, 16384)
 	jc := testJob(testCorpus(t), 1_000_000) // stopped below
 	tc := startCluster(t, jc, t.TempDir(), true)
 	tc.addWorker("w1")

@@ -7,12 +7,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/recur-ml/recur/internal/testenv"
 )
 
 // What each wave of a flood opens to every rank's ring port: idle
@@ -69,7 +70,7 @@ func TestTCPFloodOfStrangers(t *testing.T) { testFlood(t, tcpFloodTransport, tcp
 func TestGRPCFloodOfStrangers(t *testing.T) { testFlood(t, grpcFloodTransport, http2Opening) }
 
 func testFlood(t *testing.T, newTransport floodTransport, opening []byte) {
-	raiseFileLimit(t, floodRanks*(floodIdle+floodGarbage)*2+2000)
+	testenv.RaiseFileLimit(t, floodRanks*(floodIdle+floodGarbage)*2+2000)
 	const maxPending = DefaultMaxPendingHellos
 	trs := make([]closingTransport, floodRanks)
 	ms := make([]Member, floodRanks)
@@ -150,7 +151,7 @@ func TestGRPCStrangersClosedAtHelloDeadline(t *testing.T) {
 }
 
 func testClosedAtDeadline(t *testing.T, newTransport floodTransport, opening []byte) {
-	raiseFileLimit(t, (floodIdle+floodGarbage)*2+1000)
+	testenv.RaiseFileLimit(t, (floodIdle+floodGarbage)*2+1000)
 	m := NewMetrics()
 	_, addr := newTransport(t, m, 500*time.Millisecond)
 	f := newFlooder(t, addr, opening, 7)
@@ -366,32 +367,4 @@ func eventually(t *testing.T, wait time.Duration, cond func() bool, msg func() s
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// raiseFileLimit raises the soft limit on open files to need, or skips
-// the test when the hard limit is lower.
-func raiseFileLimit(t *testing.T, need uint64) {
-	t.Helper()
-	if runtime.GOOS == "windows" {
-		t.Skip("flood test needs setrlimit")
-	}
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("getrlimit: %v", err)
-	}
-	if lim.Cur >= need {
-		return
-	}
-	if lim.Max < need {
-		t.Skipf("flood test needs %d open files, hard limit is %d (raise ulimit -Hn)", need, lim.Max)
-	}
-	old := lim.Cur
-	lim.Cur = need
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("setrlimit to %d open files: %v", need, err)
-	}
-	t.Cleanup(func() {
-		lim.Cur = old
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
-	})
 }
