@@ -462,3 +462,36 @@ func TestCheckpointsSaveInStepOrder(t *testing.T) {
 		t.Fatalf("the newest checkpoint in the store is step %d, want 8", ck.Step)
 	}
 }
+
+// The final state is validated (on the periodic validations' sample) when
+// no validation of its step was recorded: the status stream and the curve
+// end with it, and the final checkpoint carries it, so it can be the best.
+func TestFinalStateIsValidated(t *testing.T) {
+	jc := testJob(testCorpus(t), 25) // validations before steps 10 and 20; none at 25
+	dir := t.TempDir()
+	n := newMemNet(t)
+	c := n.coordinator(t, jc, dir, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	n.worker(t, ctx, &wg, "w0", nil)
+	waitDone(t, c, time.Minute)
+	evs, _, _ := c.status.Since(0)
+	var steps []int64
+	for _, e := range evs {
+		if e.Kind == events.EventValidation {
+			steps = append(steps, e.Step)
+		}
+	}
+	if len(steps) == 0 || steps[len(steps)-1] != 25 {
+		t.Fatalf("validations at steps %v, want the last at 25", steps)
+	}
+	ck, _, err := c.store.Latest(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := ck.Metrics["val_loss"]; !ok || ck.Step != 25 {
+		t.Fatalf("the final checkpoint (step %d) carries no validation loss: %v", ck.Step, ck.Metrics)
+	}
+}

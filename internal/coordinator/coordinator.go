@@ -30,6 +30,7 @@ import (
 	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/internal/task"
 	"github.com/recur-ml/recur/pkg/checkpoint"
+	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/safetensors"
 	"github.com/recur-ml/recur/pkg/schedule"
 )
@@ -1052,7 +1053,7 @@ func (c *Coordinator) startCheckpoints(plan planner.Plan) {
 		c.saving.Add(1)
 		go func() {
 			defer c.saving.Done()
-			c.checkpointFrom(context.Background(), from.PeerAddr, step)
+			c.checkpointFrom(context.Background(), from.PeerAddr, step, false)
 		}()
 	}
 }
@@ -1070,7 +1071,7 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 		peer := m.PeerAddr
 		c.mu.Unlock()
 		if step > 0 && peer != "" {
-			c.checkpointFrom(ctx, peer, step)
+			c.checkpointFrom(ctx, peer, step, true)
 		}
 		c.saving.Wait()
 		c.writeCurve()
@@ -1084,8 +1085,11 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 	})
 }
 
-// checkpointFrom fetches the state of step from a worker and saves it.
-func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int64) {
+// checkpointFrom fetches the state of step from a worker and saves it;
+// the final one is validated first when no validation of that step was
+// recorded, so that the curve ends with it and the best checkpoint can be
+// the final one.
+func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int64, final bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	t0 := c.now()
@@ -1098,6 +1102,9 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	if err := st.UnmarshalBinary(b); err != nil {
 		c.log.Warn("checkpoint state damaged in transfer", zap.Int64("step", step), zap.Error(err))
 		return
+	}
+	if final {
+		c.validateFinal(&st)
 	}
 	if err := checkFinite(&st); err != nil {
 		// The update of the step before overflowed: such weights are no
@@ -1205,8 +1212,65 @@ func (c *Coordinator) publishRecoveries() {
 	c.recoveries = nil
 	c.mu.Unlock()
 	for _, r := range pending {
-		c.publish(events.Event{Kind: events.EventInfo, Message: "checkpoint store: " + r})
+		c.publishLocked(events.Event{Kind: events.EventInfo, Message: "checkpoint store: " + r})
 	}
+}
+
+// validateFinal validates the final state on the same sample as the
+// periodic validations (the workers have stopped: the coordinator does it
+// itself) and records it as they are recorded.
+func (c *Coordinator) validateFinal(st *cluster.State) {
+	c.mu.Lock()
+	skip := c.cfg.Job.Train.ValidateEvery == 0 || c.validated[st.Step]
+	batches := c.valBatches()
+	c.mu.Unlock()
+	if skip {
+		return
+	}
+	v, err := validateState(c.cfg.Job, st, batches)
+	if err != nil {
+		c.log.Warn("the final validation failed", zap.Int64("step", st.Step), zap.Error(err))
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.validated[st.Step] = true
+	c.curve.addVal(st.Step, v)
+	c.Metrics.valLoss.Set(v)
+	if v < c.bestVal {
+		c.bestVal, c.sinceBest = v, 0
+	}
+	c.log.Info("validation", zap.Int64("step", st.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)), zap.Bool("final", true))
+	c.publish(events.Event{Kind: events.EventValidation, Step: st.Step, ValLoss: v, BestValLoss: c.bestVal})
+}
+
+// validateState is the validation loss of st's parameters on the first
+// batches of the job's validation set (all when batches is 0).
+func validateState(jc job.Config, st *cluster.State, batches int) (float64, error) {
+	t, err := task.Open(jc)
+	if err != nil {
+		return 0, err
+	}
+	defer t.Close()
+	mc, err := t.ModelConfig()
+	if err != nil {
+		return 0, err
+	}
+	m, err := rnn.New[float32](mc)
+	if err != nil {
+		return 0, err
+	}
+	if err := m.UnmarshalBinary(st.Params); err != nil {
+		return 0, err
+	}
+	sum, count, _, err := t.Validate(m, 0, 1, batches)
+	if err != nil {
+		return 0, err
+	}
+	if count == 0 {
+		return 0, errors.New("the validation set is empty")
+	}
+	return sum / count, nil
 }
 
 // savedBefore returns the step of the newest checkpoint the run
