@@ -171,6 +171,7 @@ type Coordinator struct {
 	curve         lossCurve
 	saving        sync.WaitGroup
 	saveMu        sync.Mutex     // one checkpoint save at a time, in step order
+	fetched       atomic.Int64   // the newest step whose state was fetched for a checkpoint
 	watchers      sync.WaitGroup // Watch calls in progress
 	pendingFinal  int64
 	crcs          map[stateKey]stateSeen
@@ -1117,6 +1118,12 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		c.publishLocked(events.Event{Kind: events.EventCheckpointFailed, Step: step, Message: msg})
 		return
 	}
+	for { // the newest good state fetched: older ones waiting to be saved give way to it
+		f := c.fetched.Load()
+		if st.Step <= f || c.fetched.CompareAndSwap(f, st.Step) {
+			break
+		}
+	}
 	c.mu.Lock()
 	metrics := map[string]float64{"best_val_loss": c.bestVal, "elapsed_seconds": c.elapsed().Seconds(),
 		"validations_since_best": float64(c.sinceBest), "total_tokens": c.totalTokens}
@@ -1147,8 +1154,10 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	c.mu.Lock()
 	newest := c.ckptStep
 	c.mu.Unlock()
-	if st.Step < newest {
-		c.log.Info("checkpoint skipped: a newer one is saved", zap.Int64("step", st.Step), zap.Int64("newest", newest))
+	if st.Step < newest || st.Step < c.fetched.Load() {
+		// Saves slower than checkpoint_every steps would queue up; the
+		// newest state is saved, the ones it supersedes are not.
+		c.log.Info("checkpoint skipped: a newer one is saved or waiting", zap.Int64("step", st.Step), zap.Int64("saved", newest), zap.Int64("fetched", c.fetched.Load()))
 		return
 	}
 	if err := c.store.Save(ctx, ck); err != nil {
