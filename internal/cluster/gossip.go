@@ -59,28 +59,48 @@ type MembershipConfig struct {
 type StartMembership func(MembershipConfig) (Membership, error)
 
 // gossip is a memberlist node, encrypted with a key derived from the
-// cluster secret.
+// cluster secret. memberlist's Members returns nodes it keeps changing, so
+// the live members and their meta are copied from its event callbacks
+// (which it calls under its own lock) into nodes.
 type gossip struct {
 	ml   *memberlist.Memberlist
 	once sync.Once
+
+	addr string // this member's address
+	ip   net.IP
+
+	mu    sync.Mutex
+	nodes map[string]string // live member -> meta
 }
 
 type gossipEvents struct {
+	g    *gossip
 	gone func(name, meta string)
 	log  *zap.Logger
 }
 
 func (e gossipEvents) NotifyJoin(n *memberlist.Node) {
 	e.log.Debug("gossip join", zap.String("node", n.Name))
+	e.g.set(n.Name, string(n.Meta))
 }
 func (e gossipEvents) NotifyLeave(n *memberlist.Node) {
+	meta := string(n.Meta)
+	e.g.mu.Lock()
+	delete(e.g.nodes, n.Name)
+	e.g.mu.Unlock()
 	if e.gone == nil || n.Name == planner.CoordinatorID {
 		return // only the coordinator acts on departures, and not its own
 	}
 	e.log.Info("gossip: member gone", zap.String("node", n.Name))
-	e.gone(n.Name, string(n.Meta))
+	e.gone(n.Name, meta)
 }
-func (e gossipEvents) NotifyUpdate(*memberlist.Node) {}
+func (e gossipEvents) NotifyUpdate(n *memberlist.Node) { e.g.set(n.Name, string(n.Meta)) }
+
+func (g *gossip) set(name, meta string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.nodes[name] = meta
+}
 
 type metaDelegate struct{ meta []byte }
 
@@ -122,7 +142,8 @@ func StartGossip(cfg MembershipConfig) (Membership, error) {
 	// A restarted worker comes back under its name from another address;
 	// let it take the name over once the old process is known dead.
 	conf.DeadNodeReclaimTime = time.Second
-	conf.Events = gossipEvents{gone: cfg.Gone, log: lg}
+	g := &gossip{nodes: map[string]string{cfg.Name: cfg.Meta}}
+	conf.Events = gossipEvents{g: g, gone: cfg.Gone, log: lg}
 	conf.Delegate = metaDelegate{meta: []byte(cfg.Meta)}
 	conf.Logger = log.New(io.Discard, "", 0)
 	if len(cfg.Secret) > 0 {
@@ -132,15 +153,16 @@ func StartGossip(cfg MembershipConfig) (Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip: %w", err)
 	}
-	return &gossip{ml: ml}, nil
+	g.ml = ml
+	// The local node's address does not change: read it once, here.
+	n := ml.LocalNode()
+	g.addr, g.ip = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))), append(net.IP(nil), n.Addr...)
+	return g, nil
 }
 
-func (g *gossip) Addr() string {
-	n := g.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (g *gossip) Addr() string { return g.addr }
 
-func (g *gossip) LocalIP() net.IP { return g.ml.LocalNode().Addr }
+func (g *gossip) LocalIP() net.IP { return g.ip }
 
 func (g *gossip) Join(addrs ...string) error {
 	_, err := g.ml.Join(addrs)
@@ -148,18 +170,18 @@ func (g *gossip) Join(addrs ...string) error {
 }
 
 func (g *gossip) Coordinator() (string, bool) {
-	for _, n := range g.ml.Members() {
-		if n.Name == planner.CoordinatorID {
-			return string(n.Meta), true
-		}
-	}
-	return "", false
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	meta, ok := g.nodes[planner.CoordinatorID]
+	return meta, ok
 }
 
 func (g *gossip) Members() map[string]bool {
-	out := map[string]bool{}
-	for _, n := range g.ml.Members() {
-		out[n.Name] = true
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := make(map[string]bool, len(g.nodes))
+	for name := range g.nodes {
+		out[name] = true
 	}
 	return out
 }
