@@ -68,7 +68,7 @@ func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 func (t *exampleTask) accuracy(m *rnn.Model[float32], out map[string]float64) error {
 	tp := m.NewTape(0)
 	right, n := 0, 0
-	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+	err := t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
 		logits, _, err := tp.Predict(b, rnn.State[float32]{})
 		if err != nil {
 			return err
@@ -101,7 +101,7 @@ func argmax(v []float32) int {
 func (t *exampleTask) exactMatch(m *rnn.Model[float32], out map[string]float64) error {
 	right, n := 0, 0
 	eos := int32(t.job.Task.EOS)
-	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+	err := t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
 		got, err := m.Decode(b, 2*b.TD+2)
 		if err != nil {
 			return err
@@ -141,7 +141,7 @@ func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], r *Report) error {
 	var se, sePersist, seAR float64
 	n := 0
 	H := max(t.job.Data.Horizon, 1)
-	err = t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+	err = t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
 		pred, _, err := tp.Predict(b, rnn.State[float32]{})
 		if err != nil {
 			return err

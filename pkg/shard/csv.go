@@ -344,6 +344,13 @@ func NewWindows(s *Series, norm *Normalizer, cfg WindowConfig, lo, hi int) (*Win
 // Len returns the number of windows.
 func (w *WindowSet) Len() int { return w.n }
 
+// Start returns the first input row of window i: its inputs are rows
+// [Start(i), Start(i)+Input) and its targets the Horizon rows after them.
+func (w *WindowSet) Start(i int) int { return w.first + i*w.cfg.Stride }
+
+// Series returns the series the windows are cut from (raw values).
+func (w *WindowSet) Series() *Series { return w.s }
+
 // SeqLen returns the input length, the same for every window.
 func (w *WindowSet) SeqLen(int) int { return w.cfg.Input }
 
@@ -352,7 +359,7 @@ func (w *WindowSet) TargetColumns() []int { return append([]int(nil), w.targets.
 
 // Example returns window i, with no label.
 func (w *WindowSet) Example(i int) Example {
-	start := w.first + i*w.cfg.Stride
+	start := w.Start(i)
 	all := make([]int, w.s.Cols)
 	for c := range all {
 		all[c] = c
