@@ -23,6 +23,7 @@ type exampleTask struct {
 	outputs     int           // classes, or forecast values (horizon * targets)
 	norm        *shard.Normalizer
 	columns     []string // forecast: the series' column names
+	split       forecastSplit
 	loader      *shard.Loader
 	rank, world int
 	perEpoch    uint64
@@ -132,33 +133,6 @@ func jsonlErr(key string, err error) error {
 			"(--set data.max_len=N; memory grows with it), or set it explicitly to skip longer ones", key, err, job.DefaultMaxLen)
 	}
 	return fmt.Errorf("config %s: %w", key, err)
-}
-
-// loadForecast reads the CSV series, normalises it with statistics of the
-// training rows, and cuts windows: training windows lie in the first
-// train_fraction of the rows, validation windows after them.
-func (t *exampleTask) loadForecast() error {
-	d := t.job.Data
-	s, err := shard.LoadCSV(d.Train, shard.CSVConfig{})
-	if err != nil {
-		return fmt.Errorf("config data.train: %w", err)
-	}
-	rows := s.TrainRows(d.TrainFraction)
-	if t.norm, err = shard.FitNormalizer(s, rows); err != nil {
-		return err
-	}
-	wc := shard.WindowConfig{Input: d.Seq, Horizon: d.Horizon}
-	tr, err := shard.NewWindows(s, t.norm, wc, 0, rows)
-	if err != nil {
-		return fmt.Errorf("config data: training windows: %w", err)
-	}
-	va, err := shard.NewWindows(s, t.norm, wc, rows, s.Rows)
-	if err != nil {
-		return fmt.Errorf("config data: validation windows: %w", err)
-	}
-	t.train, t.val, t.columns = tr, va, s.Names
-	t.outputs = max(d.Horizon, 1) * len(tr.TargetColumns())
-	return nil
 }
 
 // longest returns the most input steps of any example, and for seq2seq

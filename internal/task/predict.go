@@ -92,27 +92,35 @@ func (t *exampleTask) predictCSV(m *rnn.Model[float32], path string, enc *json.E
 	if err != nil {
 		return err
 	}
-	L, dim := t.job.Data.Seq, len(t.norm.Mean)
-	if s.Cols != dim {
-		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, dim)
+	L, cols := t.job.Data.Seq, len(t.norm.Mean)
+	if s.Cols != cols {
+		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, cols)
 	}
 	if s.Rows < L {
 		return fmt.Errorf("%s has %d rows, the model reads windows of %d", path, s.Rows, L)
 	}
-	b := &rnn.Batch[float32]{T: L, B: 1, X: make([]float32, L*dim)}
-	for r := 0; r < L; r++ {
-		for c := 0; c < dim; c++ {
-			b.X[r*dim+c] = float32(t.norm.Transform(s.At(s.Rows-L+r, c), c))
-		}
-	}
+	b := t.window(s, s.Rows-L)
 	pred, _, err := m.NewTape(0).Predict(b, rnn.State[float32]{})
 	if err != nil {
 		return err
 	}
-	cols := t.trainWindows().TargetColumns()
+	targets := t.trainWindows().TargetColumns()
 	out := make([]float64, len(pred))
 	for i, v := range pred {
-		out[i] = t.norm.Inverse(float64(v), cols[i%len(cols)])
+		out[i] = t.norm.Inverse(float64(v), targets[i%len(targets)])
 	}
-	return enc.Encode(map[string]any{"forecast": out, "columns": cols})
+	return enc.Encode(map[string]any{"forecast": out, "columns": targets})
+}
+
+// window is a one-row batch of the input columns of rows [start,
+// start+data.seq) of s, normalised.
+func (t *exampleTask) window(s *shard.Series, start int) *rnn.Batch[float32] {
+	L, in := t.job.Data.Seq, t.trainWindows().InputColumns()
+	b := &rnn.Batch[float32]{T: L, B: 1, X: make([]float32, 0, L*len(in))}
+	for r := start; r < start+L; r++ {
+		for _, c := range in {
+			b.X = append(b.X, float32(t.norm.Transform(s.At(r, c), c)))
+		}
+	}
+	return b
 }
