@@ -81,8 +81,10 @@ type DataConfig struct {
 	// ValFraction (forecast) is the share of the rows before the test part
 	// (the first train_fraction of rows) held out, at their end, for
 	// periodic validation, early stopping and the AR baseline's order;
-	// default 0.1. The test part is touched only by recur eval.
-	ValFraction float64 `yaml:"val_fraction" json:"val_fraction"`
+	// 0 (default) means DefaultValFraction, 0.1, and keeps the job's hash
+	// (Hash) what it was before the key existed. The test part is touched
+	// only by recur eval.
+	ValFraction float64 `yaml:"val_fraction" json:"val_fraction,omitempty"`
 	// Season (forecast) is the series' period in rows (12 for monthly
 	// data with a yearly cycle); 0 (default): none. Eval then adds the
 	// seasonal naive baseline, and the AR baseline's orders reach 2*season.
@@ -160,7 +162,7 @@ func Default() Config {
 	return Config{
 		Task:      TaskConfig{Kind: TaskCharLM, EOS: 1},
 		Model:     ModelConfig{Cell: "lstm", Hidden: 256, Layers: 2, Embed: 64},
-		Data:      DataConfig{Seq: 100, Horizon: 1, Batch: 32, TrainFraction: 0.9, ValFraction: DefaultValFraction},
+		Data:      DataConfig{Seq: 100, Horizon: 1, Batch: 32, TrainFraction: 0.9},
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200, MaxSkippedSteps: 10},

@@ -29,6 +29,7 @@ type ForecastEval struct {
 	// Targets[k], h+1 steps ahead.
 	RMSE, MAE [][][]float64
 	Notes     []string // baselines left out, and why
+	Data      *ForecastColumns
 }
 
 // accum sums squared and absolute errors by method, target and step.
@@ -59,64 +60,16 @@ const evalBatch = 256
 
 // forecastEval measures the model and the baselines on every test window.
 func (t *exampleTask) forecastEval(m *rnn.Model[float32]) (*ForecastEval, error) {
-	te := t.testWindows()
-	s := te.Series()
-	targets := te.TargetColumns()
-	L, H, season := t.job.Data.Seq, max(t.job.Data.Horizon, 1), t.job.Data.Season
-	fe := &ForecastEval{Windows: te.Len(), Horizon: H, Season: season, Methods: []string{MethodModel, MethodPersistence}}
-	for _, c := range targets {
-		fe.Targets = append(fe.Targets, t.columns[c])
-	}
-	seasonal := -1
-	if season > 0 {
-		if first := te.Start(0) + L - season; first < 0 {
-			fe.Notes = append(fe.Notes, fmt.Sprintf("the seasonal naive baseline is unavailable: data.season %d reaches before the series' first row", season))
-		} else {
-			seasonal = len(fe.Methods)
-			fe.Methods = append(fe.Methods, MethodSeasonal)
+	fe, ar := t.forecastMethods()
+	acc := newAccum(len(fe.Methods), len(fe.Targets), fe.Horizon)
+	err := t.eachForecast(m, fe, ar, func(p forecastPoint) error {
+		for mi, v := range p.preds {
+			acc.add(mi, p.k, p.h, v, p.truth)
 		}
-	}
-	top := L
-	if season > 0 {
-		top = min(2*season, L)
-	}
-	ar, err := t.chooseAR(top)
-	arm := -1
+		return nil
+	})
 	if err != nil {
-		fe.Notes = append(fe.Notes, fmt.Sprintf("the linear AR baseline is unavailable: %v", err))
-	} else {
-		arm, fe.AROrder = len(fe.Methods), ar.p
-		fe.Methods = append(fe.Methods, MethodLinearAR)
-	}
-	acc := newAccum(len(fe.Methods), len(targets), H)
-	tp := m.NewTape(0)
-	for lo := 0; lo < te.Len(); lo += evalBatch {
-		hi := min(lo+evalBatch, te.Len())
-		exs := make([]shard.Example, hi-lo)
-		for i := range exs {
-			exs[i] = te.Example(lo + i)
-		}
-		pred, _, err := tp.Predict(windowBatch(exs), rnn.State[float32]{})
-		if err != nil {
-			return nil, fmt.Errorf("eval: test windows %d-%d: %w", lo, hi-1, err)
-		}
-		for i, ex := range exs {
-			last := te.Start(lo+i) + L - 1 // the window's last input row
-			for h := 0; h < H; h++ {
-				for k, c := range targets {
-					j := h*len(targets) + k
-					truth := s.At(last+1+h, c)
-					acc.add(0, k, h, t.norm.Inverse(float64(pred[i*t.outputs+j]), c), truth)
-					acc.add(1, k, h, s.At(last, c), truth)
-					if seasonal >= 0 {
-						acc.add(seasonal, k, h, s.At(last+1+h-season*(h/season+1), c), truth)
-					}
-					if arm >= 0 {
-						acc.add(arm, k, h, t.norm.Inverse(ar.predict(ex.Input.Values, j), c), truth)
-					}
-				}
-			}
-		}
+		return nil, err
 	}
 	fe.RMSE, fe.MAE = acc.se, acc.ae
 	n := float64(max(fe.Windows, 1))
@@ -129,6 +82,91 @@ func (t *exampleTask) forecastEval(m *rnn.Model[float32]) (*ForecastEval, error)
 		}
 	}
 	return fe, nil
+}
+
+// forecastMethods returns an empty evaluation naming the methods that can
+// be measured (notes say why a baseline cannot), and the AR baseline.
+func (t *exampleTask) forecastMethods() (*ForecastEval, *linearAR) {
+	te := t.testWindows()
+	L, H, season := t.job.Data.Seq, max(t.job.Data.Horizon, 1), t.job.Data.Season
+	fe := &ForecastEval{Windows: te.Len(), Horizon: H, Season: season, Methods: []string{MethodModel, MethodPersistence},
+		Data: t.describe()}
+	for _, c := range te.TargetColumns() {
+		fe.Targets = append(fe.Targets, t.columns[c])
+	}
+	if season > 0 {
+		if first := te.Start(0) + L - season; first < 0 {
+			fe.Notes = append(fe.Notes, fmt.Sprintf("the seasonal naive baseline is unavailable: data.season %d reaches before the series' first row", season))
+		} else {
+			fe.Methods = append(fe.Methods, MethodSeasonal)
+		}
+	}
+	top := L
+	if season > 0 {
+		top = min(2*season, L)
+	}
+	ar, err := t.chooseAR(top)
+	if err != nil {
+		fe.Notes = append(fe.Notes, fmt.Sprintf("the linear AR baseline is unavailable: %v", err))
+		return fe, nil
+	}
+	fe.AROrder = ar.p
+	fe.Methods = append(fe.Methods, MethodLinearAR)
+	return fe, ar
+}
+
+// forecastPoint is one forecast value of every method: target k, h+1
+// steps after row last (the window's last input row), in the series'
+// units; preds in fe.Methods order.
+type forecastPoint struct {
+	window, last, h, k int
+	truth              float64
+	preds              []float64
+}
+
+// eachForecast calls f for every test window, step and target, in order.
+func (t *exampleTask) eachForecast(m *rnn.Model[float32], fe *ForecastEval, ar *linearAR, f func(forecastPoint) error) error {
+	te := t.testWindows()
+	s, targets := te.Series(), te.TargetColumns()
+	L, season := t.job.Data.Seq, fe.Season
+	tp := m.NewTape(0)
+	preds := make([]float64, len(fe.Methods))
+	for lo := 0; lo < te.Len(); lo += evalBatch {
+		hi := min(lo+evalBatch, te.Len())
+		exs := make([]shard.Example, hi-lo)
+		for i := range exs {
+			exs[i] = te.Example(lo + i)
+		}
+		out, _, err := tp.Predict(windowBatch(exs), rnn.State[float32]{})
+		if err != nil {
+			return fmt.Errorf("eval: test windows %d-%d: %w", lo, hi-1, err)
+		}
+		for i, ex := range exs {
+			last := te.Start(lo+i) + L - 1
+			for h := 0; h < fe.Horizon; h++ {
+				for k, c := range targets {
+					j := h*len(targets) + k
+					for mi, name := range fe.Methods {
+						switch name {
+						case MethodModel:
+							preds[mi] = t.norm.Inverse(float64(out[i*t.outputs+j]), c)
+						case MethodPersistence:
+							preds[mi] = s.At(last, c)
+						case MethodSeasonal:
+							preds[mi] = s.At(last+1+h-season*(h/season+1), c)
+						case MethodLinearAR:
+							preds[mi] = t.norm.Inverse(ar.predict(ex.Input.Values, j), c)
+						}
+					}
+					p := forecastPoint{window: lo + i, last: last, h: h, k: k, truth: s.At(last+1+h, c), preds: preds}
+					if err := f(p); err != nil {
+						return err
+					}
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // windowBatch lays windows out as a model batch: X is [T][B][dim].

@@ -1,9 +1,11 @@
 package task
 
 import (
+	"encoding/csv"
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -213,6 +215,64 @@ func TestAROrders(t *testing.T) {
 	for top, want := range map[int]string{1: "[1]", 4: "[1 2 3 4]", 24: "[1 2 3 4 6 8 12 16 24]", 30: "[1 2 3 4 6 8 12 16 24 30]"} {
 		if got := fmt.Sprint(arOrders(top)); got != want {
 			t.Errorf("arOrders(%d) = %s, want %s", top, got, want)
+		}
+	}
+}
+
+// The test-set CSV holds every test window, step and target once, and the
+// RMSE recomputed from it is what eval reports, for every method.
+func TestPredictTestSetMatchesEval(t *testing.T) {
+	j := forecastJob(t, 300)
+	j.Data.Seq, j.Data.Horizon, j.Data.Season = 12, 2, 12
+	mc, err := Model(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rnn.New[float32](mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := PredictTestSet(j, m, &out); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(strings.NewReader(out.String())).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := EvaluateReport(j, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fe := r.Forecast
+	if want := append([]string{"origin", "row", "step", "column", "actual"}, fe.Methods...); fmt.Sprint(recs[0]) != fmt.Sprint(want) {
+		t.Fatalf("header %v, want %v", recs[0], want)
+	}
+	if n, want := len(recs)-1, fe.Windows*fe.Horizon*len(fe.Targets); n != want {
+		t.Fatalf("%d lines, want %d", n, want)
+	}
+	se := map[string]float64{}
+	for _, rec := range recs[1:] {
+		origin, _ := strconv.Atoi(rec[0])
+		row, _ := strconv.Atoi(rec[1])
+		step, _ := strconv.Atoi(rec[2])
+		if row != origin+step || row < fe.Data.TestStart {
+			t.Fatalf("line %v: target row %d not held out (test from %d)", rec, row, fe.Data.TestStart)
+		}
+		actual, _ := strconv.ParseFloat(rec[4], 64)
+		for mi, name := range fe.Methods {
+			v, _ := strconv.ParseFloat(rec[5+mi], 64)
+			se[fmt.Sprint(name, rec[3], step)] += (v - actual) * (v - actual)
+		}
+	}
+	for mi, name := range fe.Methods {
+		for k, col := range fe.Targets {
+			for h := 0; h < fe.Horizon; h++ {
+				got := math.Sqrt(se[fmt.Sprint(name, col, h+1)] / float64(fe.Windows))
+				if want := fe.RMSE[mi][k][h]; math.Abs(got-want) > 1e-5*(1+want) {
+					t.Errorf("%s %s step %d: CSV gives rmse %v, eval %v", name, col, h+1, got, want)
+				}
+			}
 		}
 	}
 }

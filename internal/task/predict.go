@@ -1,10 +1,12 @@
 package task
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
@@ -123,4 +125,44 @@ func (t *exampleTask) window(s *shard.Series, start int) *rnn.Batch[float32] {
 		}
 	}
 	return b
+}
+
+// PredictTestSet writes a forecast model's predictions for every window of
+// the held-out test part as CSV, beside the baselines recur eval compares
+// it with, so that its figures can be checked with other tools. One line
+// per window, step and target:
+//
+//	origin,row,step,column,actual,model,persistence[,seasonal_naive][,linear_ar]
+//
+// origin is the window's last input row and row = origin+step the target's
+// (0-based data rows of data.train); values are in the series' units.
+func PredictTestSet(jc job.Config, m *rnn.Model[float32], w io.Writer) error {
+	if jc.Task.Kind != job.TaskForecast {
+		return fmt.Errorf("predict: --test-set serves the forecast task, not %s", jc.Task.Kind)
+	}
+	t, err := Open(jc)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	et := t.(*exampleTask)
+	fe, ar := et.forecastMethods()
+	cw := csv.NewWriter(w)
+	if err := cw.Write(append([]string{"origin", "row", "step", "column", "actual"}, fe.Methods...)); err != nil {
+		return err
+	}
+	rec := make([]string, 0, 5+len(fe.Methods))
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	err = et.eachForecast(m, fe, ar, func(p forecastPoint) error {
+		rec = append(rec[:0], strconv.Itoa(p.last), strconv.Itoa(p.last+1+p.h), strconv.Itoa(p.h+1), fe.Targets[p.k], num(p.truth))
+		for _, v := range p.preds {
+			rec = append(rec, num(v))
+		}
+		return cw.Write(rec)
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
 }
