@@ -2,6 +2,7 @@ package task
 
 import (
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -274,5 +275,38 @@ func TestPredictTestSetMatchesEval(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A model that reads a subset of the columns predicts from a CSV with all
+// of them, and its export says which it reads.
+func TestForecastInputsSubset(t *testing.T) {
+	j := forecastJob(t, 200)
+	j.Data.Seq, j.Data.Horizon, j.Data.Inputs = 8, 2, "value,other"
+	mc, err := Model(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.Input != 2 || mc.Outputs != 4 {
+		t.Fatalf("model input %d outputs %d, want 2 and 4", mc.Input, mc.Outputs)
+	}
+	m, err := rnn.New[float32](mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := Predict(j, m, j.Data.Train, &out); err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Forecast []float64
+		Columns  []int
+	}
+	if err := json.Unmarshal([]byte(out.String()), &got); err != nil || len(got.Forecast) != 4 || fmt.Sprint(got.Columns) != "[1 2]" {
+		t.Fatalf("prediction %s: %v", out.String(), err)
+	}
+	sc, err := ForecastScaling(j)
+	if err != nil || fmt.Sprint(sc.Inputs, sc.Targets) != "[1 2] [1 2]" {
+		t.Fatalf("scaling %+v, %v", sc, err)
 	}
 }
