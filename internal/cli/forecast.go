@@ -8,8 +8,24 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/task"
 )
+
+// printForecastData says, before a forecast trains, which columns it
+// reads and forecasts and how its rows are split; a column or split the
+// data cannot give is an error naming its key.
+func printForecastData(w io.Writer, jc job.Config) error {
+	if jc.Task.Kind != job.TaskForecast {
+		return nil
+	}
+	d, err := task.DescribeForecast(jc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "recur: forecast data: %s\n", d)
+	return nil
+}
 
 // printForecast writes a forecast's evaluation: the columns and rows in
 // use, then for each target a table of RMSE and MAE by method and step

@@ -1,11 +1,15 @@
 package cli
 
 import (
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/task"
 )
 
@@ -35,5 +39,32 @@ func TestPredictNeedsOneSource(t *testing.T) {
 		if err := PredictCmd(args, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "--input FILE or --test-set") {
 			t.Errorf("%v: %v", args, err)
 		}
+	}
+}
+
+// Before a forecast trains, recur train says which columns it uses and
+// how its rows are split, and refuses a time column as a target.
+func TestPrintForecastData(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.csv")
+	var b strings.Builder
+	b.WriteString("year,v\n")
+	for i := 0; i < 100; i++ {
+		fmt.Fprintf(&b, "%d,%d\n", 1900+i, i%7)
+	}
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jc := job.Default()
+	jc.Task.Kind, jc.Data.Train, jc.Data.Seq = job.TaskForecast, p, 5
+	var out strings.Builder
+	if err := printForecastData(&out, jc); err != nil {
+		t.Fatal(err)
+	}
+	if want := "recur: forecast data: inputs year,v; targets v; rows: training 0-80, validation 81-89, test 90-99\n"; out.String() != want {
+		t.Errorf("got %q, want %q", out.String(), want)
+	}
+	jc.Data.Targets = "year"
+	if err := printForecastData(io.Discard, jc); err == nil || !strings.Contains(err.Error(), "config data.targets") {
+		t.Errorf("year as a target: %v", err)
 	}
 }
