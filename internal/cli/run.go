@@ -210,8 +210,9 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur eval [--run DIR] [--checkpoint latest|best|STEP] [flags]\n\n"+
 			"Evaluates a run's checkpoint on the job's validation set: for charlm the loss in\n"+
-			"nats and bits per character; for classify, forecast and seq2seq the task's metrics\n"+
-			"(accuracy, errors against baselines, exact match).\n\nFlags:\n")
+			"nats and bits per character; for classify and seq2seq the task's metrics (accuracy,\n"+
+			"exact match); for forecast, on the held-out test rows, RMSE and MAE of each target\n"+
+			"at each step ahead, beside persistence, seasonal naive (data.season) and linear AR.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
