@@ -88,6 +88,9 @@ Exit codes: %s.
 	if err := checkLocalMemory(job, *workers); err != nil {
 		return err
 	}
+	if err := printForecastData(stdout, job); err != nil { // refused here, not in the coordinator's log
+		return err
+	}
 	if *initFile != "" {
 		if _, err := initState(job, *initFile); err != nil { // refused here, not in the coordinator's log
 			return err

@@ -210,8 +210,9 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur eval [--run DIR] [--checkpoint latest|best|STEP] [flags]\n\n"+
 			"Evaluates a run's checkpoint on the job's validation set: for charlm the loss in\n"+
-			"nats and bits per character; for classify, forecast and seq2seq the task's metrics\n"+
-			"(accuracy, errors against baselines, exact match).\n\nFlags:\n")
+			"nats and bits per character; for classify and seq2seq the task's metrics (accuracy,\n"+
+			"exact match); for forecast, on the held-out test rows, RMSE and MAE of each target\n"+
+			"at each step ahead, beside persistence, seasonal naive (data.season) and linear AR.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -252,6 +253,9 @@ func (r *run) evalTask(stdout io.Writer) error {
 	rep, err := task.EvaluateReport(r.job, r.model)
 	if err != nil {
 		return err
+	}
+	if rep.Forecast != nil {
+		return printForecast(stdout, r.step, rep, time.Since(t0))
 	}
 	m := rep.Metrics
 	fmt.Fprintf(stdout, "step %d, %s task, validation set (%s):", r.step, r.job.Task.Kind, time.Since(t0).Round(time.Millisecond))
@@ -362,21 +366,45 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
-	input := fs.String("input", "", "JSONL inputs (classify, seq2seq) or a CSV series (forecast); required")
+	input := fs.String("input", "", "JSONL inputs (classify, seq2seq) or a CSV series (forecast); required unless --test-set")
+	testSet := fs.Bool("test-set", false, "forecast: predict every window of the held-out test part, as CSV beside the baselines eval compares with")
+	out := fs.String("out", "", "write the predictions to this file (default: standard output)")
 	which := checkpointFlag(fs)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: recur predict --run DIR --input FILE\n\nWrites one JSON line per prediction: a class with probabilities, a decoded\noutput sequence, or the forecast after the CSV's last window.\n\n")
+		fmt.Fprintf(fs.Output(), "Usage: recur predict --run DIR --input FILE\n       recur predict --run DIR --test-set [--out FILE]\n\n"+
+			"Writes one JSON line per prediction: a class with probabilities, a decoded\noutput sequence, or the forecast after the CSV's last window.\n"+
+			"With --test-set (forecast), writes CSV: origin,row,step,column,actual,model and each\nbaseline, one line per test window, step and target column.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
-	if *input == "" {
-		return errors.New("predict: --input is required")
+	if (*input == "") == !*testSet {
+		return errors.New("predict: give --input FILE or --test-set")
 	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}
-	return task.Predict(r.job, r.model, *input, stdout)
+	w := stdout
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			return fmt.Errorf("predict: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if *testSet {
+		err = task.PredictTestSet(r.job, r.model, w)
+	} else {
+		err = task.Predict(r.job, r.model, *input, w)
+	}
+	if err != nil {
+		return err
+	}
+	if f, ok := w.(*os.File); ok && *out != "" {
+		return f.Close()
+	}
+	return nil
 }

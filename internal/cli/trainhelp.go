@@ -37,9 +37,11 @@ var taskHelps = []taskHelp{
 	},
 	{
 		kind: job.TaskForecast, learns: "the next data.horizon rows of a series from the data.seq rows before",
-		reads: "data.train: CSV of numeric columns (header optional), normalised by its first\n" +
-			"data.train_fraction of rows; validation windows come after them",
-		keys:  []string{"data.train", "data.seq", "data.horizon", "data.batch", "data.train_fraction", "model.bidirectional"},
+		reads: "data.train: CSV of numeric columns (header optional), split in time: training,\n" +
+			"validation (the last data.val_fraction before the test part), test (the rows after\n" +
+			"the first data.train_fraction, read only by recur eval); normalised by the training rows",
+		keys: []string{"data.train", "data.inputs", "data.targets", "data.seq", "data.horizon", "data.season", "data.batch",
+			"data.train_fraction", "data.val_fraction", "model.bidirectional"},
 		after: []string{"predict", "eval", "export"},
 	},
 	{

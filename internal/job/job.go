@@ -70,6 +70,25 @@ type DataConfig struct {
 	// so no data is dropped unasked.
 	MaxLen  int `yaml:"max_len" json:"max_len"`
 	Buckets int `yaml:"buckets" json:"buckets"` // length buckets for variable lengths; 0: none
+	// Forecast only. Targets and Inputs choose the CSV's columns, as
+	// comma-separated header names or 0-based indices ("co2,temp", "1,2").
+	// Inputs default to every column; Targets to every input column not
+	// named like a time axis (year, month, date, time, ...; see
+	// task.TimeColumn), which may be an input but never a target. Every
+	// target must be an input (persistence reads it from the window).
+	Targets string `yaml:"targets" json:"targets,omitempty"`
+	Inputs  string `yaml:"inputs" json:"inputs,omitempty"`
+	// ValFraction (forecast) is the share of the rows before the test part
+	// (the first train_fraction of rows) held out, at their end, for
+	// periodic validation, early stopping and the AR baseline's order;
+	// 0 (default) means DefaultValFraction, 0.1, and keeps the job's hash
+	// (Hash) what it was before the key existed. The test part is touched
+	// only by recur eval.
+	ValFraction float64 `yaml:"val_fraction" json:"val_fraction,omitempty"`
+	// Season (forecast) is the series' period in rows (12 for monthly
+	// data with a yearly cycle); 0 (default): none. Eval then adds the
+	// seasonal naive baseline, and the AR baseline's orders reach 2*season.
+	Season int `yaml:"season" json:"season,omitempty"`
 }
 
 // TrainConfig is the training loop.
@@ -151,6 +170,11 @@ func Default() Config {
 	}
 }
 
+// DefaultValFraction is data.val_fraction's default: a tenth of the rows
+// before a forecast's test part validate, enough windows to rank
+// checkpoints without starving training.
+const DefaultValFraction = 0.1
+
 // Validate reports the first impossible value, naming its key: a number
 // that is not finite, out of range or above its hard cap (caps keep every
 // size product far from overflowing), and a job whose memory estimate
@@ -203,7 +227,7 @@ func (c Config) intKeys() []intKey {
 		pos("data.seq", int64(c.Data.Seq), maxSteps), pos("data.batch", int64(c.Data.Batch), maxRows),
 		nonneg("data.horizon", int64(c.Data.Horizon), maxSteps), nonneg("data.classes", int64(c.Data.Classes), maxClasses),
 		nonneg("data.vocab", int64(c.Data.Vocab), maxClasses), nonneg("data.max_len", int64(c.Data.MaxLen), maxSteps),
-		nonneg("data.buckets", int64(c.Data.Buckets), maxRows),
+		nonneg("data.buckets", int64(c.Data.Buckets), maxRows), nonneg("data.season", int64(c.Data.Season), maxSteps),
 		pos("train.steps", c.Train.Steps, maxCount), pos("train.threads", int64(c.Train.Threads), maxThreads),
 		nonneg("train.checkpoint_every", c.Train.CheckpointEvery, maxCount), nonneg("train.validate_every", c.Train.ValidateEvery, maxCount),
 		nonneg("train.val_windows", int64(c.Train.ValWindows), math.MaxInt32),
@@ -240,6 +264,10 @@ func (c Config) validateValues() error {
 		return fmt.Errorf("config model.dropout must be in [0, 1), got %v", c.Model.Dropout)
 	case c.Data.TrainFraction <= 0 || c.Data.TrainFraction >= 1:
 		return fmt.Errorf("config data.train_fraction must be in (0, 1), got %v", c.Data.TrainFraction)
+	case c.Data.ValFraction < 0 || c.Data.ValFraction >= 1:
+		return fmt.Errorf("config data.val_fraction must be in [0, 1) (0: the default %v), got %v", DefaultValFraction, c.Data.ValFraction)
+	case c.Task.Kind == TaskForecast && c.Data.Val != "":
+		return fmt.Errorf("config data.val: the forecast task splits data.train in time (data.train_fraction, data.val_fraction); a separate file is not supported")
 	case c.Train.Minutes < 0 || c.Train.Minutes > maxMinutes:
 		return fmt.Errorf("config train.minutes must be in [0, %g], got %v", float64(maxMinutes), c.Train.Minutes)
 	case c.Train.Clip < 0:

@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -269,4 +270,31 @@ func FuzzParse(f *testing.F) {
 		c.Cluster.MemoryLimit = "8GB"
 		_ = c.Validate() // must not panic, whatever the values
 	})
+}
+
+// data.val_fraction is in [0, 1) (0: DefaultValFraction) and keeps an
+// unset job's hash; data.season is not negative; data.val is refused for
+// a forecast, which splits its one file in time.
+func TestForecastDataKeys(t *testing.T) {
+	c := validJob()
+	h := c.Hash()
+	c.Data.ValFraction = 0
+	if c.Hash() != h {
+		t.Fatal("an unset data.val_fraction changed the job's hash")
+	}
+	for _, v := range []float64{-0.1, 1, 2, math.NaN()} {
+		c.Data.ValFraction = v
+		wantErr(t, fmt.Sprint("val_fraction ", v), c.Validate(), "data.val_fraction")
+	}
+	c = validJob()
+	c.Data.Season = -1
+	wantErr(t, "season -1", c.Validate(), "data.season", "negative")
+	c = validJob()
+	c.Task.Kind, c.Data.Train, c.Data.Val = TaskForecast, "a.csv", "b.csv"
+	wantErr(t, "forecast with data.val", c.Validate(), "data.val", "not supported")
+	for _, k := range []string{"data.val_fraction", "data.season", "data.inputs", "data.targets"} {
+		if !slices.Contains(Keys(), k) {
+			t.Errorf("no key %s", k)
+		}
+	}
 }

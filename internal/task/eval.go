@@ -2,7 +2,6 @@ package task
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"github.com/recur-ml/recur/internal/job"
@@ -14,6 +13,8 @@ import (
 type Report struct {
 	Metrics map[string]float64
 	Notes   []string
+	// Forecast holds a forecast's errors by target, step and method.
+	Forecast *ForecastEval
 }
 
 // EvaluateJob returns the metrics of EvaluateReport.
@@ -30,10 +31,12 @@ func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, erro
 //
 //	charlm:   loss (nats/char)
 //	classify: loss, accuracy
-//	forecast: loss (normalised MSE), rmse (in the series' units), and the
-//	          rmse of a persistence (last value) and a least-squares linear
-//	          autoregressive baseline over the same input window (left out,
-//	          with a note, when the data cannot fit it: a constant series)
+//	forecast: loss (normalised MSE) on the held-out test part, rmse and
+//	          mae (in the series' units, over every step and target),
+//	          rmse_step_H and mae_step_H (H steps ahead), the same for each
+//	          baseline on the same windows (rmse_persistence, ...), and
+//	          Report.Forecast: every figure by target and step (see
+//	          ForecastEval)
 //	seq2seq:  loss, exact_match of greedy decoding to EOS
 func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	t, err := Open(jc)
@@ -42,7 +45,12 @@ func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	}
 	defer t.Close()
 	r := &Report{Metrics: map[string]float64{}}
-	sum, count, _, err := t.Validate(m, 0, 1, 0)
+	var sum, count float64
+	if et, ok := t.(*exampleTask); ok {
+		sum, count, err = et.testLoss(m)
+	} else {
+		sum, count, _, err = t.Validate(m, 0, 1, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -60,15 +68,31 @@ func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	case job.TaskSeq2Seq:
 		err = et.exactMatch(m, r.Metrics)
 	case job.TaskForecast:
-		err = et.forecastRMSE(m, r)
+		r.Forecast, err = et.forecastEval(m)
+		if err == nil {
+			r.Forecast.addMetrics(r.Metrics)
+			r.Notes = append(r.Notes, r.Forecast.Notes...)
+		}
 	}
 	return r, err
+}
+
+// testLoss sums the loss over the test set.
+func (t *exampleTask) testLoss(m *rnn.Model[float32]) (sum, count float64, err error) {
+	tp := m.NewTape(0)
+	err = t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
+		res, err := tp.Forward(b, rnn.State[float32]{}, false)
+		sum += res.Loss
+		count += float64(res.Count)
+		return err
+	})
+	return sum, count, err
 }
 
 func (t *exampleTask) accuracy(m *rnn.Model[float32], out map[string]float64) error {
 	tp := m.NewTape(0)
 	right, n := 0, 0
-	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+	err := t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
 		logits, _, err := tp.Predict(b, rnn.State[float32]{})
 		if err != nil {
 			return err
@@ -101,7 +125,7 @@ func argmax(v []float32) int {
 func (t *exampleTask) exactMatch(m *rnn.Model[float32], out map[string]float64) error {
 	right, n := 0, 0
 	eos := int32(t.job.Task.EOS)
-	err := t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
+	err := t.EachTest(0, 1, func(b *rnn.Batch[float32]) error {
 		got, err := m.Decode(b, 2*b.TD+2)
 		if err != nil {
 			return err
@@ -122,60 +146,5 @@ func (t *exampleTask) exactMatch(m *rnn.Model[float32], out map[string]float64) 
 	})
 	out["exact_match"] = float64(right) / float64(max(n, 1))
 	out["examples"] = float64(n)
-	return err
-}
-
-// forecastRMSE compares the model with persistence and a linear AR model
-// fitted by least squares on the training windows, in the series' units.
-// When the AR model cannot be fitted (a constant series makes its least
-// squares singular) the report says so and has the other two.
-func (t *exampleTask) forecastRMSE(m *rnn.Model[float32], r *Report) error {
-	out := r.Metrics
-	cols := t.trainWindows().TargetColumns()
-	ar, err := t.fitAR(cols)
-	if err != nil {
-		r.Notes = append(r.Notes, fmt.Sprintf("the linear AR baseline is unavailable: %v", err))
-		ar = nil
-	}
-	tp := m.NewTape(0)
-	var se, sePersist, seAR float64
-	n := 0
-	H := max(t.job.Data.Horizon, 1)
-	err = t.EachVal(0, 1, func(b *rnn.Batch[float32]) error {
-		pred, _, err := tp.Predict(b, rnn.State[float32]{})
-		if err != nil {
-			return err
-		}
-		dim := len(t.norm.Mean)
-		for r := 0; r < b.B; r++ {
-			x := make([]float64, b.T*dim)
-			for s := 0; s < b.T; s++ {
-				for c := 0; c < dim; c++ {
-					x[s*dim+c] = float64(b.X[(s*b.B+r)*dim+c])
-				}
-			}
-			for h := 0; h < H; h++ {
-				for k, c := range cols {
-					i := r*t.outputs + h*len(cols) + k
-					truth := t.norm.Inverse(float64(b.Y[i]), c)
-					p := t.norm.Inverse(float64(pred[i]), c)
-					last := t.norm.Inverse(x[(b.T-1)*dim+c], c)
-					se += (p - truth) * (p - truth)
-					sePersist += (last - truth) * (last - truth)
-					if ar != nil {
-						lin := t.norm.Inverse(ar.predict(x, h*len(cols)+k), c)
-						seAR += (lin - truth) * (lin - truth)
-					}
-					n++
-				}
-			}
-		}
-		return nil
-	})
-	out["rmse"] = math.Sqrt(se / float64(max(n, 1)))
-	out["rmse_persistence"] = math.Sqrt(sePersist / float64(max(n, 1)))
-	if ar != nil {
-		out["rmse_linear_ar"] = math.Sqrt(seAR / float64(max(n, 1)))
-	}
 	return err
 }

@@ -17,11 +17,13 @@ import (
 type exampleTask struct {
 	job         job.Config
 	train, val  shard.Dataset
-	dim         int // input features; 0 for token inputs
-	vocab       int // token vocabulary (inputs; outputs too for seq2seq)
-	outputs     int // classes, or forecast values (horizon * targets)
+	test        shard.Dataset // what recur eval measures: val, except for forecast's held-out split
+	dim         int           // input features; 0 for token inputs
+	vocab       int           // token vocabulary (inputs; outputs too for seq2seq)
+	outputs     int           // classes, or forecast values (horizon * targets)
 	norm        *shard.Normalizer
 	columns     []string // forecast: the series' column names
+	split       forecastSplit
 	loader      *shard.Loader
 	rank, world int
 	perEpoch    uint64
@@ -45,6 +47,9 @@ func openExampleTask(jc job.Config) (*exampleTask, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if t.test == nil {
+		t.test = t.val
 	}
 	if t.train.Len() == 0 {
 		return nil, fmt.Errorf("config data.train: %s holds no examples", d.Train)
@@ -130,37 +135,10 @@ func jsonlErr(key string, err error) error {
 	return fmt.Errorf("config %s: %w", key, err)
 }
 
-// loadForecast reads the CSV series, normalises it with statistics of the
-// training rows, and cuts windows: training windows lie in the first
-// train_fraction of the rows, validation windows after them.
-func (t *exampleTask) loadForecast() error {
-	d := t.job.Data
-	s, err := shard.LoadCSV(d.Train, shard.CSVConfig{})
-	if err != nil {
-		return fmt.Errorf("config data.train: %w", err)
-	}
-	rows := s.TrainRows(d.TrainFraction)
-	if t.norm, err = shard.FitNormalizer(s, rows); err != nil {
-		return err
-	}
-	wc := shard.WindowConfig{Input: d.Seq, Horizon: d.Horizon}
-	tr, err := shard.NewWindows(s, t.norm, wc, 0, rows)
-	if err != nil {
-		return fmt.Errorf("config data: training windows: %w", err)
-	}
-	va, err := shard.NewWindows(s, t.norm, wc, rows-d.Seq, s.Rows)
-	if err != nil {
-		return fmt.Errorf("config data: validation windows: %w", err)
-	}
-	t.train, t.val, t.columns = tr, va, s.Names
-	t.outputs = max(d.Horizon, 1) * len(tr.TargetColumns())
-	return nil
-}
-
 // longest returns the most input steps of any example, and for seq2seq
 // the most output (decoder) steps: the longest batch a worker may see.
 func (t *exampleTask) longest() (in, out int) {
-	for _, ds := range []shard.Dataset{t.train, t.val} {
+	for _, ds := range []shard.Dataset{t.train, t.val, t.test} {
 		if ds == nil {
 			continue
 		}
@@ -262,16 +240,23 @@ func (t *exampleTask) Validate(m *rnn.Model[float32], rank, world, maxBatches in
 	return sum, count, batches, err
 }
 
-// EachVal calls f on this rank's share of every validation batch, in order.
-func (t *exampleTask) EachVal(rank, world int, f func(*rnn.Batch[float32]) error) error {
-	_, err := t.eachVal(rank, world, 0, f)
+// EachTest calls f on this rank's share of every test batch, in order:
+// the set recur eval measures.
+func (t *exampleTask) EachTest(rank, world int, f func(*rnn.Batch[float32]) error) error {
+	_, err := t.eachBatch(t.test, rank, world, 0, f)
 	return err
 }
 
-// eachVal is EachVal over the first maxBatches global batches (0: all);
-// it returns how many it went through.
+// eachVal calls f on the first maxBatches global validation batches (0:
+// all); it returns how many it went through.
 func (t *exampleTask) eachVal(rank, world, maxBatches int, f func(*rnn.Batch[float32]) error) (int, error) {
-	l, err := shard.NewLoader(t.val, t.loaderConfig(rank, world, false))
+	return t.eachBatch(t.val, rank, world, maxBatches, f)
+}
+
+// eachBatch calls f on this rank's share of the first maxBatches global
+// batches of ds (0: all), in order; it returns how many it went through.
+func (t *exampleTask) eachBatch(ds shard.Dataset, rank, world, maxBatches int, f func(*rnn.Batch[float32]) error) (int, error) {
+	l, err := shard.NewLoader(ds, t.loaderConfig(rank, world, false))
 	if err != nil {
 		return 0, fmt.Errorf("validation: %w", err)
 	}

@@ -1,10 +1,12 @@
 package task
 
 import (
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
@@ -92,27 +94,75 @@ func (t *exampleTask) predictCSV(m *rnn.Model[float32], path string, enc *json.E
 	if err != nil {
 		return err
 	}
-	L, dim := t.job.Data.Seq, len(t.norm.Mean)
-	if s.Cols != dim {
-		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, dim)
+	L, cols := t.job.Data.Seq, len(t.norm.Mean)
+	if s.Cols != cols {
+		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, cols)
 	}
 	if s.Rows < L {
 		return fmt.Errorf("%s has %d rows, the model reads windows of %d", path, s.Rows, L)
 	}
-	b := &rnn.Batch[float32]{T: L, B: 1, X: make([]float32, L*dim)}
-	for r := 0; r < L; r++ {
-		for c := 0; c < dim; c++ {
-			b.X[r*dim+c] = float32(t.norm.Transform(s.At(s.Rows-L+r, c), c))
-		}
-	}
+	b := t.window(s, s.Rows-L)
 	pred, _, err := m.NewTape(0).Predict(b, rnn.State[float32]{})
 	if err != nil {
 		return err
 	}
-	cols := t.trainWindows().TargetColumns()
+	targets := t.trainWindows().TargetColumns()
 	out := make([]float64, len(pred))
 	for i, v := range pred {
-		out[i] = t.norm.Inverse(float64(v), cols[i%len(cols)])
+		out[i] = t.norm.Inverse(float64(v), targets[i%len(targets)])
 	}
-	return enc.Encode(map[string]any{"forecast": out, "columns": cols})
+	return enc.Encode(map[string]any{"forecast": out, "columns": targets})
+}
+
+// window is a one-row batch of the input columns of rows [start,
+// start+data.seq) of s, normalised.
+func (t *exampleTask) window(s *shard.Series, start int) *rnn.Batch[float32] {
+	L, in := t.job.Data.Seq, t.trainWindows().InputColumns()
+	b := &rnn.Batch[float32]{T: L, B: 1, X: make([]float32, 0, L*len(in))}
+	for r := start; r < start+L; r++ {
+		for _, c := range in {
+			b.X = append(b.X, float32(t.norm.Transform(s.At(r, c), c)))
+		}
+	}
+	return b
+}
+
+// PredictTestSet writes a forecast model's predictions for every window of
+// the held-out test part as CSV, beside the baselines recur eval compares
+// it with, so that its figures can be checked with other tools. One line
+// per window, step and target:
+//
+//	origin,row,step,column,actual,model,persistence[,seasonal_naive][,linear_ar]
+//
+// origin is the window's last input row and row = origin+step the target's
+// (0-based data rows of data.train); values are in the series' units.
+func PredictTestSet(jc job.Config, m *rnn.Model[float32], w io.Writer) error {
+	if jc.Task.Kind != job.TaskForecast {
+		return fmt.Errorf("predict: --test-set serves the forecast task, not %s", jc.Task.Kind)
+	}
+	t, err := Open(jc)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	et := t.(*exampleTask)
+	fe, ar := et.forecastMethods()
+	cw := csv.NewWriter(w)
+	if err := cw.Write(append([]string{"origin", "row", "step", "column", "actual"}, fe.Methods...)); err != nil {
+		return err
+	}
+	rec := make([]string, 0, 5+len(fe.Methods))
+	num := func(v float64) string { return strconv.FormatFloat(v, 'g', 8, 64) }
+	err = et.eachForecast(m, fe, ar, func(p forecastPoint) error {
+		rec = append(rec[:0], strconv.Itoa(p.last), strconv.Itoa(p.last+1+p.h), strconv.Itoa(p.h+1), fe.Targets[p.k], num(p.truth))
+		for _, v := range p.preds {
+			rec = append(rec, num(v))
+		}
+		return cw.Write(rec)
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
 }

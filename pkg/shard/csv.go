@@ -274,6 +274,9 @@ type WindowConfig struct {
 	Stride int
 	// Targets are the column indices to forecast; nil means all columns.
 	Targets []int
+	// Inputs are the column indices a window's input rows hold; nil means
+	// all columns.
+	Inputs []int
 }
 
 // Validate reports whether the configuration is usable for cols columns.
@@ -286,18 +289,24 @@ func (c WindowConfig) Validate(cols int) error {
 			return configErr("target column %d outside [0, %d)", t, cols)
 		}
 	}
+	for _, t := range c.Inputs {
+		if t < 0 || t >= cols {
+			return configErr("input column %d outside [0, %d)", t, cols)
+		}
+	}
 	return nil
 }
 
 // WindowSet is the Dataset of sliding windows over a normalised Series.
 // Window i starts at row start = first + i*Stride; its input is rows
-// [start, start+L) (all columns) and its output rows
+// [start, start+L) (the input columns) and its output rows
 // [start+L, start+L+H) (the target columns).
 type WindowSet struct {
 	s       *Series
 	norm    *Normalizer
 	cfg     WindowConfig
 	targets []int
+	inputs  []int
 	first   int
 	n       int
 }
@@ -324,11 +333,12 @@ func NewWindows(s *Series, norm *Normalizer, cfg WindowConfig, lo, hi int) (*Win
 	if lo < 0 || hi > s.Rows || lo > hi {
 		return nil, configErr("window targets in rows [%d, %d) of %d", lo, hi, s.Rows)
 	}
-	w := &WindowSet{s: s, norm: norm, cfg: cfg, targets: cfg.Targets}
+	w := &WindowSet{s: s, norm: norm, cfg: cfg, targets: cfg.Targets, inputs: cfg.Inputs}
 	if w.targets == nil {
-		for c := 0; c < s.Cols; c++ {
-			w.targets = append(w.targets, c)
-		}
+		w.targets = allColumns(s.Cols)
+	}
+	if w.inputs == nil {
+		w.inputs = allColumns(s.Cols)
 	}
 	w.first = max(0, lo-cfg.Input)
 	last := hi - cfg.Input - cfg.Horizon // last valid start
@@ -344,21 +354,35 @@ func NewWindows(s *Series, norm *Normalizer, cfg WindowConfig, lo, hi int) (*Win
 // Len returns the number of windows.
 func (w *WindowSet) Len() int { return w.n }
 
+// Start returns the first input row of window i: its inputs are rows
+// [Start(i), Start(i)+Input) and its targets the Horizon rows after them.
+func (w *WindowSet) Start(i int) int { return w.first + i*w.cfg.Stride }
+
+// Series returns the series the windows are cut from (raw values).
+func (w *WindowSet) Series() *Series { return w.s }
+
 // SeqLen returns the input length, the same for every window.
 func (w *WindowSet) SeqLen(int) int { return w.cfg.Input }
 
 // TargetColumns returns the column of each output feature, for Inverse.
 func (w *WindowSet) TargetColumns() []int { return append([]int(nil), w.targets...) }
 
-// Example returns window i, with no label.
-func (w *WindowSet) Example(i int) Example {
-	start := w.first + i*w.cfg.Stride
-	all := make([]int, w.s.Cols)
+// InputColumns returns the column of each input feature.
+func (w *WindowSet) InputColumns() []int { return append([]int(nil), w.inputs...) }
+
+func allColumns(n int) []int {
+	all := make([]int, n)
 	for c := range all {
 		all[c] = c
 	}
+	return all
+}
+
+// Example returns window i, with no label.
+func (w *WindowSet) Example(i int) Example {
+	start := w.Start(i)
 	return Example{
-		Input:  Seq{Values: w.rows(start, w.cfg.Input, all), Dim: w.s.Cols},
+		Input:  Seq{Values: w.rows(start, w.cfg.Input, w.inputs), Dim: len(w.inputs)},
 		Label:  NoLabel,
 		Output: Seq{Values: w.rows(start+w.cfg.Input, w.cfg.Horizon, w.targets), Dim: len(w.targets)},
 	}

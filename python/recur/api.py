@@ -23,7 +23,7 @@ class Meta:
     vocab    a Vocab (charlm), else None
     job      the job config (dict), as job.json
     step     the checkpoint's step
-    scaling  forecast only: {"columns", "mean", "std", "targets", "seq", "horizon"}
+    scaling  forecast only: {"columns", "mean", "std", "inputs", "targets", "seq", "horizon"}
     metadata the raw safetensors metadata
     """
 
@@ -228,6 +228,7 @@ def predict(model, meta, inputs, max_len=None):
         if a.shape[0] < s["seq"]:
             raise ValueError(f"predict: {a.shape[0]} rows; the model reads windows of {s['seq']}")
         x = (a[-s["seq"]:] - np.asarray(s["mean"])) / np.asarray(s["std"])
+        x = x[:, s.get("inputs", list(range(a.shape[1])))]
         out = model(torch.as_tensor(x, dtype=torch.float32, device=dev)[:, None, :])[0].double().cpu().numpy()
         cols = s["targets"]
         return {"forecast": [float(v * s["std"][cols[i % len(cols)]] + s["mean"][cols[i % len(cols)]]) for i, v in enumerate(out)],
