@@ -90,13 +90,7 @@ func TestCoordinatorFailedSavesFailHealth(t *testing.T) {
 	}
 	store := &failingStore{Store: real}
 	store.fail.Store(true)
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = store })
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, _ := oneWorker(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = store })
 
 	poll(t, "three failed saves", func() bool { return testutil.ToFloat64(c.Metrics.failedSaves) >= 3 })
 	if err := c.Health(0, 3); err == nil || !strings.Contains(err.Error(), "checkpoint saves failed") {
@@ -150,13 +144,7 @@ func TestCoordinatorTimeBudgetOnItsClock(t *testing.T) {
 	jc := testJob(testCorpus(t), 100000)
 	jc.Train.Minutes = 30
 	clock := newFakeClock()
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, t.TempDir(), func(cfg *CoordinatorConfig) { cfg.Clock = clock })
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, _ := oneWorker(t, jc, t.TempDir(), func(cfg *CoordinatorConfig) { cfg.Clock = clock })
 	poll(t, "5 steps", func() bool { return len(c.History()) >= 5 })
 	if o, _, _ := c.Outcome(); o != planner.Ongoing {
 		t.Fatalf("outcome %v before the budget was spent", o)
@@ -308,15 +296,11 @@ func TestClusterWorkersAdoptChangedPolicy(t *testing.T) {
 func TestCoordinatorRefusesALostStore(t *testing.T) {
 	jc := testJob(testCorpus(t), 20)
 	dir := t.TempDir()
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, dir, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, stop := oneWorker(t, jc, dir, nil)
 	waitDone(t, c, time.Minute)
-	cancel()
-	wg.Wait()
+	stop()
 	c.Close()
+	n := newMemNet(t)
 	for _, f := range []string{"checkpoints.db", "checkpoints.db.bak"} { // both lost
 		if err := os.Remove(filepath.Join(dir, f)); err != nil {
 			t.Fatal(err)
@@ -344,14 +328,9 @@ func TestCoordinatorFreshSetsTheOldRunAside(t *testing.T) {
 	run := func(steps int64, fresh bool) int64 {
 		t.Helper()
 		jc.Train.Steps = steps
-		n := newMemNet(t)
-		c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Fresh = fresh })
-		ctx, cancel := context.WithCancel(t.Context())
-		var wg sync.WaitGroup
-		n.worker(t, ctx, &wg, "w0", nil)
+		c, stop := oneWorker(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Fresh = fresh })
 		waitDone(t, c, time.Minute)
-		cancel()
-		wg.Wait()
+		stop()
 		_, _, ck := c.Outcome()
 		c.Close()
 		return ck
@@ -379,13 +358,7 @@ func TestCoordinatorStoreDeletedWhileTraining(t *testing.T) {
 	jc := testJob(testCorpus(t), 100000)
 	jc.Train.CheckpointEvery = 2
 	dir := t.TempDir()
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, dir, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, stop := oneWorker(t, jc, dir, nil)
 	poll(t, "a checkpoint", func() bool { _, _, ck := c.Outcome(); return ck >= 4 })
 	if err := os.Remove(filepath.Join(dir, "checkpoints.db")); err != nil {
 		t.Fatal(err)
@@ -407,8 +380,7 @@ func TestCoordinatorStoreDeletedWhileTraining(t *testing.T) {
 	if !told {
 		t.Error("the recovery is not in the status stream")
 	}
-	cancel()
-	wg.Wait()
+	stop()
 	c.Close()
 	s, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{ReadOnly: true})
 	if err != nil {
@@ -446,13 +418,7 @@ func TestCheckpointsSaveInStepOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = slowStore{Store: real, slow: 2} })
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, _ := oneWorker(t, jc, dir, func(cfg *CoordinatorConfig) { cfg.Store = slowStore{Store: real, slow: 2} })
 	waitDone(t, c, time.Minute)
 	ck, _, err := real.Latest(t.Context())
 	if err != nil {
@@ -469,13 +435,7 @@ func TestCheckpointsSaveInStepOrder(t *testing.T) {
 func TestFinalStateIsValidated(t *testing.T) {
 	jc := testJob(testCorpus(t), 25) // validations before steps 10 and 20; none at 25
 	dir := t.TempDir()
-	n := newMemNet(t)
-	c := n.coordinator(t, jc, dir, nil)
-	ctx, cancel := context.WithCancel(t.Context())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	n.worker(t, ctx, &wg, "w0", nil)
+	c, _ := oneWorker(t, jc, dir, nil)
 	waitDone(t, c, time.Minute)
 	evs, _, _ := c.status.Since(0)
 	var steps []int64

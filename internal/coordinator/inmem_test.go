@@ -95,6 +95,22 @@ func (n *memNet) worker(t *testing.T, ctx context.Context, wg *sync.WaitGroup, i
 	return w
 }
 
+// oneWorker starts a coordinator (edit, if set, changes its config) and
+// one worker, w0, on a fresh in-memory network. stop ends the worker and
+// waits for it; it also runs when the test ends, before the coordinator
+// closes.
+func oneWorker(t *testing.T, jc job.Config, dir string, edit func(*CoordinatorConfig)) (c *Coordinator, stop func()) {
+	t.Helper()
+	n := newMemNet(t)
+	c = n.coordinator(t, jc, dir, edit)
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop)
+	n.worker(t, ctx, &wg, "w0", nil)
+	return c, stop
+}
+
 // memRing is a MemNetwork node as a worker's ring transport.
 type memRing struct{ *allreduce.MemTransport }
 
