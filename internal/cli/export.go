@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 
 	"github.com/recur-ml/recur/internal/job"
@@ -21,6 +22,10 @@ import (
 //	format_version  "1"
 //	task            charlm, classify, forecast or seq2seq
 //	step            the checkpoint's step
+//	checkpoint      how it was chosen: best, latest or the step asked for (--checkpoint)
+//	best            "true" or "false": whether it is the run's best checkpoint by
+//	                validation loss (absent when that is not known)
+//	val_loss        the validation loss of its state (absent when its step was not validated)
 //	model           JSON: the model (exportModel)
 //	job             JSON: the whole job config (job.json)
 //	vocabulary      JSON, charlm only: the vocabulary and its id convention (exportVocab)
@@ -100,6 +105,15 @@ func (r *run) exportFile() (*safetensors.File, error) {
 		f.Metadata[k] = string(b)
 	}
 	maps.Copy(f.Metadata, map[string]string{"format": "recur", "format_version": ExportFormatVersion, "task": kind, "step": fmt.Sprint(r.step)})
+	if c := r.chosen; c != nil {
+		f.Metadata["checkpoint"] = c.asked
+		if c.best != nil || c.fallback != "" {
+			f.Metadata["best"] = strconv.FormatBool(c.isBest())
+		}
+		if v, ok := c.ck.Metrics[valLossMetric]; ok {
+			f.Metadata["val_loss"] = strconv.FormatFloat(v, 'g', -1, 64)
+		}
+	}
 	return f, nil
 }
 

@@ -30,10 +30,10 @@ func printForecastData(w io.Writer, jc job.Config) error {
 // printForecast writes a forecast's evaluation: the columns and rows in
 // use, then for each target a table of RMSE and MAE by method and step
 // (in the target's units), with the mean over the steps.
-func printForecast(w io.Writer, step uint64, rep *task.Report, took time.Duration) error {
+func printForecast(w io.Writer, step string, rep *task.Report, took time.Duration) error {
 	fe := rep.Forecast
 	d := fe.Data
-	fmt.Fprintf(w, "step %d, forecast task, test set: %d windows, targets in rows %d-%d (%s)\n",
+	fmt.Fprintf(w, "%s, forecast task, test set: %d windows, targets in rows %d-%d (%s)\n",
 		step, fe.Windows, d.TestStart, d.Rows-1, took.Round(time.Millisecond))
 	fmt.Fprintf(w, "%s\n", d)
 	fmt.Fprintf(w, "loss %.4g (normalised MSE)", rep.Metrics["loss"])

@@ -21,7 +21,7 @@ func TestPrintForecast(t *testing.T) {
 		Forecast: &task.ForecastEval{Windows: 7, Horizon: 2, Targets: []string{"v"}, Methods: []string{"model", "persistence"},
 			RMSE: fig, MAE: fig, Data: &task.ForecastColumns{Inputs: []string{"v"}, Targets: []string{"v"}, Rows: 100, ValStart: 72, TestStart: 80}}}
 	var b strings.Builder
-	if err := printForecast(&b, 9, rep, time.Second); err != nil {
+	if err := printForecast(&b, "step 9", rep, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()

@@ -258,8 +258,9 @@ func TestCheckpointsReadableWhileTraining(t *testing.T) {
 	}
 	var last string
 	for _, l := range strings.Split(o, "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "checkpoint:" {
-			last = f[2]
+		// "final:       checkpoint of step N (...)"
+		if f := strings.Fields(l); len(f) >= 5 && f[0] == "final:" && f[3] == "step" {
+			last = f[4]
 		}
 	}
 	if last == "" {

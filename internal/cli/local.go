@@ -187,15 +187,17 @@ Exit codes: %s.
 		fmt.Fprintf(stdout, "recur: interrupted; run the same command to resume from %s\n", *dir)
 		return fmt.Errorf("%w: by a signal", cluster.ErrInterrupted)
 	case code == ExitDiverged:
-		return fmt.Errorf("%w: see the coordinator's log above; lower schedule.base_lr", cluster.ErrDiverged)
+		return fmt.Errorf("%w: see the coordinator's log above; lower schedule.base_lr%s", cluster.ErrDiverged, keptBest(*dir, job.Train.ValidateEvery))
 	case cerr != nil:
 		return fmt.Errorf("train: coordinator: %v (its log is above)", cerr)
 	}
 	ui.summary(*dir, job.Task.Kind)
-	r, err := openRun(*dir, "latest", stderr)
+	// What eval, sample, export and predict will use: the best checkpoint.
+	r, err := openRun(*dir, whichBest, stderr)
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(stdout, "recur: %s\n", bestAndFinal(r.chosen.best, r.chosen.newest, job.Train.ValidateEvery, true, usedBy(job.Task.Kind)))
 	if err := r.evalValidation(stdout); err != nil {
 		return err
 	}
@@ -204,9 +206,19 @@ Exit codes: %s.
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "\nsample from step %d (temperature 0.8):\n%s\n", r.step, s)
+		fmt.Fprintf(stdout, "\nsample from %s, temperature 0.8:\n%s\n", r.stepLabel(), s)
 	}
 	return nil
+}
+
+// keptBest says, after a run diverged, which checkpoint the commands use:
+// the best, from before the diverged steps ("" when there is none).
+func keptBest(dir string, validateEvery int64) string {
+	ch, err := loadCheckpoint(dir, whichBest, validateEvery, io.Discard)
+	if err != nil || ch.fallback != "" {
+		return ""
+	}
+	return fmt.Sprintf("; the best checkpoint, step %d%s, is kept: recur eval --run %s uses it", ch.ck.Step, valText(infoOf(ch.ck)), dir)
 }
 
 // followStatus feeds the coordinator's status stream to the display until

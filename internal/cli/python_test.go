@@ -89,10 +89,10 @@ func recurRun(t *testing.T, args ...string) string {
 }
 
 // goEval is the loss `recur eval --run dir --text path` prints, in full
-// precision.
+// precision (of the checkpoint eval and export use by default).
 func goEval(t *testing.T, dir, path string) float64 {
 	t.Helper()
-	r, err := openRun(dir, "latest", io.Discard)
+	r, err := openRun(dir, whichBest, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestPythonLoadsExportedModel(t *testing.T) {
 	if math.Abs(res.Loss-want) > 1e-4 {
 		t.Errorf("Python's loss %.7f, recur eval's %.7f: differ by more than 1e-4", res.Loss, want)
 	}
-	r, err := openRun(dir, "latest", io.Discard)
+	r, err := openRun(dir, whichBest, io.Discard) // the one export wrote
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -14,14 +13,11 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/recur-ml/recur/internal/coordinator"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/task"
-	"github.com/recur-ml/recur/pkg/checkpoint"
 	"github.com/recur-ml/recur/pkg/rnn"
 	"github.com/recur-ml/recur/pkg/safetensors"
 	"github.com/recur-ml/recur/pkg/shard"
@@ -35,13 +31,17 @@ type run struct {
 	vocab *shard.Vocab
 	model *rnn.Model[float32]
 	step  uint64
+	// chosen is the checkpoint loaded and how it was chosen.
+	chosen *chosen
 }
 
 // openRun loads dir (written by the coordinator) with the checkpoint
-// which names: "latest", "best" or a step. It reads the store read-only,
+// which names: "best" (the lowest validation loss, or the newest when no
+// checkpoint has one), "latest" or a step. It reads the store read-only,
 // so it works on a read-only file system; while the run's coordinator
 // holds the store it reads the checkpoint files the coordinator keeps
-// beside it (latest.ckpt, best.ckpt).
+// beside it (latest.ckpt, best.ckpt). r.chosen.note() says which
+// checkpoint it is, for the user.
 func openRun(dir, which string, stderr io.Writer) (*run, error) {
 	r := &run{dir: dir}
 	b, err := os.ReadFile(filepath.Join(dir, "job.json"))
@@ -61,10 +61,12 @@ func openRun(dir, which string, stderr io.Writer) (*run, error) {
 			return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "vocab.json"), err)
 		}
 	}
-	ck, err := loadCheckpoint(dir, which, stderr)
+	ch, err := loadCheckpoint(dir, which, r.job.Train.ValidateEvery, stderr)
 	if err != nil {
 		return nil, err
 	}
+	ck := ch.ck
+	r.chosen = ch
 	if ck.ConfigHash != r.job.Hash() {
 		return nil, fmt.Errorf("run %s: checkpoint of step %d does not belong to job.json", dir, ck.Step)
 	}
@@ -100,68 +102,6 @@ func (r *run) sampleText(prime string, n int, temperature float64, seed uint64) 
 	return prime + r.vocab.Decode(ids), nil
 }
 
-// checkpointFlag registers --checkpoint.
-func checkpointFlag(fs *flag.FlagSet) *string {
-	return fs.String("checkpoint", "latest", `which checkpoint: "latest", "best" (lowest validation loss) or a step number`)
-}
-
-// loadCheckpoint reads checkpoint which of the run in dir (see openRun).
-func loadCheckpoint(dir, which string, stderr io.Writer) (*checkpoint.Checkpoint, error) {
-	var step uint64
-	if which != "latest" && which != "best" {
-		n, err := strconv.ParseUint(which, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("%w: --checkpoint %q: want latest, best or a step number", errUsage, which)
-		}
-		step = n
-	}
-	st, err := checkpoint.Open(filepath.Join(dir, "checkpoints.db"), checkpoint.Options{ReadOnly: true, Timeout: 200 * time.Millisecond})
-	if err == nil {
-		defer st.Close()
-		if rec := st.Recovery(); rec != nil {
-			fmt.Fprintf(stderr, "recur: %s\n", rec)
-		}
-		var ck *checkpoint.Checkpoint
-		var rep checkpoint.Report
-		switch which {
-		case "latest":
-			ck, rep, err = st.Latest(context.Background())
-		case "best":
-			ck, rep, err = st.Best(context.Background())
-		default:
-			ck, err = st.At(context.Background(), step)
-		}
-		if len(rep.Skipped) > 0 || rep.Recovery != nil {
-			fmt.Fprintf(stderr, "recur: damaged checkpoints skipped: %s\n", rep)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("run %s: %w", dir, err)
-		}
-		return ck, nil
-	}
-	file := map[string]string{"latest": coordinator.LatestCheckpointFile, "best": coordinator.BestCheckpointFile}[which]
-	if errors.Is(err, checkpoint.ErrLocked) {
-		if file == "" {
-			return nil, fmt.Errorf("run %s: its coordinator is running and holds the checkpoint store: step %d can be read once it stops; "+
-				"--checkpoint latest or best can be read now", dir, step)
-		}
-		ck, ferr := checkpoint.ReadFile(filepath.Join(dir, file))
-		if ferr != nil {
-			return nil, fmt.Errorf("run %s: its coordinator holds the checkpoint store, and %w", dir, ferr)
-		}
-		return ck, nil
-	}
-	if file != "" {
-		// A store that does not open (damaged, or missing) leaves the
-		// copy the coordinator made of the checkpoint.
-		if ck, ferr := checkpoint.ReadFile(filepath.Join(dir, file)); ferr == nil {
-			fmt.Fprintf(stderr, "recur: the checkpoint store does not open (%v); using %s (step %d)\n", err, file, ck.Step)
-			return ck, nil
-		}
-	}
-	return nil, fmt.Errorf("run %s: %w", dir, err)
-}
-
 // Sample runs `recur sample`.
 func Sample(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur sample", flag.ContinueOnError)
@@ -174,8 +114,9 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	which := checkpointFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur sample [--run DIR] [--prime TEXT] [--n N] [flags]\n\n"+
-			"Generates text from a charlm run's checkpoint, continuing --prime. Other tasks'\n"+
-			"runs use recur predict and recur eval.\n\nFlags:\n")
+			"Generates text from a charlm run's checkpoint, continuing --prime: by default the\n"+
+			"best by validation loss (standard error says which step). Other tasks' runs use\n"+
+			"recur predict and recur eval.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -191,6 +132,7 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, r.chosen.note())
 	s, err := r.sampleText(*prime, *n, *temp, *seed)
 	if err != nil {
 		return err
@@ -199,8 +141,8 @@ func Sample(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// Eval runs `recur eval`: the loss of the newest checkpoint on the
-// validation split (or on another text file).
+// Eval runs `recur eval`: the loss of the best checkpoint (by default) on
+// the validation split (or on another text file).
 func Eval(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur eval", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -209,7 +151,8 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	which := checkpointFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur eval [--run DIR] [--checkpoint latest|best|STEP] [flags]\n\n"+
-			"Evaluates a run's checkpoint on the job's validation set: for charlm the loss in\n"+
+			"Evaluates a run's checkpoint (by default the best by validation loss; standard\n"+
+			"error says which step and why) on the job's validation set: for charlm the loss in\n"+
 			"nats and bits per character; for classify and seq2seq the task's metrics (accuracy,\n"+
 			"exact match); for forecast, on the held-out test rows, RMSE and MAE of each target\n"+
 			"at each step ahead, beside persistence, seasonal naive (data.season) and linear AR.\n\nFlags:\n")
@@ -222,6 +165,7 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, r.chosen.note())
 	if !r.charLM() {
 		if *text != "" {
 			return fmt.Errorf("eval: --text applies to charlm runs")
@@ -255,10 +199,10 @@ func (r *run) evalTask(stdout io.Writer) error {
 		return err
 	}
 	if rep.Forecast != nil {
-		return printForecast(stdout, r.step, rep, time.Since(t0))
+		return printForecast(stdout, r.stepLabel(), rep, time.Since(t0))
 	}
 	m := rep.Metrics
-	fmt.Fprintf(stdout, "step %d, %s task, validation set (%s):", r.step, r.job.Task.Kind, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "%s, %s task, validation set (%s):", r.stepLabel(), r.job.Task.Kind, time.Since(t0).Round(time.Millisecond))
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -305,9 +249,18 @@ func (r *run) report(stdout io.Writer, tokens shard.Tokens, what string) error {
 		return fmt.Errorf("eval: %s is too short for one window of %d characters", what, r.job.Data.Seq)
 	}
 	loss := sum / count
-	fmt.Fprintf(stdout, "step %d: loss %.4f nats/char (%.4f bits/char, perplexity %.2f) over %.0f characters of the %s\n",
-		r.step, loss, loss/math.Ln2, math.Exp(loss), count, what)
+	fmt.Fprintf(stdout, "%s: loss %.4f nats/char (%.4f bits/char, perplexity %.2f) over %.0f characters of the %s\n",
+		r.stepLabel(), loss, loss/math.Ln2, math.Exp(loss), count, what)
 	return nil
+}
+
+// stepLabel is "step N" with what the checkpoint is: "step 2000 (the
+// best checkpoint)".
+func (r *run) stepLabel() string {
+	if r.chosen == nil {
+		return fmt.Sprintf("step %d", r.step)
+	}
+	return r.chosen.stepLabel()
 }
 
 // wholeText reads a corpus's training and validation parts as one stream.
@@ -331,14 +284,21 @@ func (w wholeText) ReadTokens(dst []int32, off int64) error {
 	return nil
 }
 
-// Export runs `recur export`: the newest checkpoint as a safetensors file
-// with PyTorch state_dict names.
+// Export runs `recur export`: the best checkpoint (by default) as a
+// safetensors file with PyTorch state_dict names.
 func Export(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur export", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	out := fs.String("out", "", "output file (default RUN/model.safetensors)")
 	which := checkpointFlag(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: recur export [--run DIR] [--out FILE] [--checkpoint best|latest|STEP]\n\n"+
+			"Writes a run's checkpoint (by default the best by validation loss) as a safetensors\n"+
+			"file with PyTorch state_dict names; its metadata records the task, the model, the\n"+
+			"job, the step, whether it is the best checkpoint and its validation loss.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
 	}
@@ -346,6 +306,7 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, r.chosen.note())
 	if *out == "" {
 		*out = filepath.Join(*dir, "model.safetensors")
 	}
@@ -356,12 +317,13 @@ func Export(args []string, stdout, stderr io.Writer) error {
 	if err := safetensors.WriteFile(*out, f); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %s (step %d, %d parameters in %d tensors: %s; metadata: %s)\n",
-		*out, r.step, r.model.Params.Len(), len(f.Tensors), tensorNames(r.model), strings.Join(slices.Sorted(maps.Keys(f.Metadata)), ", "))
+	fmt.Fprintf(stdout, "wrote %s from %s: %d parameters in %d tensors: %s; metadata: %s\n",
+		*out, r.stepLabel(), r.model.Params.Len(), len(f.Tensors), tensorNames(r.model), strings.Join(slices.Sorted(maps.Keys(f.Metadata)), ", "))
 	return nil
 }
 
-// PredictCmd runs `recur predict`: the newest checkpoint applied to new data.
+// PredictCmd runs `recur predict`: the best checkpoint (by default)
+// applied to new data.
 func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("recur predict", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -373,6 +335,7 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: recur predict --run DIR --input FILE\n       recur predict --run DIR --test-set [--out FILE]\n\n"+
 			"Writes one JSON line per prediction: a class with probabilities, a decoded\noutput sequence, or the forecast after the CSV's last window.\n"+
+			"Uses the best checkpoint by validation loss unless --checkpoint says otherwise;\nstandard error says which step.\n"+
 			"With --test-set (forecast), writes CSV: origin,row,step,column,actual,model and each\nbaseline, one line per test window, step and target column.\n\n")
 		fs.PrintDefaults()
 	}
@@ -386,6 +349,7 @@ func PredictCmd(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	fmt.Fprintln(stderr, r.chosen.note())
 	w := stdout
 	if *out != "" {
 		f, err := os.Create(*out)

@@ -75,72 +75,110 @@ func Status(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	return nil
 }
 
-// summarize says where a run stands after events (in order).
-func summarize(ev []events.Event) string {
-	var (
-		start, lastStep, lastVal, lastCkpt, end, lastGen events.Event
-		steps                                            []events.Event
-		workers                                          = map[string]bool{}
-		processes                                        int
-	)
+// runStatus is where a run stands, from its status events (typed: tests
+// and the summary read it, nothing parses the summary's text).
+type runStatus struct {
+	start, lastStep, lastVal, lastCkpt, end, lastGen events.Event
+	steps                                            []events.Event // within rateWindow of the last
+	workers                                          map[string]bool
+	processes                                        int
+	// best is the run's best checkpoint by validation loss, newest the
+	// newest saved; nil when there is none (or none has a validation loss).
+	best, newest *ckInfo
+}
+
+// statusOf reads a run's status events (in order).
+func statusOf(ev []events.Event) runStatus {
+	s := runStatus{workers: map[string]bool{}}
 	for _, e := range ev {
 		switch e.Kind {
 		case events.EventStart:
-			start, processes = e, processes+1
-			end = events.Event{}
+			s.start, s.processes = e, s.processes+1
+			s.end = events.Event{}
+			s.markBest(e)
 		case events.EventStep:
-			lastStep = e
-			steps = append(steps, e)
-			for len(steps) > 2 && e.Time.Sub(steps[1].Time) > rateWindow {
-				steps = steps[1:]
+			s.lastStep = e
+			s.steps = append(s.steps, e)
+			for len(s.steps) > 2 && e.Time.Sub(s.steps[1].Time) > rateWindow {
+				s.steps = s.steps[1:]
 			}
 		case events.EventValidation:
-			lastVal = e
+			s.lastVal = e
 		case events.EventCheckpoint:
-			lastCkpt = e
+			s.lastCkpt = e
+			s.newest = &ckInfo{step: uint64(e.Step), val: e.ValLoss, hasVal: e.ValLoss != 0}
+			s.markBest(e)
 		case events.EventGeneration:
-			lastGen = e
+			s.lastGen = e
 		case events.EventJoined:
-			workers[e.Worker] = true
+			s.workers[e.Worker] = true
 		case events.EventLeft:
-			delete(workers, e.Worker)
+			delete(s.workers, e.Worker)
 		}
 		if e.Kind.Ends() {
-			end = e
+			s.end = e
 		}
 	}
+	return s
+}
+
+// markBest takes the best checkpoint a start or checkpoint event names.
+func (s *runStatus) markBest(e events.Event) {
+	if e.BestStep > 0 {
+		s.best = &ckInfo{step: uint64(e.BestStep), val: e.BestValLoss, hasVal: true}
+	}
+}
+
+// state is "running" or how the run ended.
+func (s runStatus) state() string {
+	if s.end.Kind != "" {
+		return string(s.end.Kind)
+	}
+	return "running"
+}
+
+// summarize says where a run stands after events (in order).
+func summarize(ev []events.Event) string {
+	s := statusOf(ev)
 	var b strings.Builder
-	state := "running"
-	if end.Kind != "" {
-		state = string(end.Kind)
-	}
-	fmt.Fprintf(&b, "run:         %s (job %s, %d coordinator process(es))\n", state, start.Job, processes)
+	state := s.state()
+	fmt.Fprintf(&b, "run:         %s (job %s, %d coordinator process(es))\n", state, s.start.Job, s.processes)
 	budget := "no step budget"
-	if start.TotalSteps > 0 && start.TotalSteps < 1e9 {
-		budget = fmt.Sprintf("of %d", start.TotalSteps)
+	if s.start.TotalSteps > 0 && s.start.TotalSteps < 1e9 {
+		budget = fmt.Sprintf("of %d", s.start.TotalSteps)
 	}
-	fmt.Fprintf(&b, "step:        %d %s", lastStep.Step, budget)
-	if start.Minutes > 0 {
-		fmt.Fprintf(&b, ", time budget %g min", start.Minutes)
+	fmt.Fprintf(&b, "step:        %d %s", s.lastStep.Step, budget)
+	if s.start.Minutes > 0 {
+		fmt.Fprintf(&b, ", time budget %g min", s.start.Minutes)
 	}
-	fmt.Fprintf(&b, "; trained %s\n", (time.Duration(lastStep.Elapsed) * time.Second).Round(time.Second))
-	if lastStep.Kind != "" {
-		fmt.Fprintf(&b, "train loss:  %.4f (step %d, lr %.3g)\n", lastStep.Loss, lastStep.Step, lastStep.LR)
+	fmt.Fprintf(&b, "; trained %s\n", (time.Duration(s.lastStep.Elapsed) * time.Second).Round(time.Second))
+	if s.lastStep.Kind != "" {
+		fmt.Fprintf(&b, "train loss:  %.4f (step %d, lr %.3g)\n", s.lastStep.Loss, s.lastStep.Step, s.lastStep.LR)
 	}
-	if lastVal.Kind != "" {
-		fmt.Fprintf(&b, "validation:  %.4f at step %d (best %.4f)\n", lastVal.ValLoss, lastVal.Step, lastVal.BestValLoss)
+	if s.lastVal.Kind != "" {
+		fmt.Fprintf(&b, "validation:  %.4f at step %d (the newest; the lowest so far %.4f)\n", s.lastVal.ValLoss, s.lastVal.Step, s.lastVal.BestValLoss)
 	}
 	if state == "running" {
-		fmt.Fprintf(&b, "workers:     %d in generation %d (%d known)\n", lastStep.Members, lastGen.Generation, len(workers))
-		if tps, _, ok := throughput(steps); ok {
+		fmt.Fprintf(&b, "workers:     %d in generation %d (%d known)\n", s.lastStep.Members, s.lastGen.Generation, len(s.workers))
+		if tps, _, ok := throughput(s.steps); ok {
 			fmt.Fprintf(&b, "throughput:  %.0f tokens/s (global tokens over wall time, last %v)\n", tps, rateWindow)
 		}
 	}
-	if lastCkpt.Kind != "" {
-		fmt.Fprintf(&b, "checkpoint:  step %d\n", lastCkpt.Step)
+	final := "newest:     "
+	if state != "running" {
+		final = "final:      "
 	}
-	if end.Kind != "" {
-		fmt.Fprintf(&b, "ended:       %s\n", end.Message)
+	switch {
+	case s.best != nil:
+		fmt.Fprintf(&b, "best:        checkpoint of step %d, validation loss %.4f: the one %s use\n", s.best.step, s.best.val, allCommands)
+	case s.newest != nil:
+		fmt.Fprintf(&b, "best:        none recorded: no checkpoint has a validation loss, so %s use the newest\n", allCommands)
+	}
+	if s.newest != nil {
+		fmt.Fprintf(&b, "%s checkpoint of step %d, %s (--checkpoint latest)\n", final, s.newest.step, valPhrase(s.newest))
+	}
+	if s.end.Kind != "" {
+		fmt.Fprintf(&b, "ended:       %s\n", s.end.Message)
 	}
 	return b.String()
 }

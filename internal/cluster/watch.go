@@ -39,7 +39,7 @@ func EventToProto(e events.Event) *controlpb.Event {
 		Members: int32(e.Members), Worker: e.Worker, Loss: e.Loss, Lr: e.LR, Tokens: e.Tokens, TotalTokens: e.TotalTokens,
 		StepSeconds: e.StepSeconds, AllreduceSeconds: e.AllreduceSeconds, StateCrc: e.StateCRC, Skipped: e.Skipped,
 		ElapsedSeconds: e.Elapsed, ValLoss: e.ValLoss, BestValLoss: e.BestValLoss, TotalSteps: e.TotalSteps, Minutes: e.Minutes,
-		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences}
+		Job: e.Job, Message: e.Message, StateChecks: e.StateChecks, Divergences: e.Divergences, BestStep: e.BestStep}
 }
 
 // EventFromProto is the inverse of EventToProto.
@@ -48,7 +48,7 @@ func EventFromProto(p *controlpb.Event) events.Event {
 		Members: int(p.Members), Worker: p.Worker, Loss: p.Loss, LR: p.Lr, Tokens: p.Tokens, TotalTokens: p.TotalTokens,
 		StepSeconds: p.StepSeconds, AllreduceSeconds: p.AllreduceSeconds, StateCRC: p.StateCrc, Skipped: p.Skipped,
 		Elapsed: p.ElapsedSeconds, ValLoss: p.ValLoss, BestValLoss: p.BestValLoss, TotalSteps: p.TotalSteps, Minutes: p.Minutes,
-		Job: p.Job, Message: p.Message, StateChecks: p.StateChecks, Divergences: p.Divergences}
+		Job: p.Job, Message: p.Message, StateChecks: p.StateChecks, Divergences: p.Divergences, BestStep: p.BestStep}
 }
 
 // Watch follows the status stream of the coordinator at addr from after

@@ -140,16 +140,19 @@ type Coordinator struct {
 	clock   Clock
 	Metrics *Metrics
 
-	mu        sync.Mutex
-	p         *planner.Planner
-	changed   chan struct{}
-	ckptBlob  []byte // the newest checkpoint's state, served to workers (under mu)
-	ckptStep  int64
-	finished  chan struct{}
-	once      sync.Once
-	bestVal   float64
-	sinceBest int // validations since the best one (train.early_stop)
-	started   time.Time
+	mu       sync.Mutex
+	p        *planner.Planner
+	changed  chan struct{}
+	ckptBlob []byte // the newest checkpoint's state, served to workers (under mu)
+	ckptStep int64
+	finished chan struct{}
+	once     sync.Once
+	bestVal  float64 // the lowest validation loss of the run
+	bestStep int64   // the step it was measured at (0: none yet)
+	// resumedBest is the store's best checkpoint at start, for the start event.
+	resumedBest bestCheckpoint
+	sinceBest   int // validations since the best one (train.early_stop)
+	started     time.Time
 	// elapsedBefore is the training time of earlier coordinator processes
 	// of this run, read from the checkpoint resumed: time budgets count
 	// the whole run.
@@ -253,7 +256,8 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		return nil, err
 	}
 	if n := cfg.Job.Train.EarlyStop; n > 0 && c.sinceBest >= n {
-		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: early stop after %d validations without a better one", c.sinceBest))
+		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: early stop (train.early_stop %d) after %d validations without a better one than %.4f (step %d)",
+			n, c.sinceBest, c.bestVal, c.bestStep))
 	}
 	if m := cfg.Job.Train.Minutes; m > 0 && c.elapsedBefore.Minutes() >= m {
 		c.p.RequestStop(planner.Finished, fmt.Sprintf("already finished: the time budget of %g minutes was spent (%v trained)", m, c.elapsedBefore.Round(time.Second)))
@@ -293,8 +297,10 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	}
 	c.log.Info("listening", zap.String("control", c.Addr()), zap.String("gossip", c.GossipAddr()),
 		zap.Int64("resume_step", c.ckptStep), zap.String("dir", cfg.Dir))
-	c.publish(events.Event{Kind: events.EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
-		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))})
+	startEv := events.Event{Kind: events.EventStart, Step: c.ckptStep, TotalSteps: cfg.Job.Train.Steps, Minutes: cfg.Job.Train.Minutes, Job: cfg.Job.Hash(),
+		Message: fmt.Sprintf("coordinator started in %s, resuming from step %d", cfg.Dir, max(c.ckptStep, 0))}
+	c.resumedBest.mark(&startEv)
+	c.publish(startEv)
 	c.publishRecoveries()
 	c.mu.Lock()
 	c.broadcast() // publishes what the planner decided at start
@@ -358,17 +364,46 @@ const (
 // exportCheckpoint copies a saved checkpoint to latest.ckpt, and to
 // best.ckpt when it is the store's best: eval, sample, export and predict
 // read them while the coordinator holds the store. A failed copy is
-// logged; the store has the checkpoint.
-func (c *Coordinator) exportCheckpoint(ctx context.Context, ck *checkpoint.Checkpoint) {
+// logged; the store has the checkpoint. It returns the store's best.
+func (c *Coordinator) exportCheckpoint(ctx context.Context, ck *checkpoint.Checkpoint) bestCheckpoint {
 	if err := checkpoint.WriteFile(filepath.Join(c.cfg.Dir, LatestCheckpointFile), ck); err != nil {
 		c.log.Warn("copying the checkpoint for readers", zap.Uint64("step", ck.Step), zap.Error(err))
 	}
-	best, _, err := c.store.Best(ctx)
-	if err != nil || best.Step != ck.Step {
-		return
+	best := c.storeBest(ctx)
+	if !best.ok || best.step != int64(ck.Step) {
+		return best
 	}
 	if err := checkpoint.WriteFile(filepath.Join(c.cfg.Dir, BestCheckpointFile), ck); err != nil {
 		c.log.Warn("copying the best checkpoint for readers", zap.Uint64("step", ck.Step), zap.Error(err))
+	}
+	return best
+}
+
+// bestCheckpoint is the store's best checkpoint (the lowest validation
+// loss: what eval, sample, export and predict use by default).
+type bestCheckpoint struct {
+	step int64
+	loss float64
+	ok   bool // false: no checkpoint has a validation loss
+}
+
+// storeBest reads the store's best checkpoint.
+func (c *Coordinator) storeBest(ctx context.Context) bestCheckpoint {
+	b, _, err := c.store.Best(ctx)
+	if err != nil {
+		if !errors.Is(err, checkpoint.ErrNoCheckpoint) {
+			c.log.Warn("reading the best checkpoint", zap.Error(err))
+		}
+		return bestCheckpoint{}
+	}
+	v, ok := b.Metrics[checkpoint.DefaultOptions().BestMetric]
+	return bestCheckpoint{step: int64(b.Step), loss: v, ok: ok}
+}
+
+// mark puts the best checkpoint into a checkpoint or start event.
+func (b bestCheckpoint) mark(e *events.Event) {
+	if b.ok {
+		e.BestStep, e.BestValLoss = b.step, b.loss
 	}
 }
 
@@ -687,6 +722,9 @@ func (c *Coordinator) resume() error {
 	if v, ok := ck.Metrics["best_val_loss"]; ok {
 		c.bestVal = v
 	}
+	if v, ok := ck.Metrics["best_val_step"]; ok && v > 0 {
+		c.bestStep = int64(v)
+	}
 	if v, ok := ck.Metrics["total_tokens"]; ok && v > 0 {
 		c.totalTokens = v
 	}
@@ -701,6 +739,7 @@ func (c *Coordinator) resume() error {
 			return fmt.Errorf("coordinator: checkpoint of step %d: schedule state: %w", ck.Step, err)
 		}
 	}
+	c.resumedBest = c.storeBest(context.Background())
 	if _, err := os.Stat(filepath.Join(c.cfg.Dir, LatestCheckpointFile)); err != nil {
 		c.exportCheckpoint(context.Background(), ck) // a run from before the copies existed
 	}
@@ -980,12 +1019,13 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 				c.log.Warn("schedule", zap.Error(err))
 			}
 			if v < c.bestVal {
-				c.bestVal, c.sinceBest = v, 0
+				c.bestVal, c.bestStep, c.sinceBest = v, rep.Step, 0
 			} else {
 				c.sinceBest++
 			}
 			if n := c.cfg.Job.Train.EarlyStop; n > 0 && c.sinceBest >= n {
-				c.p.RequestStop(planner.Finished, fmt.Sprintf("early stop: no better validation loss than %.4f in %d validations", c.bestVal, c.sinceBest))
+				c.p.RequestStop(planner.Finished, fmt.Sprintf("early stop (train.early_stop %d): the validation loss has not improved on %.4f (step %d) in %d validations",
+					n, c.bestVal, c.bestStep, c.sinceBest))
 			}
 			c.log.Info("validation", zap.Int64("step", rep.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)))
 			c.publish(events.Event{Kind: events.EventValidation, Step: rep.Step, ValLoss: v, BestValLoss: c.bestVal})
@@ -1124,14 +1164,17 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 			break
 		}
 	}
+	val, validated := c.ownValidation(ctx, st.Step, !final)
 	c.mu.Lock()
-	metrics := map[string]float64{"best_val_loss": c.bestVal, "elapsed_seconds": c.elapsed().Seconds(),
+	metrics := map[string]float64{"best_val_loss": c.bestVal, "best_val_step": float64(c.bestStep), "elapsed_seconds": c.elapsed().Seconds(),
 		"validations_since_best": float64(c.sinceBest), "total_tokens": c.totalTokens}
 	if c.curve.hasTrain {
 		metrics["train_loss"] = c.curve.lastTrain
 	}
-	if c.curve.hasVal {
-		metrics["val_loss"] = c.curve.lastVal
+	if validated {
+		// The store picks the best checkpoint by it: only the validation
+		// of this very state, never an older one's.
+		metrics["val_loss"] = val
 	}
 	c.mu.Unlock()
 	for k, v := range metrics {
@@ -1171,7 +1214,7 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		return
 	}
 	c.Metrics.checkpoints.Inc()
-	c.exportCheckpoint(ctx, ck)
+	best := c.exportCheckpoint(ctx, ck)
 	c.mu.Lock()
 	c.failedSaves = 0
 	if st.Step > c.ckptStep {
@@ -1182,7 +1225,12 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	c.mu.Unlock()
 	c.log.Info("checkpoint", zap.Int64("step", st.Step), zap.Int("bytes", len(b)), zap.Duration("took", c.since(t0)))
-	c.publishLocked(events.Event{Kind: events.EventCheckpoint, Step: st.Step})
+	e := events.Event{Kind: events.EventCheckpoint, Step: st.Step}
+	if validated {
+		e.ValLoss = val
+	}
+	best.mark(&e)
+	c.publishLocked(e)
 	c.writeCurve()
 }
 
@@ -1225,6 +1273,83 @@ func (c *Coordinator) publishRecoveries() {
 	}
 }
 
+// ownValidation returns the validation loss of the state of step, which
+// its checkpoint carries (the store picks the best checkpoint by it).
+// When wait is set and the plan validates step, it waits for it: workers
+// snapshot a state, then validate it, then run the step, and report the
+// validation with the step, so the snapshot is often fetched first. The
+// wait ends when the validation is recorded, endGrace after the run has
+// ended (the other ranks' reports of the last step may still come), or
+// with ctx; it says at Warn level, every WarnEvery, what it waits for.
+// Without it the checkpoint has no validation loss and cannot be the
+// best. It waits on the wall clock, as the fetch's deadline does: it
+// waits for messages, not for training time.
+func (c *Coordinator) ownValidation(ctx context.Context, step int64, wait bool) (float64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.cfg.Job.Train.ValidateEvery
+	wait = wait && e > 0 && step > 0 && step%e == 0
+	start := time.Now()
+	warned := start
+	var ended time.Time
+	for wait && !c.validated[step] {
+		if o, _ := c.p.Outcome(); o != planner.Ongoing {
+			if ended.IsZero() {
+				ended = time.Now()
+			} else if time.Since(ended) > endGrace {
+				c.log.Warn("checkpoint saved without a validation loss: the run ended before its validation was reported", zap.Int64("step", step))
+				break
+			}
+		}
+		if now := time.Now(); now.Sub(warned) >= c.cfg.WarnEvery {
+			warned = now
+			c.log.Warn("the checkpoint waits for the validation of its step (workers report it after running the step)",
+				zap.Int64("step", step), zap.Duration("waited", now.Sub(start).Round(time.Second)), zap.Duration("deadline", time.Until(deadlineOf(ctx)).Round(time.Second)))
+		}
+		ch := c.changed
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		case <-c.closed:
+		case <-time.After(250 * time.Millisecond):
+		}
+		c.mu.Lock()
+		if ctx.Err() != nil || c.isClosed() {
+			c.log.Warn("checkpoint saved without a validation loss: its validation was not reported in time", zap.Int64("step", step), zap.Error(ctx.Err()))
+			break
+		}
+	}
+	if !c.validated[step] {
+		return 0, false
+	}
+	v, ok := c.curve.val[step]
+	return v, ok && !math.IsNaN(v) && !math.IsInf(v, 0)
+}
+
+// deadlineOf is ctx's deadline, or now when it has none.
+func deadlineOf(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now()
+}
+
+// endGrace is how long a checkpoint waits for the validation of its step
+// once the run has ended: the reports of the last step come at once from
+// workers that are still there.
+const endGrace = 5 * time.Second
+
+// isClosed reports whether Close was called.
+func (c *Coordinator) isClosed() bool {
+	select {
+	case <-c.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // validateFinal validates the final state on the same sample as the
 // periodic validations (the workers have stopped: the coordinator does it
 // itself) and records it as they are recorded.
@@ -1247,7 +1372,7 @@ func (c *Coordinator) validateFinal(st *cluster.State) {
 	c.curve.addVal(st.Step, v)
 	c.Metrics.valLoss.Set(v)
 	if v < c.bestVal {
-		c.bestVal, c.sinceBest = v, 0
+		c.bestVal, c.bestStep, c.sinceBest = v, st.Step, 0
 	}
 	c.log.Info("validation", zap.Int64("step", st.Step), zap.Float64("val_loss", round4(v)), zap.Float64("best", round4(c.bestVal)), zap.Bool("final", true))
 	c.publish(events.Event{Kind: events.EventValidation, Step: st.Step, ValLoss: v, BestValLoss: c.bestVal})

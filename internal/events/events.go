@@ -47,9 +47,16 @@ type Event struct {
 	// Elapsed is the run's training time so far, over every coordinator
 	// process (what train.minutes counts).
 	Elapsed float64 `json:"elapsed_seconds,omitempty"`
-	// Validation events.
+	// Validation events: the loss of the state of Step and the lowest
+	// of the run so far. Checkpoint events: ValLoss is the saved state's
+	// own validation loss (absent when its step was not validated).
 	ValLoss     float64 `json:"val_loss,omitempty"`
 	BestValLoss float64 `json:"best_val_loss,omitempty"`
+	// BestStep, on checkpoint and start events: the step of the run's best
+	// checkpoint (the lowest validation loss, BestValLoss: the one eval,
+	// sample, export and predict use by default); 0: no checkpoint has a
+	// validation loss yet.
+	BestStep int64 `json:"best_step,omitempty"`
 	// Start events: the budgets and the job.
 	TotalSteps int64   `json:"total_steps,omitempty"`
 	Minutes    float64 `json:"minutes,omitempty"`
@@ -102,7 +109,17 @@ func (e Event) String() string {
 	case EventValidation:
 		return fmt.Sprintf("validation at step %d: %.4f (best %.4f)", e.Step, e.ValLoss, e.BestValLoss)
 	case EventCheckpoint:
-		return fmt.Sprintf("checkpoint of step %d saved", e.Step)
+		s := fmt.Sprintf("checkpoint of step %d saved", e.Step)
+		if e.ValLoss != 0 {
+			s += fmt.Sprintf(" (validation loss %.4f)", e.ValLoss)
+		}
+		switch {
+		case e.BestStep == e.Step:
+			s += "; the best checkpoint"
+		case e.BestStep > 0:
+			s += fmt.Sprintf("; the best is step %d (%.4f)", e.BestStep, e.BestValLoss)
+		}
+		return s
 	}
 	if e.Kind == EventWaiting {
 		return "waiting: " + e.Message

@@ -98,7 +98,7 @@ type TrainConfig struct {
 	Clip            float64 `yaml:"clip" json:"clip"`                         // global norm clip; default 5
 	Seed            uint64  `yaml:"seed" json:"seed"`                         // default 1
 	Threads         int     `yaml:"threads" json:"threads"`                   // goroutines per worker; default 1
-	CheckpointEvery int64   `yaml:"checkpoint_every" json:"checkpoint_every"` // default 100
+	CheckpointEvery int64   `yaml:"checkpoint_every" json:"checkpoint_every"` // default 100; validation steps too (the best is kept); 0: the final only
 	ValidateEvery   int64   `yaml:"validate_every" json:"validate_every"`     // default 200
 	ValWindows      int     `yaml:"val_windows" json:"val_windows"`           // validation windows per evaluation, 0: all
 	// MaxSkippedSteps ends the run as diverged after this many
@@ -106,7 +106,8 @@ type TrainConfig struct {
 	// non-finite loss or gradient); default 10, -1: never.
 	MaxSkippedSteps int `yaml:"max_skipped_steps" json:"max_skipped_steps"`
 	// EarlyStop ends the run (as finished) when the validation loss has
-	// not improved for this many validations in a row; 0: off.
+	// not improved on the best for this many validations in a row; 0
+	// (default): off. It needs ValidateEvery.
 	EarlyStop int `yaml:"early_stop" json:"early_stop"`
 }
 

@@ -103,10 +103,13 @@ type Report struct {
 
 // PlannerConfig sets the coordinator's policy.
 type Config struct {
-	MinWorkers      int           // training pauses below this; default 1
-	MaxWorkers      int           // extra workers wait as spares; default unlimited
-	TotalSteps      int64         // stop when the state reaches it; 0: no limit
-	CheckpointEvery int64         // snapshot every this many steps; 0: never
+	MinWorkers int   // training pauses below this; default 1
+	MaxWorkers int   // extra workers wait as spares; default unlimited
+	TotalSteps int64 // stop when the state reaches it; 0: no limit
+	// CheckpointEvery: snapshot every this many steps, and at every
+	// validation step too (so that every validated state can be the best
+	// checkpoint); 0: never.
+	CheckpointEvery int64
 	ValidateEvery   int64         // validate every this many steps; 0: never
 	ReadyTimeout    time.Duration // a member that is not ready by then leaves the generation; default 30s
 	// RejoinGrace is how long a restarted coordinator waits for the members
@@ -702,6 +705,19 @@ func (p *Planner) Validation(step int64) (float64, bool) {
 	return a.sum / a.count, true
 }
 
+// snapshotDue reports whether the state before step p.next is to be
+// checkpointed: every CheckpointEvery steps, and at every validation step
+// when checkpoints are on, so that the state each validation measured can
+// be kept as the best. Not twice for one step, and not while steps are
+// being skipped (a diverging run keeps its last good checkpoint).
+func (p *Planner) snapshotDue() bool {
+	c, v, n := p.cfg.CheckpointEvery, p.cfg.ValidateEvery, p.next
+	if c <= 0 || n <= 0 || n <= p.lastCkpt || p.skips != 0 {
+		return false
+	}
+	return n%c == 0 || v > 0 && n%v == 0
+}
+
 // advance moves the ring past a completed step.
 func (p *Planner) advance(r Report, now time.Time) {
 	rec := StepRecord{Step: p.next, Generation: p.gen, World: len(p.ring), LR: p.cfg.LR(p.next, len(p.ring)), Skipped: r.Skipped}
@@ -1032,7 +1048,7 @@ func (p *Planner) Next(id string) (Plan, bool) {
 		if e := p.cfg.ValidateEvery; e > 0 && p.next%e == 0 && p.next > 0 {
 			base.Validate = true
 		}
-		if e := p.cfg.CheckpointEvery; e > 0 && p.next%e == 0 && p.next > 0 && p.next > p.lastCkpt && p.skips == 0 {
+		if p.snapshotDue() {
 			p.checkpoint = append(p.checkpoint, p.next)
 			p.lastCkpt = p.next
 		}

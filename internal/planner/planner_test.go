@@ -1,6 +1,7 @@
 package planner
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -445,5 +446,40 @@ func TestPlannerSameStepOtherHistorySyncs(t *testing.T) {
 	}
 	if pc.Action != Ready {
 		t.Fatalf("c with the source's checksum: %+v, want ready", pc)
+	}
+}
+
+// Every validation step is snapshotted when checkpoints are on, so the
+// state each validation measured can be kept as the best checkpoint;
+// with checkpoints off, none is.
+func TestPlannerSnapshotsValidatedStates(t *testing.T) {
+	for _, tt := range []struct {
+		name      string
+		ckpt, val int64
+		wantCkpts []int64
+	}{
+		{"checkpoints between validations", 4, 10, []int64{4, 8, 10, 12, 16, 20}},
+		{"validation a multiple", 5, 10, []int64{5, 10, 15, 20}},
+		{"checkpoints off", 0, 10, nil},
+		{"no validation", 7, 0, []int64{7, 14}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newTestPlanner(t, Config{CheckpointEvery: tt.ckpt, ValidateEvery: tt.val}, -1)
+			join(t, p, "a")
+			ready(t, p, "a")
+			var got []int64
+			for range 21 { // the plans of steps 0-20
+				pl := must(t, p, "a")
+				taken := p.TakeCheckpoints()
+				if pl.Snapshot != (len(taken) == 1 && taken[0] == pl.Step) {
+					t.Fatalf("step %d: snapshot %v, checkpoints asked %v", pl.Step, pl.Snapshot, taken)
+				}
+				got = append(got, taken...)
+				report(t, p, Report{ID: "a", Generation: p.Generation(), StateStep: pl.Step + 1, Step: pl.Step, LossSum: 2, LossCount: 1})
+			}
+			if !slices.Equal(got, tt.wantCkpts) {
+				t.Fatalf("checkpoints at %v, want %v", got, tt.wantCkpts)
+			}
+		})
 	}
 }

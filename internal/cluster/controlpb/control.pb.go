@@ -159,8 +159,11 @@ type Event struct {
 	Message          string                 `protobuf:"bytes,22,opt,name=message,proto3" json:"message,omitempty"`
 	StateChecks      int64                  `protobuf:"varint,23,opt,name=state_checks,json=stateChecks,proto3" json:"state_checks,omitempty"`
 	Divergences      int64                  `protobuf:"varint,24,opt,name=divergences,proto3" json:"divergences,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// best_step: checkpoint and start events, the step of the run's best
+	// checkpoint (its loss in best_val_loss); 0: none has a validation loss.
+	BestStep      int64 `protobuf:"varint,25,opt,name=best_step,json=bestStep,proto3" json:"best_step,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Event) Reset() {
@@ -357,6 +360,13 @@ func (x *Event) GetStateChecks() int64 {
 func (x *Event) GetDivergences() int64 {
 	if x != nil {
 		return x.Divergences
+	}
+	return 0
+}
+
+func (x *Event) GetBestStep() int64 {
+	if x != nil {
+		return x.BestStep
 	}
 	return 0
 }
@@ -1045,7 +1055,7 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"(internal/cluster/controlpb/control.proto\x12\x10recur.control.v1\"H\n" +
 	"\fWatchRequest\x12\x1b\n" +
 	"\tafter_seq\x18\x01 \x01(\x03R\bafterSeq\x12\x1b\n" +
-	"\tno_follow\x18\x02 \x01(\bR\bnoFollow\"\xac\x05\n" +
+	"\tno_follow\x18\x02 \x01(\bR\bnoFollow\"\xc9\x05\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x03R\x03seq\x12\x1d\n" +
 	"\n" +
@@ -1075,7 +1085,8 @@ const file_internal_cluster_controlpb_control_proto_rawDesc = "" +
 	"\x03job\x18\x15 \x01(\tR\x03job\x12\x18\n" +
 	"\amessage\x18\x16 \x01(\tR\amessage\x12!\n" +
 	"\fstate_checks\x18\x17 \x01(\x03R\vstateChecks\x12 \n" +
-	"\vdivergences\x18\x18 \x01(\x03R\vdivergences\"\xc1\x01\n" +
+	"\vdivergences\x18\x18 \x01(\x03R\vdivergences\x12\x1b\n" +
+	"\tbest_step\x18\x19 \x01(\x03R\bbestStep\"\xc1\x01\n" +
 	"\vJoinRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x1b\n" +
 	"\tring_addr\x18\x02 \x01(\tR\bringAddr\x12\x1b\n" +
