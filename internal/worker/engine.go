@@ -37,6 +37,7 @@ type engine struct {
 	buf         []float32 // allreduce buffer: grads | loss, count | carry
 	tail        []float32 // overlapped step: loss, count | carry
 	buckets     []bucket  // overlapped step: the gradient's buckets, in reduction order
+	parts       int       // overlapped step: the model's ready offsets
 	// testReady, set by tests only, runs in the backward pass after each
 	// ready offset has gone to the reducer (to hold backward there).
 	testReady func(lo int)
@@ -87,7 +88,9 @@ func (e *engine) build() error {
 
 // planBuckets cuts the gradient for overlapped steps (cluster.bucket_bytes).
 func (e *engine) planBuckets() {
-	e.buckets = planBuckets(e.model.ReadyOffsets(), e.model.Params.Len(), e.job.Cluster.BucketBytes)
+	offs := e.model.ReadyOffsets()
+	e.buckets = planBuckets(offs, e.model.Params.Len(), e.job.Cluster.BucketBytes)
+	e.parts = len(offs)
 }
 
 func newTrainer(m *rnn.Model[float32], opt optim.Optimizer[float32], jc job.Config) (*rnn.Trainer[float32], error) {

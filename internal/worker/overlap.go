@@ -96,7 +96,7 @@ func (e *engine) startReducer(ctx context.Context, r *allreduce.Ring, grad, tail
 	red := &reducer{
 		// One message per ready offset at most, and the last: the engine
 		// never blocks on a reducer that has stopped.
-		ready:  make(chan readyMsg, len(e.model.ReadyOffsets())+2),
+		ready:  make(chan readyMsg, e.parts+2),
 		out:    make(chan reduceOutcome, 1),
 		cancel: cancel,
 		done:   make(chan struct{}),
@@ -122,10 +122,13 @@ func (e *engine) reduceBuckets(ctx context.Context, r *allreduce.Ring, grad, tai
 	var o reduceOutcome
 	comp := compression(e.job.Cluster.Compression)
 	scale := gradScale(e.job)
-	bad := false
-	next := 0
+	bad, last := false, false
 	var computed time.Duration
-	for next < len(e.buckets) {
+	next := 0
+	// The buckets as ready messages cover them; then the last message (the
+	// tail is written and bad known only once backward has returned, after
+	// its ready(0)).
+	for next < len(e.buckets) || !last {
 		var m readyMsg
 		select {
 		case m = <-ready:
@@ -134,7 +137,7 @@ func (e *engine) reduceBuckets(ctx context.Context, r *allreduce.Ring, grad, tai
 			return o
 		}
 		if m.last {
-			m.lo, bad = 0, m.bad
+			m.lo, bad, last, computed = 0, m.bad, true, m.at
 		}
 		for ; next < len(e.buckets) && e.buckets[next].lo >= m.lo; next++ {
 			b := e.buckets[next]
@@ -148,10 +151,7 @@ func (e *engine) reduceBuckets(ctx context.Context, r *allreduce.Ring, grad, tai
 			}
 			o.anyBad = o.anyBad || res.AnyBad
 		}
-		computed = m.at
 	}
-	// Every bucket is reduced and buckets end at 0, so backward has ended
-	// and sent its last message: bad is known.
 	bt := bucketTiming{Hi: len(tail), Tail: true, Ready: computed, Start: time.Since(t0)}
 	res, err := r.AllReduce(ctx, tail, allreduce.Options{Op: allreduce.Sum, Bad: bad})
 	bt.Reduce, bt.BytesSent = res.Stats.Duration, res.Stats.BytesSent
