@@ -235,6 +235,13 @@ func TestOverlapMatchesPlainStep(t *testing.T) {
 				if ro[0].skipped || len(ro[0].calls) != 5 {
 					t.Fatalf("step %d: skipped %v (%s), %d ring calls, want 5", s, ro[0].skipped, ro[0].skipReason, len(ro[0].calls))
 				}
+				for i, c := range ro[0].calls {
+					tail := i == len(buckets)
+					if c.Tail != tail || !tail && (c.Lo != buckets[i].lo || c.Hi != buckets[i].hi) || c.Start < c.Ready ||
+						!tail && c.Ready > ro[0].compute || c.Reduce <= 0 {
+						t.Fatalf("step %d: call %d %+v (buckets %v, compute %v)", s, i, c, buckets, ro[0].compute)
+					}
+				}
 				ov.sameAcross(t, all(tc.world), fmt.Sprintf("overlap, step %d", s))
 				pl.sameAcross(t, all(tc.world), fmt.Sprintf("plain, step %d", s))
 				a, b := ov.engs[0], pl.engs[0]
