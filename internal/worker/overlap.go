@@ -15,15 +15,18 @@ import (
 // ring call after another, in the order backward finishes them (head, top
 // layer, ..., embedding). When backward ends the reducer takes the rest
 // and then the tail (loss, token count, carried states) with the bad flag.
-// Nothing is applied until every call has succeeded: a ring that fails
-// mid-step leaves weights, optimizer and carried state as they were, on
-// every rank, so the step is dropped everywhere.
+// Nothing is applied until every call has succeeded: the global token
+// count (the gradient's divisor) and the bad flag come with the tail,
+// global-norm clipping needs every bucket, and a ring that fails mid-step
+// must leave weights, optimizer and carried state as they were, on every
+// rank, so that the step is dropped everywhere.
 //
 // Every rank cuts the same buckets (they depend on the model and
 // cluster.bucket_bytes alone) and makes the same calls in the same order,
-// whatever its backward's timing; a rank with a non-finite loss or no rows
-// still sends every bucket (zeros) so the calls line up, and sets the bad
-// flag, which the ring ORs into every rank's result.
+// whatever its backward's timing: a rank with a non-finite loss or no rows
+// still sends every bucket (zeros) so the calls line up; one with a
+// non-finite loss sets the bad flag, which the ring ORs into every rank's
+// result of the call.
 
 // bucket is a range [lo, hi) of the gradient reduced in one ring call.
 type bucket struct{ lo, hi int }
