@@ -126,6 +126,23 @@ type ClusterConfig struct {
 	// exact float32), "fp16" or "bf16" (half the bytes; reduction stays
 	// float32, and the loss, token count and carried states travel exact).
 	Compression string `yaml:"compression" json:"compression"`
+	// Overlap reduces the gradient in buckets while the backward pass
+	// runs (default true): each bucket goes on the ring as soon as
+	// backward has finished its parameters (the head first, then the top
+	// layer, ... down to the embedding), so most of the communication
+	// hides behind the rest of backward. false reduces the whole gradient
+	// after backward in one call. The update is the same either way (within
+	// float32 rounding: with more than 2 workers the ring adds the workers'
+	// gradients in another order) and identical on every worker.
+	Overlap bool `yaml:"overlap" json:"overlap"`
+	// BucketBytes is the smallest bucket of an overlapped reduction, in
+	// float32 bytes of gradient. Buckets are cut where the backward pass
+	// finishes a layer; a bucket takes whole layers, from the output
+	// down, until it holds at least BucketBytes. Default 0: one bucket per
+	// layer (the head and each embedding are buckets of their own). Larger
+	// buckets make fewer ring calls (each costs 2(N-1) link latencies) and
+	// start later.
+	BucketBytes int64 `yaml:"bucket_bytes" json:"bucket_bytes"`
 	// MemoryLimit is the memory one worker may use, as "24GB" or "16GiB"
 	// (see ParseBytes). A job whose estimate (Config.Estimate) exceeds it
 	// is refused before anything is allocated. Default "": the machine's
@@ -167,7 +184,7 @@ func Default() Config {
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200, MaxSkippedSteps: 10},
-		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingGRPC, Compression: CompressNone},
+		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingGRPC, Compression: CompressNone, Overlap: true},
 	}
 }
 
@@ -196,15 +213,16 @@ func (c Config) Validate() error {
 // enough that no product of them overflows an int64 before the memory
 // estimate (in float64) refuses it.
 const (
-	maxWidth   = 1 << 20 // model.hidden, model.embed
-	maxLayers  = 1024
-	maxSteps   = 1 << 24 // data.seq, data.max_len, data.horizon
-	maxRows    = 1 << 24 // data.batch
-	maxClasses = 1 << 24 // data.classes, data.vocab
-	maxThreads = 1024
-	maxWorkers = 1 << 16
-	maxCount   = 1 << 40 // train.steps and step intervals
-	maxMinutes = 1e7     // train.minutes (19 years: no Duration overflow)
+	maxWidth       = 1 << 20 // model.hidden, model.embed
+	maxLayers      = 1024
+	maxSteps       = 1 << 24 // data.seq, data.max_len, data.horizon
+	maxRows        = 1 << 24 // data.batch
+	maxClasses     = 1 << 24 // data.classes, data.vocab
+	maxThreads     = 1024
+	maxWorkers     = 1 << 16
+	maxCount       = 1 << 40 // train.steps and step intervals
+	maxMinutes     = 1e7     // train.minutes (19 years: no Duration overflow)
+	maxBucketBytes = 1 << 40 // cluster.bucket_bytes (a TiB: far above any gradient)
 )
 
 // intKey is an integer key with its bounds.
@@ -236,6 +254,7 @@ func (c Config) intKeys() []intKey {
 		nonneg("train.early_stop", int64(c.Train.EarlyStop), math.MaxInt32),
 		pos("cluster.min_workers", int64(c.Cluster.MinWorkers), maxWorkers), nonneg("cluster.max_workers", int64(c.Cluster.MaxWorkers), maxWorkers),
 		pos("cluster.allreduce_timeout_ms", int64(c.Cluster.AllreduceTimeoutMS), 24*3600*1000),
+		nonneg("cluster.bucket_bytes", c.Cluster.BucketBytes, maxBucketBytes),
 		nonneg("task.eos", int64(c.Task.EOS), maxClasses), nonneg("task.bos", int64(c.Task.BOS), maxClasses),
 	}
 }

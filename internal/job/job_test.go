@@ -249,6 +249,32 @@ func TestHashStable(t *testing.T) {
 	if a.Hash() != b.Hash() {
 		t.Fatal("cluster.memory_limit changes the hash")
 	}
+	b.Cluster.Overlap, b.Cluster.BucketBytes = !b.Cluster.Overlap, 1<<20
+	if a.Hash() != b.Hash() {
+		t.Fatal("cluster.overlap or cluster.bucket_bytes changes the hash")
+	}
+}
+
+// The overlap keys: on by default, one bucket per layer; set from text;
+// a negative or absurd bucket size is refused naming the key.
+func TestOverlapKeys(t *testing.T) {
+	c := validJob()
+	if !c.Cluster.Overlap || c.Cluster.BucketBytes != 0 {
+		t.Fatalf("defaults: overlap %v, bucket_bytes %d", c.Cluster.Overlap, c.Cluster.BucketBytes)
+	}
+	if err := c.Set("cluster.overlap", "false"); err != nil || c.Cluster.Overlap {
+		t.Fatalf("set cluster.overlap=false: %v (overlap %v)", err, c.Cluster.Overlap)
+	}
+	if err := c.Set("cluster.bucket_bytes", "4194304"); err != nil || c.Cluster.BucketBytes != 4<<20 {
+		t.Fatalf("set cluster.bucket_bytes: %v (%d)", err, c.Cluster.BucketBytes)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Cluster.BucketBytes = -1
+	wantErr(t, "negative", c.Validate(), "cluster.bucket_bytes", "must not be negative")
+	c.Cluster.BucketBytes = 1 << 50
+	wantErr(t, "huge", c.Validate(), "cluster.bucket_bytes", "above its limit")
 }
 
 func FuzzParse(f *testing.F) {

@@ -35,6 +35,12 @@ type engine struct {
 	rank, world int
 	init        rnn.State[float32]
 	buf         []float32 // allreduce buffer: grads | loss, count | carry
+	tail        []float32 // overlapped step: loss, count | carry
+	buckets     []bucket  // overlapped step: the gradient's buckets, in reduction order
+	parts       int       // overlapped step: the model's ready offsets
+	// testReady, set by tests only, runs in the backward pass after each
+	// ready offset has gone to the reducer (to hold backward there).
+	testReady func(lo int)
 
 	snapMu   sync.Mutex
 	snapStep int64
@@ -76,7 +82,15 @@ func (e *engine) build() error {
 		return err
 	}
 	e.carry = make([]float32, e.carrySize())
+	e.planBuckets()
 	return nil
+}
+
+// planBuckets cuts the gradient for overlapped steps (cluster.bucket_bytes).
+func (e *engine) planBuckets() {
+	offs := e.model.ReadyOffsets()
+	e.buckets = planBuckets(offs, e.model.Params.Len(), e.job.Cluster.BucketBytes)
+	e.parts = len(offs)
 }
 
 func newTrainer(m *rnn.Model[float32], opt optim.Optimizer[float32], jc job.Config) (*rnn.Trainer[float32], error) {
@@ -94,6 +108,7 @@ func (e *engine) setPolicy(jc job.Config) error {
 		return err
 	}
 	e.tr, e.job = tr, jc
+	e.planBuckets()
 	return nil
 }
 
@@ -218,15 +233,36 @@ type stepResult struct {
 	lossSum, count float64
 	skipped        bool   // the update was skipped on every rank: non-finite values
 	skipReason     string // where they were
-	compute        time.Duration
-	allreduce      time.Duration
-	busbw          float64
+	// compute is the time from the step's start to the end of backward.
+	compute time.Duration
+	// allreduce is the time from the end of backward until every ring
+	// call had returned: the communication the step waited for (all of
+	// it without overlap; with it, what backward did not hide).
+	allreduce time.Duration
+	// busbw is the ring's bus bandwidth over the calls' own wall time.
+	busbw float64
+	// calls lists the step's ring calls in order (gradient buckets, then
+	// the tail; without overlap, one call, or two with compression).
+	calls []bucketTiming
 }
 
-// run executes step e.step on ring r with learning rate lr.
+// ringTime sums the calls' wall time and payload bytes sent.
+func (r stepResult) ringTime() (d time.Duration, sent int64) {
+	for _, c := range r.calls {
+		d += c.Reduce
+		sent += c.BytesSent
+	}
+	return d, sent
+}
+
+// run executes step e.step on ring r with learning rate lr, overlapping
+// the gradient's reduction with backward when cluster.overlap is set.
 func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.job.Cluster.Overlap {
+		return e.runOverlapped(ctx, r, lr)
+	}
 	var res stepResult
 	t0 := time.Now()
 	batch, ids, reset, err := e.task.Batch(e.step)
@@ -263,15 +299,26 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	}
 	res.compute = time.Since(t0)
 	t1 := time.Now()
-	ar, err := e.allReduce(ctx, r, n, bad)
+	ar, err := e.allReduce(ctx, r, n, bad, &res, t0)
 	res.allreduce = time.Since(t1)
 	if err != nil {
 		return res, err
 	}
-	if s := res.allreduce.Seconds(); s > 0 && r.Size() > 1 {
-		res.busbw = float64(4*len(e.buf)) / s * 2 * float64(r.Size()-1) / float64(r.Size())
+	copy(e.model.Params.Grad, e.buf[:n])
+	return e.finish(res, r, ar.AnyBad, badReason, e.buf[n:], lr)
+}
+
+// finish applies a reduced step: the summed gradient in
+// e.model.Params.Grad, the loss, count and carried states in tail; or
+// skips it when anyBad (a rank's loss was not finite: badReason if it was
+// this one's).
+func (e *engine) finish(res stepResult, r *allreduce.Ring, anyBad bool, badReason string, tail []float32, lr float64) (stepResult, error) {
+	d, _ := res.ringTime()
+	if s := d.Seconds(); s > 0 && r.Size() > 1 {
+		bytes := 4 * (e.model.Params.Len() + len(tail))
+		res.busbw = float64(bytes) / s * 2 * float64(r.Size()-1) / float64(r.Size())
 	}
-	if ar.AnyBad {
+	if anyBad {
 		res.skipped = true
 		res.skipReason = badReason
 		if res.skipReason == "" {
@@ -280,9 +327,8 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 		e.step++ // the batch is consumed, the update skipped on every rank
 		return res, nil
 	}
-	res.lossSum, res.count = float64(e.buf[n]), float64(e.buf[n+1])
-	copy(e.model.Params.Grad, e.buf[:n])
-	copy(e.carry, e.buf[n+2:])
+	res.lossSum, res.count = float64(tail[0]), float64(tail[1])
+	copy(e.carry, tail[2:])
 	if _, err := e.tr.Apply(int(math.Round(res.count)), lr); err != nil {
 		if !isNonFinite(err) {
 			return res, fmt.Errorf("step %d: %w", e.step, err)
@@ -295,15 +341,82 @@ func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepRe
 	return res, nil
 }
 
+// runOverlapped is run with the gradient reduced in buckets while backward
+// runs (see overlap.go).
+func (e *engine) runOverlapped(ctx context.Context, r *allreduce.Ring, lr float64) (stepResult, error) {
+	var res stepResult
+	t0 := time.Now()
+	batch, ids, reset, err := e.task.Batch(e.step)
+	if err != nil {
+		return res, fmt.Errorf("step %d: data: %w", e.step, err)
+	}
+	grad := e.model.Params.Grad
+	cs := e.carrySize()
+	e.tail = grow(e.tail, 2+cs)
+	clear(e.tail)
+	red := e.startReducer(ctx, r, grad, e.tail, t0)
+	defer red.stop()
+	last := readyMsg{last: true}
+	badReason := ""
+	if batch.B > 0 {
+		e.init = rnn.State[float32]{}
+		if cs > 0 {
+			e.gatherInit(ids, reset)
+		}
+		e.tr.Reseed(e.job.Train.Seed ^ uint64(e.step)*0x9E3779B97F4A7C15 ^ uint64(e.rank)<<48)
+		out, err := e.tr.ComputeReady(batch, e.init, true, func(lo int) {
+			red.ready <- readyMsg{lo: lo, at: time.Since(t0)}
+			if e.testReady != nil {
+				e.testReady(lo)
+			}
+		})
+		if err != nil && !isNonFinite(err) {
+			return res, fmt.Errorf("step %d: %w", e.step, err)
+		}
+		if err != nil {
+			// ComputeReady reported nothing ready: the reducer has not
+			// touched grad. Send zeros, flagged bad.
+			clear(grad)
+			last.bad = true
+			badReason = fmt.Sprintf("rank %d: %v", e.rank, err)
+		} else {
+			e.tail[0], e.tail[1] = float32(out.Loss), float32(out.Count)
+			if cs > 0 {
+				e.scatterFinal(ids, out.Final, e.tail[2:])
+			}
+		}
+	} else {
+		clear(grad)
+	}
+	res.compute = time.Since(t0)
+	last.at = res.compute
+	red.ready <- last
+	t1 := time.Now()
+	o := <-red.out
+	res.allreduce = time.Since(t1)
+	res.calls = o.timings
+	if o.err != nil {
+		return res, o.err
+	}
+	return e.finish(res, r, o.anyBad, badReason, e.tail, lr)
+}
+
 // allReduce sums e.buf (n gradients, then the loss, the token count and
 // the carried states) over the ring. With cluster.compression the
 // gradients travel in 16 bits, scaled by a power of two (exact in float32,
 // the same on every rank) so that summed per-token gradients stay within
 // fp16's range; the rest travels exact in a second call.
-func (e *engine) allReduce(ctx context.Context, r *allreduce.Ring, n int, bad bool) (allreduce.Result, error) {
+func (e *engine) allReduce(ctx context.Context, r *allreduce.Ring, n int, bad bool, sr *stepResult, t0 time.Time) (allreduce.Result, error) {
 	comp := compression(e.job.Cluster.Compression)
+	ready := time.Since(t0)
+	record := func(lo, hi int, tail bool, res allreduce.Result) {
+		sr.calls = append(sr.calls, bucketTiming{Lo: lo, Hi: hi, Tail: tail, Ready: ready,
+			Start: time.Since(t0) - res.Stats.Duration, Reduce: res.Stats.Duration, BytesSent: res.Stats.BytesSent})
+	}
 	if comp == allreduce.None {
-		return r.AllReduce(ctx, e.buf, allreduce.Options{Op: allreduce.Sum, Bad: bad})
+		res, err := r.AllReduce(ctx, e.buf, allreduce.Options{Op: allreduce.Sum, Bad: bad})
+		record(0, len(e.buf), false, res)
+		return res, err
 	}
 	scale := gradScale(e.job)
 	g := e.buf[:n]
@@ -311,10 +424,12 @@ func (e *engine) allReduce(ctx context.Context, r *allreduce.Ring, n int, bad bo
 		g[i] *= scale
 	}
 	res, err := r.AllReduce(ctx, g, allreduce.Options{Op: allreduce.Sum, Compression: comp, Bad: bad})
+	record(0, n, false, res)
 	if err != nil {
 		return res, err
 	}
 	tail, err := r.AllReduce(ctx, e.buf[n:], allreduce.Options{Op: allreduce.Sum, Bad: bad})
+	record(0, len(e.buf)-n, true, tail)
 	if err != nil {
 		return res, err
 	}

@@ -271,3 +271,26 @@ func TestCloseDuringCall(t *testing.T) {
 		t.Fatalf("call during Close: %v", err)
 	}
 }
+
+// SetRate shapes a link as tc tbf shapes an interface: a call moves its
+// bytes no faster than the rate (a lower bound on time only), and the
+// result is still right.
+func TestMemSetRate(t *testing.T) {
+	net := NewMemNetwork()
+	defer net.Close()
+	rings := memRing(t, net, 2, 1, func(c *Config) { c.SegmentBytes = 64 << 10 })
+	const rate = 8 << 20 // bytes per second
+	net.SetRate("mem-0", "mem-1", rate)
+	net.SetRate("mem-1", "mem-0", rate)
+	bufs, sum := randomInputs(rand.New(rand.NewPCG(3, 3)), 2, 1<<18) // 1 MiB each
+	start := time.Now()
+	res, errs := runAll(testCtx(t, 10*time.Second), rings, bufs, nil)
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	// Each rank sends 2(N-1)/N of its 1 MiB: 1 MiB at 8 MiB/s.
+	if d, want := time.Since(start), time.Second/8; d < want*9/10 || res[0].Stats.BytesSent != 1<<20 {
+		t.Fatalf("1 MiB over an 8 MiB/s link in %v (want at least %v), %d bytes sent", d, want, res[0].Stats.BytesSent)
+	}
+	checkResult(t, bufs, sum, func(i int) float64 { return 1e-5 * (1 + math.Abs(sum[i])) })
+}

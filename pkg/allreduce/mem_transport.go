@@ -22,6 +22,7 @@ type MemNetwork struct {
 type memRule struct {
 	drop   bool
 	delay  time.Duration
+	rate   float64 // payload bytes per second; 0: unlimited
 	filter func(*Frame) bool
 }
 
@@ -72,6 +73,17 @@ func (n *MemNetwork) SetDelay(from, to string, d time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.rule(from, to).delay = d
+}
+
+// SetRate limits the link from one address to another to bytesPerSec of
+// payload (0: unlimited), as a shaped network interface does: each frame
+// takes len/rate to go out, one after another, and the sender blocks
+// until its frame is through (a full socket buffer). Frames in flight
+// when the rate changes keep their old schedule.
+func (n *MemNetwork) SetRate(from, to string, bytesPerSec float64) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.rule(from, to).rate = bytesPerSec
 }
 
 // SetFilter runs fn on every frame from one address to another before
@@ -221,6 +233,7 @@ type memConn struct {
 	net      *MemNetwork
 	from, to string
 	out, in  *memPipe
+	busy     time.Time // a rate-limited link is sending until then (one Send at a time)
 }
 
 var errMemBroken = fmt.Errorf("%w: in-memory link closed", ErrLinkBroken)
@@ -242,8 +255,17 @@ func (c *memConn) Send(f *Frame) error {
 		return errMemBroken
 	default:
 	}
-	if r.delay > 0 {
-		t := time.NewTimer(r.delay)
+	wait := r.delay
+	if r.rate > 0 {
+		now := time.Now()
+		if c.busy.Before(now) {
+			c.busy = now
+		}
+		c.busy = c.busy.Add(time.Duration(float64(len(f.Payload)) / r.rate * float64(time.Second)))
+		wait += c.busy.Sub(now)
+	}
+	if wait > 0 {
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-c.out.broken:

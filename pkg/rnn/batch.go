@@ -308,11 +308,40 @@ func (tp *Tape[F]) head() (float64, int, error) {
 // grads (a vector laid out like m.Params.Grad; pass m.Params.Grad itself
 // for a single-threaded step). It returns the gradient of the initial
 // state, which truncated BPTT discards.
-func (tp *Tape[F]) Backward(grads []F) State[F] {
+func (tp *Tape[F]) Backward(grads []F) State[F] { return tp.backward(grads, nil) }
+
+// backward is Backward that calls ready(lo), when set, each time the
+// gradients in grads[lo:] are final: backward produces them from the end of
+// the parameter vector down (head, top layer, ..., embedding), at the
+// offsets Model.ReadyOffsets lists, and ends with ready(0).
+func (tp *Tape[F]) backward(grads []F, ready func(lo int)) State[F] {
+	last := tp.m.Params.Len()
+	mark := func(lo int) {
+		if ready != nil && lo < last {
+			last = lo
+			ready(lo)
+		}
+	}
+	var stackReady func(int)
+	if ready != nil {
+		stackReady = mark
+	}
+	for _, s := range []*StackTape[F]{tp.enc, tp.dec} {
+		if s != nil {
+			s.ready = stackReady
+		}
+	}
+	d := tp.backwardParts(grads, mark)
+	mark(0)
+	return d
+}
+
+func (tp *Tape[F]) backwardParts(grads []F, mark func(lo int)) State[F] {
 	m, b := tp.m, tp.b
 	vals := m.Params.Value
 	tp.dHead = grow(tp.dHead, tp.rows*m.head.in)
 	linearBackward(m.head, vals, grads, tp.out, tp.dLogits, tp.rows, tp.dHead)
+	mark(m.head.w)
 	switch m.cfg.Shape {
 	case SeqToSeq:
 		dx, dInit := m.rnn.Backward(tp.enc, grads, tp.dHead, State[F]{}, m.emb != nil)
@@ -328,6 +357,7 @@ func (tp *Tape[F]) Backward(grads []F) State[F] {
 		return dInit
 	case EncoderDecoder:
 		dDec := tp.decBack(grads)
+		mark(m.decEmb.w)
 		s := m.rnn
 		tp.decToEnc(dDec, b.B)
 		dx, dInit := s.Backward(tp.enc, grads, nil, tp.dFinal, m.emb != nil)
@@ -335,6 +365,7 @@ func (tp *Tape[F]) Backward(grads []F) State[F] {
 		return dInit
 	case VecToSeq:
 		dDec := tp.decBack(grads)
+		mark(m.decEmb.w)
 		L, H := m.cfg.Layers, m.cfg.Hidden
 		// d bridge pre-activation = dh0 * (1 - tanh^2), [L,B,H] -> [B, L*H]
 		d := grow(tp.dHead, b.B*L*H)

@@ -51,6 +51,8 @@
 // (vocab rows instead of T*B rows). A Trainer may split each batch over
 // goroutines, each running the whole window on its share of sequences with
 // its own gradient buffer, then sums the gradients: no synchronisation
-// inside the time loop. Build with the tag "openblas" (cgo, Debian's
+// inside the time loop. Trainer.ComputeReady sums each layer's gradients
+// as soon as every goroutine has finished that layer and tells the caller,
+// which may then reduce them across workers while backward goes on. Build with the tag "openblas" (cgo, Debian's
 // libopenblas-dev) to use OpenBLAS; plain builds use gonum's pure-Go BLAS.
 package rnn

@@ -248,3 +248,32 @@ func (m *Model[F]) Stack() *Stack[F] { return m.rnn }
 
 // Decoder returns the decoder stack of VecToSeq and EncoderDecoder models.
 func (m *Model[F]) Decoder() *Stack[F] { return m.dec }
+
+// ReadyOffsets lists, from the end of the parameter vector down to 0, the
+// offsets at which the backward pass finishes a part of the gradient: the
+// head, each layer of the decoder (top first) and its embedding, each
+// layer of the stack (top first), then the input embedding or bridge.
+// Gradients from such an offset to the end are final once backward has
+// passed it (Trainer.ComputeReady reports these offsets, or a subset of
+// them), so a caller can cut the gradient into buckets that are ready in
+// this order and reduce each while backward continues. The list is strictly
+// decreasing and ends with 0.
+func (m *Model[F]) ReadyOffsets() []int {
+	out := []int{m.head.w}
+	layers := func(s *Stack[F]) {
+		for k := len(s.layers) - 1; k >= 0; k-- {
+			out = append(out, s.layers[k][0].wih)
+		}
+	}
+	if m.dec != nil {
+		layers(m.dec)
+		out = append(out, m.decEmb.w)
+	}
+	if m.rnn != nil {
+		layers(m.rnn)
+	}
+	if out[len(out)-1] != 0 { // the input embedding or the bridge
+		out = append(out, 0)
+	}
+	return out
+}

@@ -180,6 +180,10 @@ type StackTape[F Float] struct {
 	revTok  []int32
 	emb     int // offset of the embedding table
 	vocab   int
+	// ready, when set, is told after each layer's backward pass that the
+	// gradients from that layer's first parameter on are final (see
+	// Trainer.ComputeReady).
+	ready func(lo int)
 }
 
 // NewTape returns an empty tape for s.
@@ -375,6 +379,9 @@ func (s *Stack[F]) Backward(tp *StackTape[F], grads, dOut []F, dFinal State[F], 
 			} else {
 				addReversed(acc, lt.dx, T, B, inSize, tp.lengths)
 			}
+		}
+		if tp.ready != nil {
+			tp.ready(dirs[0].wih) // the layer's parameters (and a fused table) are done
 		}
 		if !needIn || tokens {
 			break

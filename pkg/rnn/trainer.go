@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
+	"slices"
 
 	"github.com/recur-ml/recur/pkg/rnn/optim"
 )
@@ -97,6 +97,19 @@ func (t *Trainer[F]) Optimizer() optim.Optimizer[F] { return t.opt }
 // memory, valid until the next call; Clone it to carry it to the next TBPTT
 // window).
 func (t *Trainer[F]) Compute(b *Batch[F], init State[F], train bool) (Result[F], error) {
+	return t.ComputeReady(b, init, train, nil)
+}
+
+// ComputeReady is Compute that reports its progress: it calls ready(lo),
+// when ready is set, each time m.Params.Grad[lo:] holds its final value
+// for this step (every goroutine has finished those parameters and their
+// gradients are summed), with lo decreasing through Model.ReadyOffsets (or
+// a subset of them) down to 0. Compute writes Grad[lo:] no more after
+// ready(lo), so the caller may read it, or reduce it in place with other
+// workers, from another goroutine while the backward pass goes on below lo.
+// ready is called on the calling goroutine and must not block for long;
+// it is not called at all when the step fails (a non-finite loss).
+func (t *Trainer[F]) ComputeReady(b *Batch[F], init State[F], train bool, ready func(lo int)) (Result[F], error) {
 	P := min(len(t.replicas), b.B)
 	if P <= 1 {
 		r := t.replicas[0]
@@ -105,27 +118,26 @@ func (t *Trainer[F]) Compute(b *Batch[F], init State[F], train bool) (Result[F],
 		if err != nil {
 			return res, err
 		}
-		r.tape.Backward(r.grads)
+		r.tape.backward(r.grads, ready)
 		return res, nil
 	}
-	var wg sync.WaitGroup
+	marks := make(chan replicaMark, P*(len(t.m.ReadyOffsets())+2))
 	for i := 0; i < P; i++ {
 		r := t.replicas[i]
 		b0, b1 := i*b.B/P, (i+1)*b.B/P
 		sliceBatch(&r.batch, b, b0, b1, t.m.cfg)
 		r.init.H = sliceState(r.init.H, init.H, b.B, t.m.cfg.Hidden, b0, b1)
 		r.init.C = sliceState(r.init.C, init.C, b.B, t.m.cfg.Hidden, b0, b1)
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
 			clear(r.grads)
 			r.res, r.err = r.tape.Forward(&r.batch, r.init, train)
 			if r.err == nil {
-				r.tape.Backward(r.grads)
+				r.tape.backward(r.grads, func(lo int) { marks <- replicaMark{i, lo} })
 			}
+			marks <- replicaMark{i, -1}
 		}()
 	}
-	wg.Wait()
+	t.sumAsReady(marks, P, ready)
 	var res Result[F]
 	for i := 0; i < P; i++ {
 		r := t.replicas[i]
@@ -134,15 +146,51 @@ func (t *Trainer[F]) Compute(b *Batch[F], init State[F], train bool) (Result[F],
 		}
 		res.Loss += r.res.Loss
 		res.Count += r.res.Count
-		if i > 0 {
-			addTo(t.replicas[0].grads, r.grads)
-		}
 	}
 	// Reassemble the final state of the whole batch.
 	t.final.H = t.gatherState(t.final.H, b.B, P, func(r *replica[F]) []F { return r.res.Final.H })
 	t.final.C = t.gatherState(t.final.C, b.B, P, func(r *replica[F]) []F { return r.res.Final.C })
 	res.Final = t.final
 	return res, nil
+}
+
+// replicaMark says that replica i's gradients from lo on are final; lo -1:
+// the replica has finished (or failed).
+type replicaMark struct{ i, lo int }
+
+// sumAsReady receives the replicas' marks until all P have finished. Each
+// time every replica has passed an offset, it adds the gradients of the
+// range just completed into replica 0's (in replica order, as one sum
+// after the whole pass would) and calls ready. The replicas go on below
+// that range meanwhile: nothing else touches it.
+func (t *Trainer[F]) sumAsReady(marks <-chan replicaMark, P int, ready func(lo int)) {
+	n := t.m.Params.Len()
+	pos := make([]int, P) // each replica's lowest final offset
+	for i := range pos {
+		pos[i] = n
+	}
+	summed, running, failed := n, P, false
+	for running > 0 {
+		mk := <-marks
+		if mk.lo < 0 {
+			running--
+			failed = failed || t.replicas[mk.i].err != nil
+			continue
+		}
+		pos[mk.i] = mk.lo
+		lo := slices.Max(pos)
+		if lo >= summed || failed {
+			continue
+		}
+		dst := t.replicas[0].grads[lo:summed]
+		for _, r := range t.replicas[1:P] {
+			addTo(dst, r.grads[lo:summed])
+		}
+		summed = lo
+		if ready != nil {
+			ready(lo)
+		}
+	}
 }
 
 // gatherState concatenates the replicas' [LD, Bp, H] states into [LD, B, H].
