@@ -133,9 +133,12 @@ func (l namedListener) Addr() net.Addr { return l.addr }
 // in-memory network for control and state transfer and the ring's
 // MemNetwork, with no socket opened. A worker killed mid-run is replaced
 // by the survivors' next generation, and the others end with identical
-// weights.
+// weights. Its gradient goes in one bucket per layer, reduced while
+// backward runs (the other tests' small models make one bucket, reduced
+// after backward).
 func TestClusterInMemory(t *testing.T) {
 	jc := testJob(testCorpus(t), 40)
+	jc.Cluster.BucketBytes = 0
 	n := newMemNet(t)
 	c := n.coordinator(t, jc, t.TempDir(), nil)
 	ctx, cancel := context.WithCancel(t.Context())

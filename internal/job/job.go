@@ -137,11 +137,13 @@ type ClusterConfig struct {
 	Overlap bool `yaml:"overlap" json:"overlap"`
 	// BucketBytes is the smallest bucket of an overlapped reduction, in
 	// float32 bytes of gradient. Buckets are cut where the backward pass
-	// finishes a layer; a bucket takes whole layers, from the output
-	// down, until it holds at least BucketBytes. Default 0: one bucket per
-	// layer (the head and each embedding are buckets of their own). Larger
-	// buckets make fewer ring calls (each costs 2(N-1) link latencies) and
-	// start later.
+	// finishes a part of the model (the head, a layer, an embedding); a
+	// bucket takes whole parts, from the output down, until it holds at
+	// least BucketBytes, and a last bucket smaller than that joins the one
+	// before (both are ready only at the end of backward). Default
+	// DefaultBucketBytes (1 MiB); 0: one bucket per part. Each bucket is a
+	// ring call, which costs 2(N-1) link latencies: a gradient that makes
+	// one bucket is reduced as without overlap, in one call.
 	BucketBytes int64 `yaml:"bucket_bytes" json:"bucket_bytes"`
 	// MemoryLimit is the memory one worker may use, as "24GB" or "16GiB"
 	// (see ParseBytes). A job whose estimate (Config.Estimate) exceeds it
@@ -167,6 +169,11 @@ const (
 	CompressBF16 = "bf16"
 )
 
+// DefaultBucketBytes is cluster.bucket_bytes's default: about a
+// millisecond of a 10 Gbit/s link, so a bucket's bytes outweigh its
+// call's latencies, while a layer of a 256-wide LSTM is a bucket of its own.
+const DefaultBucketBytes = 1 << 20
+
 // Ring transports (ClusterConfig.RingTransport).
 const (
 	RingTCP  = "tcp"
@@ -184,7 +191,8 @@ func Default() Config {
 		Optimizer: optim.DefaultConfig(optim.KindAdam),
 		Schedule:  s,
 		Train:     TrainConfig{Clip: 5, Seed: 1, Threads: 1, CheckpointEvery: 100, ValidateEvery: 200, MaxSkippedSteps: 10},
-		Cluster:   ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingGRPC, Compression: CompressNone, Overlap: true},
+		Cluster: ClusterConfig{MinWorkers: 1, AllreduceTimeoutMS: 5000, RingTransport: RingGRPC, Compression: CompressNone,
+			Overlap: true, BucketBytes: DefaultBucketBytes},
 	}
 }
 

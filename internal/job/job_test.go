@@ -255,11 +255,11 @@ func TestHashStable(t *testing.T) {
 	}
 }
 
-// The overlap keys: on by default, one bucket per layer; set from text;
+// The overlap keys: on by default, 1 MiB buckets; set from text;
 // a negative or absurd bucket size is refused naming the key.
 func TestOverlapKeys(t *testing.T) {
 	c := validJob()
-	if !c.Cluster.Overlap || c.Cluster.BucketBytes != 0 {
+	if !c.Cluster.Overlap || c.Cluster.BucketBytes != DefaultBucketBytes {
 		t.Fatalf("defaults: overlap %v, bucket_bytes %d", c.Cluster.Overlap, c.Cluster.BucketBytes)
 	}
 	if err := c.Set("cluster.overlap", "false"); err != nil || c.Cluster.Overlap {

@@ -256,11 +256,13 @@ func (r stepResult) ringTime() (d time.Duration, sent int64) {
 }
 
 // run executes step e.step on ring r with learning rate lr, overlapping
-// the gradient's reduction with backward when cluster.overlap is set.
+// the gradient's reduction with backward when cluster.overlap is set and
+// the gradient makes more than one bucket (one bucket could only go at the
+// end of backward: the step runs as without overlap, in fewer calls).
 func (e *engine) run(ctx context.Context, r *allreduce.Ring, lr float64) (stepResult, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.job.Cluster.Overlap {
+	if e.job.Cluster.Overlap && len(e.buckets) > 1 {
 		return e.runOverlapped(ctx, r, lr)
 	}
 	var res stepResult

@@ -34,7 +34,8 @@ type bucket struct{ lo, hi int }
 // planBuckets cuts a gradient of n elements at the model's ready offsets
 // (decreasing, ending at 0) into buckets in reduction order: a bucket takes
 // whole parts from the top down until it holds at least minBytes of
-// float32 (0: one bucket per part).
+// float32 (0: one bucket per part); a last bucket below minBytes joins the
+// one before, which backward finishes just before it.
 func planBuckets(offs []int, n int, minBytes int64) []bucket {
 	var out []bucket
 	hi := n
@@ -43,6 +44,10 @@ func planBuckets(offs []int, n int, minBytes int64) []bucket {
 			out = append(out, bucket{o, hi})
 			hi = o
 		}
+	}
+	if k := len(out); k >= 2 && int64(out[k-1].hi-out[k-1].lo)*4 < minBytes {
+		out[k-2].lo = out[k-1].lo
+		out = out[:k-1]
 	}
 	return out
 }

@@ -45,7 +45,7 @@ import (
 //	RECUR_BENCH_TLS          tcp/grpc: 1 (default, as workers run) or 0 (plaintext)
 //	RECUR_BENCH_COMPRESSION  wire encodings to run, comma-separated (default none,fp16)
 //	RECUR_BENCH_MODES        modes to run (default ceiling,plain,overlap)
-//	RECUR_BENCH_BUCKET_BYTES cluster.bucket_bytes (default 0: one bucket per layer)
+//	RECUR_BENCH_BUCKET_BYTES cluster.bucket_bytes (default the job's, 1048576; 0: one per layer)
 //	RECUR_BENCH_HIDDEN, _LAYERS, _BATCH (per rank), _SEQ, _THREADS   the model (512, 2, 32, 100, 1)
 //	RECUR_BENCH_TIMEOUT_MS   the ring's peer timeout (default 60000: ranks that share a
 //	                         loaded machine drift apart by seconds; workers use 5000)
@@ -116,7 +116,7 @@ func stepBenchFromEnv() (*stepBench, error) {
 	if bc.world, err = num("RECUR_BENCH_RANKS", 4); err != nil {
 		return nil, err
 	}
-	bucket, err := num("RECUR_BENCH_BUCKET_BYTES", 0)
+	bucket, err := num("RECUR_BENCH_BUCKET_BYTES", job.DefaultBucketBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,7 @@ func overlapJob(corpus, cell string, world int) job.Config {
 	jc.Model = job.ModelConfig{Cell: cell, Hidden: 16, Layers: 2, Embed: 8}
 	jc.Train.Steps, jc.Train.Threads = 100, 2
 	jc.Cluster.MinWorkers, jc.Cluster.MemoryLimit = world, "8GB"
+	jc.Cluster.BucketBytes = 0 // one bucket per part: the model is far smaller than the default
 	return jc
 }
 
@@ -288,7 +289,8 @@ func firstErr(_ []stepResult, errs []error) error {
 }
 
 // Buckets take whole parts from the top down until they hold
-// cluster.bucket_bytes, and always cover the gradient.
+// cluster.bucket_bytes, a small last one joins the one before, and they
+// always cover the gradient.
 func TestPlanBuckets(t *testing.T) {
 	offs := []int{90, 60, 10, 0} // head [90,100), layers [60,90) and [10,60), embedding [0,10)
 	for _, tc := range []struct {
@@ -297,9 +299,9 @@ func TestPlanBuckets(t *testing.T) {
 	}{
 		{0, []bucket{{90, 100}, {60, 90}, {10, 60}, {0, 10}}},
 		{40, []bucket{{90, 100}, {60, 90}, {10, 60}, {0, 10}}},
-		{41, []bucket{{60, 100}, {10, 60}, {0, 10}}},
-		{160, []bucket{{60, 100}, {10, 60}, {0, 10}}},
-		{240, []bucket{{10, 100}, {0, 10}}},
+		{41, []bucket{{60, 100}, {0, 60}}}, // the embedding's 40 bytes join layer 0
+		{160, []bucket{{60, 100}, {0, 60}}},
+		{200, []bucket{{0, 100}}},
 		{1 << 40, []bucket{{0, 100}}},
 	} {
 		got := planBuckets(offs, 100, tc.bytes)
@@ -466,6 +468,26 @@ func TestOverlapCancel(t *testing.T) {
 	if !bytes.Equal(before[0], tr.states(t)[0]) {
 		t.Fatal("a cancelled step changed the state")
 	}
+}
+
+// A gradient that makes one bucket (the default bucket_bytes on a small
+// model) has nothing to overlap: the step is the plain one, one call.
+func TestOverlapOneBucketIsPlain(t *testing.T) {
+	jc := overlapJob(overlapCorpus(t), "gru", 2)
+	jc.Cluster.BucketBytes = job.DefaultBucketBytes
+	tr := newTestRanks(t, jc, 2)
+	if len(tr.engs[0].buckets) != 1 {
+		t.Fatalf("buckets %v, want one", tr.engs[0].buckets)
+	}
+	tr.form(t, 1, all(2))
+	res, errs := tr.step(t.Context(), all(2))
+	if err := firstErr(nil, errs); err != nil {
+		t.Fatal(err)
+	}
+	if len(res[0].calls) != 1 || res[0].calls[0].Hi != tr.engs[0].model.Params.Len()+2+tr.engs[0].carrySize() {
+		t.Fatalf("calls %+v, want the plain step's one", res[0].calls)
+	}
+	tr.sameAcross(t, all(2), "one bucket")
 }
 
 // A resumed run may change the overlap policy: setPolicy re-cuts the
