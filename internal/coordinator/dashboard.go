@@ -18,11 +18,12 @@ func (c *Coordinator) record(e events.Event) {
 	c.dash.Observe(e)
 }
 
-// recordReport passes a worker's step report to the dashboard.
+// recordReport passes a worker's step report to the dashboard, with the
+// steps completed after it (as step events count them).
 func (c *Coordinator) recordReport(rep *controlpb.StepReport) {
 	c.dashMu.Lock()
 	defer c.dashMu.Unlock()
-	c.dash.Report(rep.WorkerId, rep.Step, rep.StepSeconds, rep.AllreduceSeconds, rep.WaitSeconds, c.now())
+	c.dash.Report(rep.WorkerId, rep.Step+1, rep.StepSeconds, rep.AllreduceSeconds, rep.WaitSeconds, c.now())
 }
 
 // DashboardStatus is the run as the dashboard shows it now: the curves

@@ -174,7 +174,7 @@ func (r *Recorder) resetRates() {
 	r.hasTpsFrom = false
 }
 
-// Report takes a worker's step report: the step it ran, its wall time
+// Report takes a worker's step report: the steps completed after it, its wall time
 // (compute and allreduce), the allreduce's part and the time it was
 // blocked on the coordinator before it, at time now.
 func (r *Recorder) Report(id string, step int64, stepSeconds, allreduceSeconds, waitSeconds float64, now time.Time) {

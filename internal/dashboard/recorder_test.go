@@ -45,8 +45,8 @@ func (u *run) steps(from, to int64) {
 		u.tokens += 1000
 		u.event(events.Event{Kind: events.EventStep, Step: s, Generation: 1, Members: 2, Loss: 5 / math.Sqrt(float64(s)), LR: 0.01,
 			Tokens: 1000, TotalTokens: u.tokens})
-		u.r.Report("w1", s-1, 0.09, 0.03, 0.01, u.now)
-		u.r.Report("w2", s-1, 0.08, 0.04, 0.02, u.now)
+		u.r.Report("w1", s, 0.09, 0.03, 0.01, u.now)
+		u.r.Report("w2", s, 0.08, 0.04, 0.02, u.now)
 		if s%10 == 0 {
 			u.event(events.Event{Kind: events.EventValidation, Step: s, ValLoss: 6 / math.Sqrt(float64(s)), BestValLoss: 6 / math.Sqrt(float64(s))})
 		}
@@ -116,7 +116,7 @@ func TestRunningRun(t *testing.T) {
 		t.Fatalf("members %+v, want w2 then w1 in rank order", s.Members)
 	}
 	w1 := s.Members[1]
-	if w1.Step != 99 || w1.Steps != 100 || math.Abs(w1.StepSeconds-0.09) > 1e-9 || math.Abs(w1.AllreduceSeconds-0.03) > 1e-9 ||
+	if w1.Step != 100 || w1.Steps != 100 || math.Abs(w1.StepSeconds-0.09) > 1e-9 || math.Abs(w1.AllreduceSeconds-0.03) > 1e-9 ||
 		math.Abs(w1.WaitSeconds-0.01) > 1e-9 || w1.ReportAge != 0 {
 		t.Fatalf("w1: %+v", w1)
 	}

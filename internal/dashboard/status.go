@@ -80,8 +80,9 @@ type Series struct {
 type Member struct {
 	ID   string `json:"id"`
 	Rank int    `json:"rank"` // in the current ring; -1: not in it
-	// Step is the newest step it reported on (-1: none yet); Steps counts
-	// its step reports to this coordinator process.
+	// Step is the steps completed after its newest step report (counted
+	// as Status.Step is; -1: none yet); Steps counts its step reports to
+	// this coordinator process.
 	Step  int64 `json:"step"`
 	Steps int64 `json:"steps"`
 	// StepSeconds is its wall time per step (compute and allreduce),
