@@ -4,7 +4,7 @@
 GO       ?= go
 TAGS     ?= openblas
 GOFLAGS_TAGS := -tags '$(TAGS)'
-RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/... ./internal/cluster/... ./internal/coordinator/... ./internal/worker/... ./internal/planner/... ./internal/cli/...
+RACE_PKGS := ./pkg/allreduce/... ./pkg/shard/... ./pkg/checkpoint/... ./pkg/schedule/... ./internal/cluster/... ./internal/coordinator/... ./internal/dashboard/... ./internal/worker/... ./internal/planner/... ./internal/cli/...
 BENCH    ?= .
 # recur version reports these; without them it reads the go command's
 # build information (vcs.revision), which a plain `go build` records in a

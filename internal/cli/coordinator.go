@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"golang.org/x/net/netutil"
 
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/coordinator"
+	"github.com/recur-ml/recur/internal/dashboard"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/planner"
 	"github.com/recur-ml/recur/internal/worker"
@@ -57,7 +59,7 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	listen := fs.String("listen", "127.0.0.1:7070", "control and state-transfer gRPC address")
 	gossip := fs.String("gossip", "127.0.0.1:7946", `memberlist address workers join ("off" disables failure detection by gossip)`)
 	dir := fs.String("dir", "runs/recur", "directory of checkpoints, job.json, vocab.json, loss.png")
-	metrics := fs.String("metrics", "127.0.0.1:9090", `Prometheus /metrics and /healthz address ("" disables)`)
+	metrics := fs.String("metrics", "127.0.0.1:9090", `address of the dashboard (/), Prometheus /metrics and /healthz; plain HTTP, no key needed ("" disables)`)
 	advertise := fs.String("advertise", "", "host workers use to reach this coordinator (set it when --listen is 0.0.0.0)")
 	fresh := fs.Bool("fresh", false, "ignore existing checkpoints in --dir (the default resumes from the newest good one)")
 	initFile := fs.String("init", "", initFlagHelp)
@@ -107,12 +109,12 @@ func Coordinator(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	defer c.Close()
 	if *metrics != "" {
-		srv, err := serveMetrics(*metrics, c.Metrics.Handler(), func() error { return c.Health(*stall, maxFailedSaves) })
+		srv, err := serveMetrics(*metrics, c.Metrics.Handler(), dashboard.Handler(c), func() error { return c.Health(*stall, maxFailedSaves) })
 		if err != nil {
 			return err
 		}
 		defer srv.Close()
-		log.Info("metrics", zap.String("url", "http://"+srv.Addr+"/metrics"))
+		log.Info("dashboard and metrics", zap.String("dashboard", "http://"+srv.Addr+"/"), zap.String("metrics", "http://"+srv.Addr+"/metrics"))
 	}
 	select {
 	case <-c.Done():
@@ -172,9 +174,15 @@ func runOutcome(c *coordinator.Coordinator, dir string, log *zap.Logger) error {
 // unhealthy: the run goes on, but nothing it learns is kept.
 const maxFailedSaves = 3
 
-// serveMetrics serves metrics (nil: none) at /metrics and health at
-// /healthz: 200 "ok", or 503 with the reason.
-func serveMetrics(addr string, metrics http.Handler, health func() error) (*http.Server, error) {
+// maxHTTPConns bounds the connections open to a metrics address, which
+// needs no key: beyond it, new connections wait to be accepted.
+const maxHTTPConns = 64
+
+// serveMetrics serves metrics (nil: none) at /metrics, the dashboard
+// (nil: none) at / and health at /healthz: 200 "ok", or 503 with the
+// reason. Nothing here needs the cluster key, so connections, request
+// headers and the time a request may take are bounded.
+func serveMetrics(addr string, metrics, dash http.Handler, health func() error) (*http.Server, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -183,6 +191,9 @@ func serveMetrics(addr string, metrics http.Handler, health func() error) (*http
 	if metrics != nil {
 		mux.Handle("/metrics", metrics)
 	}
+	if dash != nil {
+		mux.Handle("/", dash)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		if err := health(); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
@@ -190,8 +201,9 @@ func serveMetrics(addr string, metrics http.Handler, health func() error) (*http
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	srv := &http.Server{Addr: lis.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(lis)
+	srv := &http.Server{Addr: lis.Addr().String(), Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: 30 * time.Second, IdleTimeout: 30 * time.Second, MaxHeaderBytes: 16 << 10}
+	go srv.Serve(netutil.LimitListener(lis, maxHTTPConns))
 	return srv, nil
 }
 
@@ -258,7 +270,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	defer w.Close()
 	if *health != "" {
-		srv, err := serveMetrics(*health, nil, func() error {
+		srv, err := serveMetrics(*health, nil, nil, func() error {
 			if !w.InGeneration() {
 				return errors.New("not working in a ring generation")
 			}

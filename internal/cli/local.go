@@ -143,7 +143,8 @@ Exit codes: %s.
 	}
 	coordDone := make(chan error, 1)
 	go func() { <-coordLogged; coordDone <- coord.Wait() }()
-	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, metrics http://%s/metrics, run directory %s\n", control, *workers, metrics, *dir)
+	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, run directory %s\n", control, *workers, *dir)
+	fmt.Fprintf(stdout, "recur: dashboard http://%s/ (metrics at /metrics)\n", metrics)
 	var ws []*exec.Cmd
 	var wlogged []<-chan struct{}
 	exited, err := awaitListening(ctx, control, coordDone)

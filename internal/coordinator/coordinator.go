@@ -25,6 +25,7 @@ import (
 
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/cluster/controlpb"
+	"github.com/recur-ml/recur/internal/dashboard"
 	"github.com/recur-ml/recur/internal/events"
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/internal/planner"
@@ -183,6 +184,8 @@ type Coordinator struct {
 	recoveries    []string // store recoveries not yet in the status stream (under mu)
 	checked       int      // state checksums compared
 	diverged      int      // and found different
+	dashMu        sync.Mutex
+	dash          *dashboard.Recorder // what the dashboard shows (under dashMu)
 }
 
 // NewCoordinator opens the checkpoint store (resuming from its newest good
@@ -238,7 +241,12 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		c.store.Close()
 		return nil, fmt.Errorf("coordinator: %w", err)
 	}
-	c.curve = curveFromHistory(filepath.Join(cfg.Dir, events.MetricsFile), c.log)
+	history := readHistory(filepath.Join(cfg.Dir, events.MetricsFile), c.log)
+	c.curve = curveFromHistory(history)
+	c.dash = dashboard.NewRecorder()
+	for _, e := range history {
+		c.dash.Observe(e)
+	}
 	pc := planner.Config{MinWorkers: cfg.Job.Cluster.MinWorkers, MaxWorkers: cfg.Job.Cluster.MaxWorkers,
 		TotalSteps: cfg.Job.Train.Steps, CheckpointEvery: cfg.Job.Train.CheckpointEvery,
 		ValidateEvery: cfg.Job.Train.ValidateEvery, ReadyTimeout: 10 * time.Second, RejoinGrace: cfg.RejoinGrace,
@@ -415,9 +423,11 @@ func (c *Coordinator) publish(e events.Event) {
 	}
 	c.ended = e.Kind.Ends()
 	e.Elapsed = c.elapsed().Seconds()
-	if _, err := c.status.Publish(e); err != nil {
+	e, err := c.status.Publish(e)
+	if err != nil {
 		c.log.Warn("status history not written; the run goes on", zap.Error(err))
 	}
+	c.record(e)
 }
 
 // publishLocked is publish for a caller that does not hold c.mu.
@@ -971,6 +981,7 @@ func (c *Coordinator) observe(rep *controlpb.StepReport, before int) {
 		c.stats.AllreduceSeconds += rep.AllreduceSeconds
 		c.stats.WaitSeconds += rep.WaitSeconds
 		c.stats.Tokens += rep.LossCount
+		c.recordReport(rep)
 	}
 	h := c.p.History()
 	if m := c.cfg.Job.Train.Minutes; m > 0 && c.elapsed().Minutes() >= m {

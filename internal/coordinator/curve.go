@@ -48,15 +48,21 @@ func (l *lossCurve) validated(step int64) bool {
 	return ok
 }
 
+// readHistory reads the run's status history (metrics.jsonl): the
+// events of earlier coordinator processes of the run.
+func readHistory(path string, log *zap.Logger) []events.Event {
+	history, bad, err := events.ReadEventsFile(path)
+	if err != nil {
+		log.Warn("status history partly unreadable; the loss curve and the dashboard may miss points", zap.Int("bad_lines", bad), zap.Error(err))
+	}
+	return history
+}
+
 // curveFromHistory rebuilds the loss curves of earlier coordinator
 // processes of the run from its status history, so that loss.png after a
 // resume shows the whole run. Steps run twice (after a restart from an
 // older state) keep their latest loss.
-func curveFromHistory(path string, log *zap.Logger) lossCurve {
-	history, bad, err := events.ReadEventsFile(path)
-	if err != nil {
-		log.Warn("status history partly unreadable; the loss curve may miss points", zap.Int("bad_lines", bad), zap.Error(err))
-	}
+func curveFromHistory(history []events.Event) lossCurve {
 	l := newLossCurve()
 	for _, e := range history {
 		switch {

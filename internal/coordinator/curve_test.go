@@ -43,7 +43,7 @@ func writeHistory(t *testing.T, steps, valEvery int64) string {
 
 func TestLossPlotFromHistory(t *testing.T) {
 	const steps = 1010
-	c := curveFromHistory(writeHistory(t, steps, 250), zap.NewNop())
+	c := curveFromHistory(readHistory(writeHistory(t, steps, 250), zap.NewNop()))
 	train, val := sortedPoints(c.train), sortedPoints(c.val)
 	if len(train) != steps-1 {
 		t.Fatalf("%d training points, want %d (one step skipped)", len(train), steps-1)
