@@ -14,7 +14,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/recur-ml/recur/internal/cli.version=$(VERSION) -X github.com/recur-ml/recur/internal/cli.commit=$(COMMIT)
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart
+.PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart readme-check
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -53,9 +53,11 @@ SOAK_RUNS ?= 3
 test-cluster: build
 	RECUR_SOAK=1 $(GO) test $(GOFLAGS_TAGS) -count=$(SOAK_RUNS) -timeout 30m -run 'TestProcesses|TestSoak' -v ./internal/cli/
 
-## bench: the speed benchmarks (set RECUR_DATA for data-backed ones)
+## bench: the speed benchmarks (set RECUR_DATA for data-backed ones); PKG=./pkg/rnn builds one
+## package's tests instead of all of them
+PKG ?= ./...
 bench:
-	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) ./...
+	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench '$(BENCH)' -benchtime $(BENCHTIME) $(PKG)
 
 ## proto: regenerate the gRPC code with the pinned generators
 proto:
@@ -70,11 +72,18 @@ lint: proto-check
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(GOFLAGS_TAGS) ./...
 
-## quickstart: set up, build, and train a char-LM on Debian's fortunes corpus (local mode, 2 workers, 3 minutes)
+## quickstart: set up, build, and train a char-LM on Debian's fortunes corpus (local mode, 2 workers,
+## QUICKSTART_MINUTES minutes)
+QUICKSTART_MINUTES ?= 3
 quickstart: setup build
 	mkdir -p runs
 	find /usr/share/games/fortunes -maxdepth 1 -type f ! -name '*.dat' | sort | xargs cat > runs/fortunes.txt
-	./bin/recur train --text runs/fortunes.txt --workers 2 --minutes 3 --dir runs/fortunes --fresh
+	./bin/recur train --text runs/fortunes.txt --workers 2 --minutes $(QUICKSTART_MINUTES) --dir runs/fortunes --fresh
+
+## readme-check: every shell command of README.md, verbatim in a fresh clone (long ones with a
+## short budget, a few skipped: the list and the reasons are in the script)
+readme-check:
+	bash scripts/readme_check.sh
 
 # ---- deployment: container image, compose cluster test, Kubernetes manifests ----
 IMAGE     ?= recur:latest

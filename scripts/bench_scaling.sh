@@ -14,14 +14,14 @@
 # $RECUR_BENCH) with 1 and 2 processes, for its own 2/1 ratio on the same
 # machine at the same time.
 # Usage: scripts/bench_scaling.sh [ROUNDS] [STEPS]   (defaults 3, 200)
-# Needs: make build; the corpus at $RECUR_DATA/tinyshakespeare.txt
-# (default ../shared/data).
+# Needs: make build; the corpus at $RECUR_DATA/tinyshakespeare.txt, or
+# without RECUR_DATA at runs/tinyshakespeare.txt (where the README puts it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds=${1:-3}
 steps=${2:-200}
-text=${RECUR_DATA:-../shared/data}/tinyshakespeare.txt
-[ -f "$text" ] || { echo "bench_scaling: corpus $text missing (set RECUR_DATA)" >&2; exit 1; }
+text=${RECUR_DATA:-runs}/tinyshakespeare.txt
+[ -f "$text" ] || { echo "bench_scaling: corpus $text missing: the README's Quick start says where to get it (or set RECUR_DATA to its folder)" >&2; exit 1; }
 [ -x bin/recur ] || { echo "bench_scaling: bin/recur missing: make build" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"io"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -52,4 +53,21 @@ func fmtErr(err error) string {
 		return ""
 	}
 	return err.Error()
+}
+
+// A missing char-LM corpus is refused by recur train before it starts a
+// process (exit 1), with the ways to name another file: the example's
+// default path used to fail in the coordinator's log with only "no such
+// file or directory".
+func TestTrainMissingTextSaysHow(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "tinyshakespeare.txt")
+	err := localTrain([]string{"--text", missing, "--steps", "1"})
+	if code := ExitCode(err); code != ExitError {
+		t.Fatalf("exit %d (%v), want %d", code, err, ExitError)
+	}
+	for _, want := range []string{missing, "--text FILE", "--set data.text=FILE"} {
+		if !strings.Contains(fmtErr(err), want) {
+			t.Errorf("no %q in %v", want, err)
+		}
+	}
 }

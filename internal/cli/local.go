@@ -24,6 +24,7 @@ import (
 	"github.com/recur-ml/recur/internal/affinity"
 	"github.com/recur-ml/recur/internal/cluster"
 	"github.com/recur-ml/recur/internal/events"
+	"github.com/recur-ml/recur/internal/task"
 	"go.uber.org/zap"
 )
 
@@ -86,6 +87,9 @@ Exit codes: %s.
 		return err
 	}
 	if err := checkLocalMemory(job, *workers); err != nil {
+		return err
+	}
+	if err := task.CheckText(job); err != nil { // refused here, not in the coordinator's log
 		return err
 	}
 	if err := printForecastData(stdout, job); err != nil { // refused here, not in the coordinator's log

@@ -7,7 +7,10 @@
 package task
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"github.com/recur-ml/recur/internal/job"
@@ -140,10 +143,32 @@ type charTask struct {
 
 func openCharTask(jc job.Config) (*charTask, error) {
 	corpus, err := shard.OpenText(jc.Data.Text, shard.TextConfig{TrainFraction: jc.Data.TrainFraction})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, textMissing(err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &charTask{job: jc, corpus: corpus}, nil
+}
+
+// CheckText refuses a char-LM job whose data.text does not exist, saying
+// how to point at another file; other tasks pass. recur train calls it
+// before it starts any process, so the error is not buried in a log.
+func CheckText(jc job.Config) error {
+	if jc.Task.Kind != "" && jc.Task.Kind != job.TaskCharLM {
+		return nil
+	}
+	if _, err := os.Stat(jc.Data.Text); errors.Is(err, fs.ErrNotExist) {
+		return textMissing(err)
+	}
+	return nil
+}
+
+// textMissing wraps a missing corpus's error with the ways to name another.
+func textMissing(err error) error {
+	return fmt.Errorf("data.text: %w (give your corpus with --text FILE (recur train) or --set data.text=FILE; "+
+		"examples/charlm.yaml says where to get tiny-shakespeare)", err)
 }
 
 func (t *charTask) ModelConfig() (rnn.Config, error) {

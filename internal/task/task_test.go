@@ -1,7 +1,9 @@
 package task
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,5 +159,30 @@ func TestForecastConstantSeries(t *testing.T) {
 	}
 	if _, ok := r.Metrics["rmse_linear_ar"]; ok || len(r.Notes) != 1 || !strings.Contains(r.Notes[0], "linear AR baseline is unavailable") {
 		t.Fatalf("metrics %v, notes %q", r.Metrics, r.Notes)
+	}
+}
+
+// A char-LM corpus that does not exist is an error that says how to point
+// at another file, both before training (CheckText) and on opening.
+func TestMissingTextSaysHowToPointAtAnother(t *testing.T) {
+	j := job.Default()
+	j.Data.Text = filepath.Join(t.TempDir(), "tinyshakespeare.txt")
+	_, openErr := Open(j)
+	for name, err := range map[string]error{"CheckText": CheckText(j), "Open": openErr} {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: %v, want a not-exist error", name, err)
+		}
+		for _, want := range []string{"data.text", j.Data.Text, "--text FILE", "--set data.text=FILE"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: no %q in %q", name, want, err)
+			}
+		}
+	}
+	if err := CheckText(textJob(t, "abc")); err != nil {
+		t.Errorf("an existing corpus: %v", err)
+	}
+	j.Task.Kind = job.TaskForecast
+	if err := CheckText(j); err != nil {
+		t.Errorf("a forecast job has no data.text to check: %v", err)
 	}
 }
