@@ -429,7 +429,12 @@ func (w *Worker) join(ctx context.Context) error {
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {
-			w.ensureGossip() // the coordinator is up now: be known to its failure detector
+			// The coordinator is up now: be known to its failure detector at
+			// once. A restarted coordinator takes its predecessor's name and
+			// address, so this worker's gossip never missed it and would
+			// not join again; the new one would learn of this worker only
+			// from a periodic push-pull, and miss its death meanwhile.
+			w.joinGossip()
 			return w.adopt(rep, req)
 		}
 		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
@@ -546,6 +551,15 @@ func (w *Worker) ensureGossip() {
 		return
 	}
 	if _, ok := w.gossip.Coordinator(); ok {
+		return
+	}
+	w.joinGossip()
+}
+
+// joinGossip joins the gossip through the configured address (an exchange
+// of the member lists with the coordinator's).
+func (w *Worker) joinGossip() {
+	if w.gossip == nil {
 		return
 	}
 	if err := w.gossip.Join(w.cfg.Gossip); err != nil {
