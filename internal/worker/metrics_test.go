@@ -45,7 +45,10 @@ func TestMetricsNeighbourWaits(t *testing.T) {
 	sent := make([]int64, len(ids))
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	var wg sync.WaitGroup
+	var wg, called sync.WaitGroup
+	called.Add(len(ids))
+	allCalled := make(chan struct{})
+	go func() { called.Wait(); close(allCalled) }()
 	errs := make(chan error, len(ids))
 	for i, id := range ids {
 		ms[i] = NewMetrics(id)
@@ -55,10 +58,14 @@ func TestMetricsNeighbourWaits(t *testing.T) {
 			r, err := allreduce.New(ctx, allreduce.Config{Rank: i, Members: members, Generation: 1, Timeout: 10 * time.Second,
 				Metrics: ms[i].Ring()}, net.Node(members[i].Addr))
 			if err != nil {
+				called.Done()
 				errs <- err
 				return
 			}
 			defer r.Close()
+			// A ring stays up until every rank is done with its calls, as a
+			// worker's does: the last acknowledgements are still on their way.
+			defer func() { called.Done(); <-allCalled }()
 			buf := make([]float32, floats)
 			for range calls {
 				res, err := r.AllReduce(ctx, buf, allreduce.Options{Op: allreduce.Sum})
