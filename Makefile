@@ -14,7 +14,7 @@ COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null)
 LDFLAGS  := -X github.com/recur-ml/recur/internal/cli.version=$(VERSION) -X github.com/recur-ml/recur/internal/cli.commit=$(COMMIT)
 BENCHTIME ?= 3x
 
-.PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart readme-check
+.PHONY: setup build test test-race test-stress test-purego test-cluster bench bench-netns bench-scaling bench-compare fuzz lint proto proto-check quickstart readme-check test-netns
 
 ## setup: install system packages and Go tools (Debian; run as root)
 setup:
@@ -52,6 +52,16 @@ test-stress:
 SOAK_RUNS ?= 3
 test-cluster: build
 	RECUR_SOAK=1 $(GO) test $(GOFLAGS_TAGS) -count=$(SOAK_RUNS) -timeout 30m -run 'TestProcesses|TestSoak' -v ./internal/cli/
+
+## test-netns: a multi-host cluster on one machine (root): the coordinator and NETNS_WORKERS workers
+## each in a network namespace, every link shaped to NETNS_RATE with tc tbf; kills workers and the
+## coordinator, cuts links and slows one while training, checks the soak's invariants, and prints
+## each recovery time and every worker's step time and neighbour waits (from their /metrics)
+NETNS_WORKERS ?= 8
+NETNS_RATE ?= 1gbit
+test-netns: build
+	RECUR_NETNS=1 RECUR_BIN=$(CURDIR)/bin/recur RECUR_NETNS_WORKERS=$(NETNS_WORKERS) RECUR_NETNS_RATE=$(NETNS_RATE) \
+		$(GO) test $(GOFLAGS_TAGS) -count=1 -timeout 15m -run 'TestNetnsCluster' -v ./internal/netns/
 
 ## bench: the speed benchmarks (set RECUR_DATA for data-backed ones); PKG=./pkg/rnn builds one
 ## package's tests instead of all of them

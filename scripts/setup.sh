@@ -6,9 +6,10 @@
 # the fortunes corpus used by the quick start, PyTorch for the tests of
 # the Python package (python/recur; internal/cli's python_test.go), and
 # Chromium, which opens the coordinator's dashboard headless in
-# internal/cli's dashboard_test.go.
+# internal/cli's dashboard_test.go, and iproute2 (ip, tc) for the
+# network-namespace cluster (make test-netns).
 set -euo pipefail
-pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread chromium)
+pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread chromium iproute2)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -222,6 +222,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cpus := fs.String("cpus", os.Getenv("RECUR_WORKER_CPUS"), `pin the worker to these CPUs, e.g. "0" or "2-3" (default: not pinned; env RECUR_WORKER_CPUS)`)
 	joinTimeout := fs.Duration("join-timeout", 10*time.Minute, "give up (exit 75) when the coordinator does not answer for this long")
 	health := fs.String("health", "", `serve /healthz here: 200 while the worker works in a ring generation, else 503 (readiness; "" disables)`)
+	metrics := fs.String("metrics", "", `serve Prometheus /metrics (and /healthz) here: step, compute and allreduce times, the wait on each ring neighbour, bytes ("" disables)`)
 	var lf logFlags
 	lf.register(fs)
 	var sf securityFlags
@@ -269,13 +270,22 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer w.Close()
-	if *health != "" {
-		srv, err := serveMetrics(*health, nil, nil, func() error {
-			if !w.InGeneration() {
-				return errors.New("not working in a ring generation")
-			}
-			return nil
-		})
+	ready := func() error {
+		if !w.InGeneration() {
+			return errors.New("not working in a ring generation")
+		}
+		return nil
+	}
+	if *metrics != "" {
+		srv, err := serveMetrics(*metrics, w.Metrics.Handler(), nil, ready)
+		if err != nil {
+			return err
+		}
+		defer srv.Close()
+		log.Info("metrics", zap.String("url", "http://"+srv.Addr+"/metrics"))
+	}
+	if *health != "" && *health != *metrics {
+		srv, err := serveMetrics(*health, nil, nil, ready)
 		if err != nil {
 			return err
 		}

@@ -118,6 +118,9 @@ func TestTrainRerunOfFinishedRun(t *testing.T) {
 		if !strings.Contains(out.String(), "recur: dashboard http://127.0.0.1:") {
 			t.Fatalf("run %d does not say where its dashboard is:\n%s", i, out)
 		}
+		if !strings.Contains(out.String(), "worker-1 http://127.0.0.1:") {
+			t.Fatalf("run %d: local mode did not say where the worker's metrics are:\n%s", i, out)
+		}
 		ev, out := exec.Command(recurBin, "eval", "--run", dir), &bytes.Buffer{}
 		ev.Stdout, ev.Stderr = out, out
 		if code := runCmd(t, ev, out, time.Minute); code != 0 || !strings.Contains(out.String(), "step 3") {

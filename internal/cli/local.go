@@ -117,11 +117,15 @@ Exit codes: %s.
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(3)
+	ports, err := freePorts(3 + *workers) // control, gossip, metrics, then each worker's metrics
 	if err != nil {
 		return err
 	}
 	control, gossip, metrics := "127.0.0.1:"+ports[0], "127.0.0.1:"+ports[1], "127.0.0.1:"+ports[2]
+	workerMetrics := make([]string, *workers)
+	for i := range workerMetrics {
+		workerMetrics[i] = "127.0.0.1:" + ports[3+i]
+	}
 	key := randomKey()
 	env := append(os.Environ(), "RECUR_CLUSTER_KEY="+key)
 	cargs := []string{"coordinator", "--config", jobFile.Name(), "--listen", control, "--gossip", gossip, "--dir", *dir, "--metrics", metrics,
@@ -149,6 +153,11 @@ Exit codes: %s.
 	go func() { <-coordLogged; coordDone <- coord.Wait() }()
 	fmt.Fprintf(stdout, "recur: local cluster: coordinator %s, %d workers, run directory %s\n", control, *workers, *dir)
 	fmt.Fprintf(stdout, "recur: dashboard http://%s/ (metrics at /metrics)\n", metrics)
+	fmt.Fprintf(stdout, "recur: worker metrics (step, compute and allreduce times, waits on each ring neighbour):")
+	for i, a := range workerMetrics {
+		fmt.Fprintf(stdout, " worker-%d http://%s/metrics", i+1, a)
+	}
+	fmt.Fprintln(stdout)
 	var ws []*exec.Cmd
 	var wlogged []<-chan struct{}
 	exited, err := awaitListening(ctx, control, coordDone)
@@ -159,7 +168,7 @@ Exit codes: %s.
 	pins := workerCPUs(*workers, job.Train.Threads, *pin)
 	for i := 0; i < *workers && !exited; i++ {
 		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip,
-			"--log-format", "console", "--log-level", *logLevel)
+			"--metrics", workerMetrics[i], "--log-format", "console", "--log-level", *logLevel)
 		w.Args = append(w.Args, sf.args()...)
 		if pins != nil {
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))

@@ -604,10 +604,13 @@ func (c *Coordinator) watch() {
 	}
 }
 
-// advertised is the control address workers dial.
+// advertised is the control address workers dial (and sync from, when
+// the coordinator serves its checkpoint): --advertise's host, else the
+// listener's address, with this machine's IP for a listener bound to
+// every interface.
 func (c *Coordinator) advertised() string {
 	if c.cfg.Advertise == "" {
-		return c.lis.Addr().String()
+		return cluster.Reachable(c.lis.Addr().String(), nil)
 	}
 	_, port, _ := net.SplitHostPort(c.lis.Addr().String())
 	return net.JoinHostPort(c.cfg.Advertise, port)

@@ -303,7 +303,7 @@ func (sb *benchSetup) transports(b *testing.B, local []int) ([]allreduce.Member,
 		if err != nil {
 			b.Fatal(err)
 		}
-		tr, err := newRingTransport(bc.transport, lis, cluster.RingKey(secret), sec)
+		tr, err := newRingTransport(bc.transport, lis, cluster.RingKey(secret), sec, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

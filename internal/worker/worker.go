@@ -131,15 +131,15 @@ type RingTransport interface {
 
 // newRingTransport serves lis with the job's ring transport, secured as
 // every other connection (sec: mutual TLS, unless insecure).
-func newRingTransport(kind string, lis net.Listener, secret []byte, sec *cluster.Security) (RingTransport, error) {
+func newRingTransport(kind string, lis net.Listener, secret []byte, sec *cluster.Security, m *allreduce.Metrics) (RingTransport, error) {
 	if kind == job.RingTCP {
-		cfg := allreduce.TCPConfig{Listener: lis, Secret: secret}
+		cfg := allreduce.TCPConfig{Listener: lis, Secret: secret, Metrics: m}
 		if !sec.Insecure() {
 			cfg.ServerHandshake, cfg.ClientHandshake = sec.HandshakeServer, sec.HandshakeClient
 		}
 		return allreduce.NewTCPTransport(cfg)
 	}
-	return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret,
+	return allreduce.NewGRPCTransport(allreduce.GRPCConfig{Listener: lis, Secret: secret, Metrics: m,
 		ServerCredentials: sec.ServerCredentials(), ClientCredentials: sec.ClientCredentials()})
 }
 
@@ -157,7 +157,7 @@ func (w *Worker) startRing(kind string) error {
 		w.ring = w.cfg.RingTransport
 		return nil
 	}
-	tr, err := newRingTransport(kind, w.ringLis, cluster.RingKey(w.cfg.Secret), w.sec)
+	tr, err := newRingTransport(kind, w.ringLis, cluster.RingKey(w.cfg.Secret), w.sec, w.Metrics.Ring())
 	if err != nil {
 		return fmt.Errorf("worker %s: ring transport: %w", w.cfg.ID, err)
 	}
@@ -198,6 +198,8 @@ type Worker struct {
 	// member: the last plan put this worker in a generation and its last
 	// action there succeeded (readiness).
 	member atomic.Bool
+	// Metrics are the worker's Prometheus metrics (serve Metrics.Handler).
+	Metrics *Metrics
 }
 
 // InGeneration reports whether the worker is a working member of a ring
@@ -211,7 +213,7 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 		return nil, err
 	}
 	cfg.defaults()
-	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation(), sec: cfg.Security}
+	w := &Worker{cfg: cfg, log: cfg.Log.With(zap.String("worker", cfg.ID)), incarnation: newIncarnation(), sec: cfg.Security, Metrics: NewMetrics(cfg.ID)}
 	if w.sec == nil {
 		var err error
 		if w.sec, err = cluster.NewSecurity(cluster.SecurityConfig{Secret: cfg.Secret, Name: "worker " + cfg.ID, Log: cfg.Log}); err != nil {
@@ -370,6 +372,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	rep := &controlpb.StepReport{WorkerId: w.cfg.ID, StateStep: w.eng.step, StateCrc: w.eng.checksum(), Step: -1}
+	w.Metrics.observeState(rep.StateStep, rep.StateCrc)
 	var waited time.Duration
 	for {
 		t0 := time.Now()
@@ -409,6 +412,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		}
 		w.member.Store(plan.Action != controlpb.StepPlan_WAIT && !rep.Failed)
 		rep.StateStep, rep.StateCrc = w.eng.step, w.eng.checksum()
+		w.Metrics.observeState(rep.StateStep, rep.StateCrc)
 	}
 }
 
@@ -425,7 +429,12 @@ func (w *Worker) join(ctx context.Context) error {
 	for {
 		rep, err := w.ctl.Join(ctx, req)
 		if err == nil {
-			w.ensureGossip() // the coordinator is up now: be known to its failure detector
+			// The coordinator is up now: be known to its failure detector at
+			// once. A restarted coordinator takes its predecessor's name and
+			// address, so this worker's gossip never missed it and would
+			// not join again; the new one would learn of this worker only
+			// from a periodic push-pull, and miss its death meanwhile.
+			w.joinGossip()
 			return w.adopt(rep, req)
 		}
 		if c := status.Code(err); c == codes.PermissionDenied || c == codes.Unauthenticated || c == codes.InvalidArgument {
@@ -544,6 +553,15 @@ func (w *Worker) ensureGossip() {
 	if _, ok := w.gossip.Coordinator(); ok {
 		return
 	}
+	w.joinGossip()
+}
+
+// joinGossip joins the gossip through the configured address (an exchange
+// of the member lists with the coordinator's).
+func (w *Worker) joinGossip() {
+	if w.gossip == nil {
+		return
+	}
 	if err := w.gossip.Join(w.cfg.Gossip); err != nil {
 		w.log.Debug("gossip join", zap.Error(err))
 	}
@@ -617,51 +635,27 @@ func (w *Worker) ringAddr() string {
 // advertised is the address peers dial for a listener bound to addr: addr
 // itself, or, when it is bound to every interface (0.0.0.0, ::), the same
 // port on this machine's IP, so a worker in a container can listen on
-// 0.0.0.0 and still be reachable by the others.
+// 0.0.0.0 and still be reachable by the others. --advertise overrides the
+// host.
 func (w *Worker) advertised(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
 	if w.cfg.Advertise != "" {
-		return net.JoinHostPort(w.cfg.Advertise, port)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		if _, port, err := net.SplitHostPort(addr); err == nil {
+			return net.JoinHostPort(w.cfg.Advertise, port)
+		}
 		return addr
 	}
-	if ip := w.hostIP(); ip != nil {
-		return net.JoinHostPort(ip.String(), port)
-	}
-	return addr
+	return cluster.Reachable(addr, w.gossipIP())
 }
 
-// hostIP is the IP memberlist advertises for this worker (it picks a
-// private IP when bound to 0.0.0.0), else the first private, then the
-// first global unicast address of this machine.
-func (w *Worker) hostIP() net.IP {
+// gossipIP is the IP memberlist advertises for this worker (it picks a
+// private IP when bound to 0.0.0.0), nil without gossip.
+func (w *Worker) gossipIP() net.IP {
 	if w.gossip != nil {
 		if ip := w.gossip.LocalIP(); ip != nil && !ip.IsLoopback() && !ip.IsUnspecified() {
 			return ip
 		}
 	}
-	addrs, err := net.InterfaceAddrs()
-	if err != nil {
-		return nil
-	}
-	var global net.IP
-	for _, a := range addrs {
-		n, ok := a.(*net.IPNet)
-		if !ok || !n.IP.IsGlobalUnicast() {
-			continue
-		}
-		if n.IP.IsPrivate() {
-			return n.IP
-		}
-		if global == nil {
-			global = n.IP
-		}
-	}
-	return global
+	return nil
 }
 
 // prepare brings the state to plan.Step (fetching it when told) and keeps
@@ -678,6 +672,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 		if err := w.eng.load(b); err != nil {
 			return err
 		}
+		w.Metrics.observeSync(time.Since(t0))
 		w.log.Info("synced", zap.Int64("step", plan.Step), zap.String("from", plan.SyncFrom), zap.Int("bytes", len(b)), zap.Duration("took", time.Since(t0)))
 	}
 	if w.eng.step != plan.Step {
@@ -690,6 +685,7 @@ func (w *Worker) prepare(ctx context.Context, plan *controlpb.StepPlan) error {
 func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *controlpb.StepReport) {
 	rep.Step = plan.Step
 	fail := func(err error, _ string) {
+		w.Metrics.observeFailedStep()
 		rep.Failed, rep.Error = true, err.Error()
 		var pe *allreduce.PeerError
 		if errors.As(err, &pe) && pe.Rank >= 0 {
@@ -745,7 +741,10 @@ func (w *Worker) runStep(ctx context.Context, plan *controlpb.StepPlan, rep *con
 	if res.skipped {
 		w.log.Warn("step skipped: non-finite values", zap.Int64("step", plan.Step), zap.String("where", res.skipReason))
 	}
-	rep.StepSeconds = time.Since(t0).Seconds()
+	took := time.Since(t0)
+	w.Metrics.observeStep(res, took)
+	w.Metrics.observeBuckets(res.calls)
+	rep.StepSeconds = took.Seconds()
 	rep.AllreduceSeconds = res.allreduce.Seconds()
 	rep.Busbw = res.busbw
 }
@@ -775,10 +774,12 @@ func (w *Worker) ensureRing(ctx context.Context, plan *controlpb.StepPlan) error
 		members[i] = allreduce.Member{ID: m.Id, Addr: m.RingAddr}
 	}
 	timeout := time.Duration(w.eng.job.Cluster.AllreduceTimeoutMS) * time.Millisecond
-	r, err := allreduce.New(ctx, allreduce.Config{Rank: int(plan.Rank), Members: members, Generation: plan.Generation, Timeout: timeout}, w.ring)
+	r, err := allreduce.New(ctx, allreduce.Config{Rank: int(plan.Rank), Members: members, Generation: plan.Generation, Timeout: timeout,
+		Metrics: w.Metrics.Ring()}, w.ring)
 	if err != nil {
 		return err
 	}
 	w.r = r
+	w.Metrics.observeRing(plan.Generation, int(plan.Rank), len(plan.Members))
 	return w.eng.setRing(int(plan.Rank), len(plan.Members))
 }
