@@ -170,16 +170,20 @@ type Coordinator struct {
 	savedGen      uint64
 	curve         lossCurve
 	saving        sync.WaitGroup
-	saveMu        sync.Mutex     // one checkpoint save at a time, in step order
-	fetched       atomic.Int64   // the newest step whose state was fetched for a checkpoint
-	watchers      sync.WaitGroup // Watch calls in progress
-	pendingFinal  int64
-	crcs          map[stateKey]stateSeen
-	closed        chan struct{} // closed by Close
-	closeOnce     sync.Once
-	recoveries    []string // store recoveries not yet in the status stream (under mu)
-	checked       int      // state checksums compared
-	diverged      int      // and found different
+	// pending are the checkpoint steps being fetched, validated or saved
+	// (under mu); saveTurn is closed and replaced when one leaves. Saves
+	// go in step order: the store drops checkpoints newer than the one it
+	// saves (a run that went back).
+	pending      map[int64]bool
+	saveTurn     chan struct{}
+	watchers     sync.WaitGroup // Watch calls in progress
+	pendingFinal int64
+	crcs         map[stateKey]stateSeen
+	closed       chan struct{} // closed by Close
+	closeOnce    sync.Once
+	recoveries   []string // store recoveries not yet in the status stream (under mu)
+	checked      int      // state checksums compared
+	diverged     int      // and found different
 }
 
 // NewCoordinator opens the checkpoint store (resuming from its newest good
@@ -200,7 +204,7 @@ func NewCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 		}
 	}
 	c := &Coordinator{cfg: cfg, log: cfg.Log.With(zap.String("role", "coordinator")), changed: make(chan struct{}),
-		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, clock: cfg.Clock, started: cfg.Clock.Now(), lastStep: cfg.Clock.Now(), validated: map[int64]bool{}, told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics(), sec: sec}
+		finished: make(chan struct{}), closed: make(chan struct{}), ckptStep: -1, clock: cfg.Clock, started: cfg.Clock.Now(), lastStep: cfg.Clock.Now(), validated: map[int64]bool{}, pending: map[int64]bool{}, saveTurn: make(chan struct{}), told: map[string]bool{}, curve: newLossCurve(), bestVal: math.Inf(1), Metrics: NewMetrics(), sec: sec}
 	var err error
 	if c.sched, err = schedule.New(cfg.Job.Schedule); err != nil {
 		return nil, err
@@ -1052,6 +1056,7 @@ func (c *Coordinator) startCheckpoints(plan planner.Plan) {
 		}
 		from := plan.Members[0]
 		c.saving.Add(1)
+		c.pending[step] = true // before the goroutine: a newer one must not save first
 		go func() {
 			defer c.saving.Done()
 			c.checkpointFrom(context.Background(), from.PeerAddr, step, false)
@@ -1070,8 +1075,12 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 			m, _ = c.p.Member(id)
 		}
 		peer := m.PeerAddr
+		save := step > 0 && peer != ""
+		if save {
+			c.pending[step] = true
+		}
 		c.mu.Unlock()
-		if step > 0 && peer != "" {
+		if save {
 			c.checkpointFrom(ctx, peer, step, true)
 		}
 		c.saving.Wait()
@@ -1093,6 +1102,7 @@ func (c *Coordinator) finish(ctx context.Context, id string) {
 func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int64, final bool) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	defer c.leaveSave(step)
 	t0 := c.now()
 	b, err := cluster.FetchState(ctx, c.cfg.Dialer, addr, c.sec, step, c.cfg.Job.Hash())
 	if err != nil {
@@ -1106,6 +1116,8 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	}
 	if final {
 		c.validateFinal(&st)
+	} else {
+		c.awaitValidation(ctx, st.Step)
 	}
 	if err := checkFinite(&st); err != nil {
 		// The update of the step before overflowed: such weights are no
@@ -1118,20 +1130,17 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		c.publishLocked(events.Event{Kind: events.EventCheckpointFailed, Step: step, Message: msg})
 		return
 	}
-	for { // the newest good state fetched: older ones waiting to be saved give way to it
-		f := c.fetched.Load()
-		if st.Step <= f || c.fetched.CompareAndSwap(f, st.Step) {
-			break
-		}
-	}
 	c.mu.Lock()
 	metrics := map[string]float64{"best_val_loss": c.bestVal, "elapsed_seconds": c.elapsed().Seconds(),
 		"validations_since_best": float64(c.sinceBest), "total_tokens": c.totalTokens}
 	if c.curve.hasTrain {
 		metrics["train_loss"] = c.curve.lastTrain
 	}
-	if c.curve.hasVal {
-		metrics["val_loss"] = c.curve.lastVal
+	if v, ok := c.curve.val[st.Step]; ok && c.validated[st.Step] {
+		// The validation of this very state: the newest one recorded may
+		// be an earlier step's, which would make the wrong checkpoint
+		// the best.
+		metrics["val_loss"] = v
 	}
 	c.mu.Unlock()
 	for k, v := range metrics {
@@ -1148,16 +1157,20 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 		ConfigHash: c.cfg.Job.Hash(), Metrics: metrics, Schedule: sched, WallTime: c.now()}
 	// Fetches run concurrently, saves one at a time in step order: the
 	// store drops checkpoints newer than the one it saves (a run that went
-	// back), so an older state arriving late would delete the newer one.
-	c.saveMu.Lock()
-	defer c.saveMu.Unlock()
+	// back), so an older state saved late would delete the newer one.
+	if !c.awaitSaveTurn(ctx, st.Step) {
+		return
+	}
 	c.mu.Lock()
-	newest := c.ckptStep
+	newest, newer := c.ckptStep, false
+	for s := range c.pending {
+		newer = newer || s > st.Step
+	}
+	v, validated := metrics["val_loss"]
+	skip := skipSave(st.Step, newest, newer, v, validated, c.bestVal)
 	c.mu.Unlock()
-	if st.Step < newest || st.Step < c.fetched.Load() {
-		// Saves slower than checkpoint_every steps would queue up; the
-		// newest state is saved, the ones it supersedes are not.
-		c.log.Info("checkpoint skipped: a newer one is saved or waiting", zap.Int64("step", st.Step), zap.Int64("saved", newest), zap.Int64("fetched", c.fetched.Load()))
+	if skip {
+		c.log.Info("checkpoint skipped: a newer one is saved or waiting", zap.Int64("step", st.Step), zap.Int64("saved", newest))
 		return
 	}
 	if err := c.store.Save(ctx, ck); err != nil {
@@ -1222,6 +1235,98 @@ func (c *Coordinator) publishRecoveries() {
 	c.mu.Unlock()
 	for _, r := range pending {
 		c.publishLocked(events.Event{Kind: events.EventInfo, Message: "checkpoint store: " + r})
+	}
+}
+
+// validationWait bounds how long a checkpoint waits for the validation
+// of its step (which the workers report once the step has run) before it
+// is saved without a validation loss, and so can never be the best.
+const validationWait = time.Minute
+
+// awaitValidation waits until the validation of step is recorded when
+// the job validates that step: the workers validate a state before
+// running its step and report the loss with the step, often after the
+// state was fetched for its checkpoint. It says what it waits for every
+// 10 s and gives up after validationWait, when the run is closed or ctx
+// ends.
+func (c *Coordinator) awaitValidation(ctx context.Context, step int64) {
+	e := c.cfg.Job.Train.ValidateEvery
+	if e <= 0 || step%e != 0 {
+		return
+	}
+	deadline := time.NewTimer(validationWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		done, ch := c.validated[step], c.changed
+		c.mu.Unlock()
+		if done {
+			return
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+			c.log.Warn("checkpoint waits for the validation of its step", zap.Int64("step", step), zap.Duration("deadline", validationWait))
+		case <-deadline.C:
+			c.log.Warn("checkpoint saved without a validation loss (none came): it cannot be the best", zap.Int64("step", step))
+			return
+		case <-ctx.Done():
+			return
+		case <-c.closed:
+			return
+		}
+	}
+}
+
+// skipSave reports whether the checkpoint of step is not saved: one
+// newer (saved) is saved, and the store would drop it; or one newer is on
+// its way (newer) while this one is not the best validated state so far
+// (val, validated, against bestVal). Saves slower than checkpoint_every
+// steps would queue up: the newest state is saved, the ones it
+// supersedes are not, save the best (--checkpoint best).
+func skipSave(step, saved int64, newer bool, val float64, validated bool, bestVal float64) bool {
+	return step < saved || newer && !(validated && val <= bestVal)
+}
+
+// leaveSave ends step's turn in the checkpoint saves.
+func (c *Coordinator) leaveSave(step int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.pending, step)
+	close(c.saveTurn)
+	c.saveTurn = make(chan struct{})
+}
+
+// awaitSaveTurn waits until no older checkpoint is being fetched,
+// validated or saved (each of those waits is bounded), saying every 10 s
+// which it waits for; false when ctx ends or the coordinator closes first.
+func (c *Coordinator) awaitSaveTurn(ctx context.Context, step int64) bool {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for {
+		c.mu.Lock()
+		older, ch := int64(-1), c.saveTurn
+		for s := range c.pending {
+			if s < step && (older < 0 || s < older) {
+				older = s
+			}
+		}
+		c.mu.Unlock()
+		if older < 0 {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-tick.C:
+			c.log.Warn("checkpoint waits for the save of an older one", zap.Int64("step", step), zap.Int64("older", older))
+		case <-ctx.Done():
+			c.log.Warn("checkpoint not saved: an older one took too long", zap.Int64("step", step), zap.Int64("older", older), zap.Error(ctx.Err()))
+			return false
+		case <-c.closed:
+			return false
+		}
 	}
 }
 
