@@ -715,17 +715,29 @@ func (c *Coordinator) resume() error {
 
 // checkData opens the job's data once: it must exist, parse, and fit the
 // batch. A text corpus's vocabulary is saved beside the checkpoints for
-// sampling and evaluation.
+// sampling and evaluation; a forecast's columns and row split are logged.
 func (c *Coordinator) checkData() error {
 	vocab, err := task.Check(c.cfg.Job)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
+	}
+	if c.cfg.Job.Task.Kind == job.TaskForecast {
+		d, err := task.DescribeForecast(c.cfg.Job)
+		if err != nil {
+			return fmt.Errorf("coordinator: %w", err)
+		}
+		c.log.Info("forecast data", zap.Strings("inputs", d.Inputs), zap.Strings("targets", d.Targets), zap.Strings("not_read", d.Unread),
+			zap.String("training_rows", rowRange(0, d.ValStart)), zap.String("validation_rows", rowRange(d.ValStart, d.TestStart)),
+			zap.String("test_rows", rowRange(d.TestStart, d.Rows)), zap.String("residual", c.cfg.Job.Data.Residual))
 	}
 	if vocab == nil {
 		return nil
 	}
 	return writeFileAtomic(filepath.Join(c.cfg.Dir, "vocab.json"), vocab)
 }
+
+// rowRange names rows [lo, hi) as "lo-last".
+func rowRange(lo, hi int) string { return fmt.Sprintf("%d-%d", lo, hi-1) }
 
 // ringRecord is the last generation and its members, persisted beside the
 // checkpoints so that a restarted coordinator never reuses a generation
