@@ -3,10 +3,12 @@
 # OpenBLAS for the fast math path (and libgfortran's static archive, which
 # the static binaries of the container image link), protoc for the generated
 # gRPC code, file (the image build checks that its binary is static), and
-# the fortunes corpus used by the quick start, and PyTorch for the tests of
-# the Python package (python/recur; internal/cli's python_test.go).
+# the fortunes corpus used by the quick start, PyTorch for the tests of
+# the Python package (python/recur; internal/cli's python_test.go), and
+# statsmodels for the real series of the forecast examples
+# (examples/sunspots.yaml, examples/elec_equip.yaml; RECUR_STATSMODELS_DATA).
 set -euo pipefail
-pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread)
+pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread python3-statsmodels)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
