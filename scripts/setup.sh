@@ -7,9 +7,11 @@
 # the Python package (python/recur; internal/cli's python_test.go), and
 # Chromium, which opens the coordinator's dashboard headless in
 # internal/cli's dashboard_test.go, and iproute2 (ip, tc) for the
-# network-namespace cluster (make test-netns).
+# network-namespace cluster (make test-netns), and statsmodels for the
+# real series of the forecast examples (examples/sunspots.yaml,
+# examples/elec_equip.yaml; RECUR_STATSMODELS_DATA).
 set -euo pipefail
-pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread chromium iproute2)
+pkgs=(libopenblas-dev libgfortran-12-dev protobuf-compiler file fortunes python3-torch python3-numpy libopenblas0-pthread chromium iproute2 python3-statsmodels)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -33,8 +33,12 @@ func printForecastData(w io.Writer, jc job.Config) error {
 func printForecast(w io.Writer, step string, rep *task.Report, took time.Duration) error {
 	fe := rep.Forecast
 	d := fe.Data
-	fmt.Fprintf(w, "%s, forecast task, test set: %d windows, targets in rows %d-%d (%s)\n",
-		step, fe.Windows, d.TestStart, d.Rows-1, took.Round(time.Millisecond))
+	lo, hi := d.TestStart, d.Rows
+	if fe.Split == task.SplitValidation {
+		lo, hi = d.ValStart, d.TestStart
+	}
+	fmt.Fprintf(w, "%s, forecast task, %s set: %d windows, targets in rows %d-%d (%s)\n",
+		step, fe.Split, fe.Windows, lo, hi-1, took.Round(time.Millisecond))
 	fmt.Fprintf(w, "%s\n", d)
 	fmt.Fprintf(w, "loss %.4g (normalised MSE)", rep.Metrics["loss"])
 	if fe.AROrder > 0 {

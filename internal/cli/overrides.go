@@ -55,6 +55,7 @@ var knownEnv = map[string]string{
 	"RECUR_WORKER_CPUS":            "recur worker --cpus",
 	"RECUR_RING_SECRET":            "ringbench --secret",
 	"RECUR_DATA":                   "tests and benchmarks: the data directory",
+	"RECUR_STATSMODELS_DATA":       "internal/task tests: the datasets of Debian's python3-statsmodels",
 	"RECUR_SOAK":                   "the soak test",
 	"RECUR_BENCH":                  "benchmark scripts",
 	"RECUR_THREADS":                "pkg/rnn benchmarks",

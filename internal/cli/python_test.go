@@ -428,14 +428,16 @@ func TestPythonPredictMatchesRecur(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		kind, input string
-		sets        []string
+		name, kind, input string
+		sets              []string
 	}{
-		{job.TaskForecast, csv, []string{"data.train=" + csv, "data.seq=12", "data.horizon=3", "model.cell=gru"}},
-		{job.TaskSeq2Seq, jsonl, []string{"data.train=" + jsonl, "data.vocab=12", "model.bidirectional=true"}},
-		{job.TaskClassify, cls, []string{"data.train=" + cls, "data.classes=3"}},
+		{"forecast", job.TaskForecast, csv, []string{"data.train=" + csv, "data.seq=12", "data.horizon=3", "model.cell=gru"}},
+		{"forecast_residual_last", job.TaskForecast, csv, []string{"data.train=" + csv, "data.seq=12", "data.horizon=3", "data.residual=last"}},
+		{"forecast_residual_ar", job.TaskForecast, csv, []string{"data.train=" + csv, "data.seq=12", "data.horizon=3", "data.residual=ar", "data.season=6"}},
+		{"seq2seq", job.TaskSeq2Seq, jsonl, []string{"data.train=" + jsonl, "data.vocab=12", "model.bidirectional=true"}},
+		{"classify", job.TaskClassify, cls, []string{"data.train=" + cls, "data.classes=3"}},
 	} {
-		t.Run(tc.kind, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			jc := job.Default()
 			for _, kv := range append([]string{"task.kind=" + tc.kind, "model.hidden=8", "model.layers=2", "model.embed=4", "data.batch=4", "train.steps=1"}, tc.sets...) {
 				k, v, _ := strings.Cut(kv, "=")

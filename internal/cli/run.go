@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -78,10 +80,28 @@ func openRun(dir, which string, stderr io.Writer) (*run, error) {
 		return nil, err
 	}
 	if err := r.model.UnmarshalBinary(ck.Params); err != nil {
+		if r.job.Task.Kind == job.TaskForecast {
+			if n, ok := checkpointOutputs(ck.Params); ok && n != mc.Outputs {
+				if ferr := task.CheckForecastOutputs(r.job, n); ferr != nil {
+					err = ferr
+				}
+			}
+		}
 		return nil, fmt.Errorf("run %s, checkpoint of step %d: %w", dir, ck.Step, err)
 	}
 	r.step = ck.Step
 	return r, nil
+}
+
+// checkpointOutputs reads the number of outputs a checkpoint's model
+// has from its metadata.
+func checkpointOutputs(params []byte) (int, bool) {
+	f, err := safetensors.Read(bytes.NewReader(params))
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(f.Metadata["outputs"])
+	return n, err == nil
 }
 
 func (r *run) charLM() bool { return r.job.Task.Kind == "" || r.job.Task.Kind == job.TaskCharLM }
@@ -148,29 +168,37 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	dir := fs.String("run", "runs/recur", "run directory (the coordinator's --dir)")
 	text := fs.String("text", "", "charlm: evaluate on this whole file instead of the job's validation split")
+	split := fs.String("split", task.SplitTest, `forecast: the rows measured: "test" (held out) or "validation" (where to compare configurations)`)
 	which := checkpointFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "Usage: recur eval [--run DIR] [--checkpoint latest|best|STEP] [flags]\n\n"+
 			"Evaluates a run's checkpoint (by default the best by validation loss; standard\n"+
 			"error says which step and why) on the job's validation set: for charlm the loss in\n"+
 			"nats and bits per character; for classify and seq2seq the task's metrics (accuracy,\n"+
-			"exact match); for forecast, on the held-out test rows, RMSE and MAE of each target\n"+
-			"at each step ahead, beside persistence, seasonal naive (data.season) and linear AR.\n\nFlags:\n")
+			"exact match); for forecast, on the held-out test rows (--split validation: the\n"+
+			"validation rows), RMSE and MAE of each target at each step ahead, beside\n"+
+			"persistence, seasonal naive (data.season) and linear AR.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return usageError(err)
+	}
+	if *split != task.SplitTest && *split != task.SplitValidation {
+		return fmt.Errorf("%w: --split %q: want %s or %s", errUsage, *split, task.SplitTest, task.SplitValidation)
 	}
 	r, err := openRun(*dir, *which, stderr)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stderr, r.chosen.note())
+	if *split != task.SplitTest && r.job.Task.Kind != job.TaskForecast {
+		return fmt.Errorf("%w: --split applies to forecast runs", errUsage)
+	}
 	if !r.charLM() {
 		if *text != "" {
 			return fmt.Errorf("eval: --text applies to charlm runs")
 		}
-		return r.evalTask(stdout)
+		return r.evalTask(stdout, *split)
 	}
 	cfg := shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction}
 	path := r.job.Data.Text
@@ -191,10 +219,14 @@ func Eval(args []string, stdout, stderr io.Writer) error {
 	return r.report(stdout, tokens, what)
 }
 
-// evalTask prints the task's metrics on its validation (test) set.
-func (r *run) evalTask(stdout io.Writer) error {
+// evalTask prints the task's metrics on its validation (test) set; a
+// forecast's on split.
+func (r *run) evalTask(stdout io.Writer, split string) error {
 	t0 := time.Now()
 	rep, err := task.EvaluateReport(r.job, r.model)
+	if r.job.Task.Kind == job.TaskForecast {
+		rep, err = task.EvaluateForecast(r.job, r.model, split)
+	}
 	if err != nil {
 		return err
 	}
@@ -222,7 +254,7 @@ func (r *run) evalTask(stdout io.Writer) error {
 // validation split.
 func (r *run) evalValidation(stdout io.Writer) error {
 	if !r.charLM() {
-		return r.evalTask(stdout)
+		return r.evalTask(stdout, task.SplitTest)
 	}
 	corpus, err := shard.OpenText(r.job.Data.Text, shard.TextConfig{Vocab: r.vocab, TrainFraction: r.job.Data.TrainFraction})
 	if err != nil {

@@ -1211,9 +1211,10 @@ func (c *Coordinator) checkpointFrom(ctx context.Context, addr string, step int6
 	c.mu.Lock()
 	newest := c.ckptStep
 	c.mu.Unlock()
-	if st.Step < newest || st.Step < c.fetched.Load() {
-		// Saves slower than checkpoint_every steps would queue up; the
-		// newest state is saved, the ones it supersedes are not.
+	c.mu.Lock()
+	bestVal := c.bestVal
+	c.mu.Unlock()
+	if skipSave(st.Step, newest, st.Step < c.fetched.Load(), val, validated, bestVal) {
 		c.log.Info("checkpoint skipped: a newer one is saved or waiting", zap.Int64("step", st.Step), zap.Int64("saved", newest), zap.Int64("fetched", c.fetched.Load()))
 		return
 	}
@@ -1285,6 +1286,16 @@ func (c *Coordinator) publishRecoveries() {
 	for _, r := range pending {
 		c.publishLocked(events.Event{Kind: events.EventInfo, Message: "checkpoint store: " + r})
 	}
+}
+
+// skipSave reports whether the checkpoint of step is not saved: one
+// newer (saved) is saved, and the store would drop it; or one newer is on
+// its way (newer) while this one is not the best validated state so far
+// (val, validated, against bestVal). Saves slower than checkpoint_every
+// steps would queue up: the newest state is saved, the ones it
+// supersedes are not, save the best (--checkpoint best).
+func skipSave(step, saved int64, newer bool, val float64, validated bool, bestVal float64) bool {
+	return step < saved || newer && !(validated && val <= bestVal)
 }
 
 // ownValidation returns the validation loss of the state of step, which

@@ -26,9 +26,9 @@ type point struct{ x, y float64 }
 // lossCurve is the training and validation loss by step (steps completed),
 // with the newest value of each.
 type lossCurve struct {
-	train, val         map[int64]float64
-	lastTrain, lastVal float64
-	hasTrain, hasVal   bool
+	train, val map[int64]float64
+	lastTrain  float64
+	hasTrain   bool
 }
 
 func newLossCurve() lossCurve {
@@ -40,7 +40,7 @@ func (l *lossCurve) addTrain(step int64, loss float64) {
 }
 
 func (l *lossCurve) addVal(step int64, loss float64) {
-	l.val[step], l.lastVal, l.hasVal = loss, loss, true
+	l.val[step] = loss
 }
 
 func (l *lossCurve) validated(step int64) bool {

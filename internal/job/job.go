@@ -89,7 +89,21 @@ type DataConfig struct {
 	// data with a yearly cycle); 0 (default): none. Eval then adds the
 	// seasonal naive baseline, and the AR baseline's orders reach 2*season.
 	Season int `yaml:"season" json:"season,omitempty"`
+	// Residual (forecast) is the baseline whose error the network learns:
+	// its forecast is then that baseline's plus the network's output.
+	// "last" (persistence: the change from the window's last value) or
+	// "ar" (the linear AR baseline of recur eval, fitted on the training
+	// rows with its order chosen on validation); "" (default): none, the
+	// network forecasts the values. The loss is the forecast's error
+	// either way.
+	Residual string `yaml:"residual" json:"residual,omitempty"`
 }
+
+// Forecast residual baselines (DataConfig.Residual).
+const (
+	ResidualLast = "last"
+	ResidualAR   = "ar"
+)
 
 // TrainConfig is the training loop.
 type TrainConfig struct {
@@ -294,6 +308,8 @@ func (c Config) validateValues() error {
 		return fmt.Errorf("config data.train_fraction must be in (0, 1), got %v", c.Data.TrainFraction)
 	case c.Data.ValFraction < 0 || c.Data.ValFraction >= 1:
 		return fmt.Errorf("config data.val_fraction must be in [0, 1) (0: the default %v), got %v", DefaultValFraction, c.Data.ValFraction)
+	case c.Data.Residual != "" && c.Data.Residual != ResidualLast && c.Data.Residual != ResidualAR:
+		return fmt.Errorf("config data.residual %q: want %q, %q or nothing", c.Data.Residual, ResidualLast, ResidualAR)
 	case c.Task.Kind == TaskForecast && c.Data.Val != "":
 		return fmt.Errorf("config data.val: the forecast task splits data.train in time (data.train_fraction, data.val_fraction); a separate file is not supported")
 	case c.Train.Minutes < 0 || c.Train.Minutes > maxMinutes:

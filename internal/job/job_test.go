@@ -318,7 +318,15 @@ func TestForecastDataKeys(t *testing.T) {
 	c = validJob()
 	c.Task.Kind, c.Data.Train, c.Data.Val = TaskForecast, "a.csv", "b.csv"
 	wantErr(t, "forecast with data.val", c.Validate(), "data.val", "not supported")
-	for _, k := range []string{"data.val_fraction", "data.season", "data.inputs", "data.targets"} {
+	c = validJob()
+	h = c.Hash()
+	c.Data.Residual = ResidualAR
+	if c.Hash() == h {
+		t.Error("data.residual leaves the hash alone, yet the checkpoint's weights depend on it")
+	}
+	c.Data.Residual = "persistence"
+	wantErr(t, "residual persistence", c.Validate(), "data.residual", `"last", "ar"`)
+	for _, k := range []string{"data.val_fraction", "data.season", "data.inputs", "data.targets", "data.residual"} {
 		if !slices.Contains(Keys(), k) {
 			t.Errorf("no key %s", k)
 		}

@@ -78,6 +78,17 @@ func (a *linearAR) predict(x []float32, j int) float64 {
 	return s
 }
 
+// weights returns the coefficients, for an export.
+func (a *linearAR) weights() *ARWeights {
+	r, c := a.w.Dims()
+	w := &ARWeights{Order: a.p, Weights: make([][]float64, r)}
+	for i := range w.Weights {
+		w.Weights[i] = make([]float64, c)
+		mat.Row(w.Weights[i], i, a.w)
+	}
+	return w
+}
+
 // sse returns the AR model's squared error over the windows of w
 // (normalised units).
 func (a *linearAR) sse(w *shard.WindowSet) float64 {
@@ -90,6 +101,15 @@ func (a *linearAR) sse(w *shard.WindowSet) float64 {
 		}
 	}
 	return s
+}
+
+// arTop is the highest AR order tried: data.seq, or twice data.season
+// when that is less.
+func (t *exampleTask) arTop() int {
+	if s := t.job.Data.Season; s > 0 {
+		return min(2*s, t.job.Data.Seq)
+	}
+	return t.job.Data.Seq
 }
 
 // chooseAR fits AR(p) on the training windows for each order of

@@ -39,6 +39,23 @@ func EvaluateJob(jc job.Config, m *rnn.Model[float32]) (map[string]float64, erro
 //	          ForecastEval)
 //	seq2seq:  loss, exact_match of greedy decoding to EOS
 func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
+	return evaluateSplit(jc, m, SplitTest)
+}
+
+// EvaluateForecast is EvaluateReport of a forecast on split: SplitTest
+// (the held-out rows) or SplitValidation (the rows that chose the
+// checkpoint and the AR's order: where to compare configurations).
+func EvaluateForecast(jc job.Config, m *rnn.Model[float32], split string) (*Report, error) {
+	if jc.Task.Kind != job.TaskForecast {
+		return nil, fmt.Errorf("eval: --split serves the forecast task, not %s", jc.Task.Kind)
+	}
+	if split != SplitTest && split != SplitValidation {
+		return nil, fmt.Errorf("eval: split %q: want %s or %s", split, SplitTest, SplitValidation)
+	}
+	return evaluateSplit(jc, m, split)
+}
+
+func evaluateSplit(jc job.Config, m *rnn.Model[float32], split string) (*Report, error) {
 	t, err := Open(jc)
 	if err != nil {
 		return nil, err
@@ -46,7 +63,9 @@ func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	defer t.Close()
 	r := &Report{Metrics: map[string]float64{}}
 	var sum, count float64
-	if et, ok := t.(*exampleTask); ok {
+	if et, ok := t.(*exampleTask); ok && split == SplitValidation {
+		sum, count, _, err = t.Validate(m, 0, 1, 0)
+	} else if ok {
 		sum, count, err = et.testLoss(m)
 	} else {
 		sum, count, _, err = t.Validate(m, 0, 1, 0)
@@ -68,7 +87,7 @@ func EvaluateReport(jc job.Config, m *rnn.Model[float32]) (*Report, error) {
 	case job.TaskSeq2Seq:
 		err = et.exactMatch(m, r.Metrics)
 	case job.TaskForecast:
-		r.Forecast, err = et.forecastEval(m)
+		r.Forecast, err = et.forecastEval(m, split)
 		if err == nil {
 			r.Forecast.addMetrics(r.Metrics)
 			r.Notes = append(r.Notes, r.Forecast.Notes...)

@@ -15,14 +15,18 @@ import (
 // translate. Global batches come from a W-independent Sampler (bucketed by
 // length); the step alone positions the loader.
 type exampleTask struct {
-	job         job.Config
-	train, val  shard.Dataset
-	test        shard.Dataset // what recur eval measures: val, except for forecast's held-out split
-	dim         int           // input features; 0 for token inputs
-	vocab       int           // token vocabulary (inputs; outputs too for seq2seq)
-	outputs     int           // classes, or forecast values (horizon * targets)
-	norm        *shard.Normalizer
-	columns     []string // forecast: the series' column names
+	job        job.Config
+	train, val shard.Dataset
+	test       shard.Dataset // what recur eval measures: val, except for forecast's held-out split
+	dim        int           // input features; 0 for token inputs
+	vocab      int           // token vocabulary (inputs; outputs too for seq2seq)
+	outputs    int           // classes, or forecast values (horizon * targets)
+	norm       *shard.Normalizer
+	columns    []string // forecast: the series' column names
+	// residual (forecast with data.residual) is the baseline whose error
+	// the network learns; nil: the network forecasts the values.
+	residual    forecastBase
+	xbuf        []float32 // one window's inputs, for residual
 	split       forecastSplit
 	loader      *shard.Loader
 	rank, world int
@@ -218,6 +222,17 @@ func (t *exampleTask) convert(b *rnn.Batch[float32], sb *shard.Batch) {
 		for r := 0; r < sb.B; r++ {
 			for s := 0; s < sb.OutT; s++ {
 				b.Y = append(b.Y, sb.Y[(s*sb.B+r)*sb.OutDim:(s*sb.B+r+1)*sb.OutDim]...)
+			}
+			if t.residual != nil {
+				// Row r's window out of X, which is [T][B][dim].
+				t.xbuf = t.xbuf[:0]
+				for s := 0; s < sb.T; s++ {
+					t.xbuf = append(t.xbuf, sb.X[(s*sb.B+r)*t.dim:(s*sb.B+r+1)*t.dim]...)
+				}
+				y := b.Y[len(b.Y)-sb.OutT*sb.OutDim:]
+				for j := range y {
+					y[j] -= float32(t.residual.predict(t.xbuf, j))
+				}
 			}
 		}
 	case job.TaskSeq2Seq:

@@ -19,7 +19,11 @@ const (
 // ForecastEval is a forecast model's errors on the test windows, beside
 // baselines' on the same windows, in the series' units.
 type ForecastEval struct {
-	Windows int      // test windows measured (the same for every method)
+	// Split is the part measured: SplitTest (recur eval's default) or
+	// SplitValidation, on which the AR's order and the best checkpoint
+	// were chosen.
+	Split   string
+	Windows int      // windows measured (the same for every method)
 	Horizon int      // steps ahead
 	Season  int      // data.season; 0: none
 	AROrder int      // the AR baseline's order, chosen on validation; 0: unavailable
@@ -58,9 +62,24 @@ func (a *accum) add(m, k, h int, pred, truth float64) {
 // evalBatch is how many test windows the model reads at once.
 const evalBatch = 256
 
-// forecastEval measures the model and the baselines on every test window.
-func (t *exampleTask) forecastEval(m *rnn.Model[float32]) (*ForecastEval, error) {
-	fe, ar := t.forecastMethods()
+// The parts of a forecast's rows that recur eval can measure.
+const (
+	SplitTest       = "test"
+	SplitValidation = "validation"
+)
+
+// windowsOf returns the windows of a split.
+func (t *exampleTask) windowsOf(split string) *shard.WindowSet {
+	if split == SplitValidation {
+		return t.valWindows()
+	}
+	return t.testWindows()
+}
+
+// forecastEval measures the model and the baselines on every window of a
+// split.
+func (t *exampleTask) forecastEval(m *rnn.Model[float32], split string) (*ForecastEval, error) {
+	fe, ar := t.forecastMethods(split)
 	acc := newAccum(len(fe.Methods), len(fe.Targets), fe.Horizon)
 	err := t.eachForecast(m, fe, ar, func(p forecastPoint) error {
 		for mi, v := range p.preds {
@@ -86,10 +105,10 @@ func (t *exampleTask) forecastEval(m *rnn.Model[float32]) (*ForecastEval, error)
 
 // forecastMethods returns an empty evaluation naming the methods that can
 // be measured (notes say why a baseline cannot), and the AR baseline.
-func (t *exampleTask) forecastMethods() (*ForecastEval, *linearAR) {
-	te := t.testWindows()
+func (t *exampleTask) forecastMethods(split string) (*ForecastEval, *linearAR) {
+	te := t.windowsOf(split)
 	L, H, season := t.job.Data.Seq, max(t.job.Data.Horizon, 1), t.job.Data.Season
-	fe := &ForecastEval{Windows: te.Len(), Horizon: H, Season: season, Methods: []string{MethodModel, MethodPersistence},
+	fe := &ForecastEval{Split: split, Windows: te.Len(), Horizon: H, Season: season, Methods: []string{MethodModel, MethodPersistence},
 		Data: t.describe()}
 	for _, c := range te.TargetColumns() {
 		fe.Targets = append(fe.Targets, t.columns[c])
@@ -101,11 +120,11 @@ func (t *exampleTask) forecastMethods() (*ForecastEval, *linearAR) {
 			fe.Methods = append(fe.Methods, MethodSeasonal)
 		}
 	}
-	top := L
-	if season > 0 {
-		top = min(2*season, L)
+	ar, ok := t.residual.(*linearAR)
+	var err error
+	if !ok {
+		ar, err = t.chooseAR(t.arTop())
 	}
-	ar, err := t.chooseAR(top)
 	if err != nil {
 		fe.Notes = append(fe.Notes, fmt.Sprintf("the linear AR baseline is unavailable: %v", err))
 		return fe, nil
@@ -124,9 +143,10 @@ type forecastPoint struct {
 	preds              []float64
 }
 
-// eachForecast calls f for every test window, step and target, in order.
+// eachForecast calls f for every window of fe.Split, step and target, in
+// order.
 func (t *exampleTask) eachForecast(m *rnn.Model[float32], fe *ForecastEval, ar *linearAR, f func(forecastPoint) error) error {
-	te := t.testWindows()
+	te := t.windowsOf(fe.Split)
 	s, targets := te.Series(), te.TargetColumns()
 	L, season := t.job.Data.Seq, fe.Season
 	tp := m.NewTape(0)
@@ -139,7 +159,7 @@ func (t *exampleTask) eachForecast(m *rnn.Model[float32], fe *ForecastEval, ar *
 		}
 		out, _, err := tp.Predict(windowBatch(exs), rnn.State[float32]{})
 		if err != nil {
-			return fmt.Errorf("eval: test windows %d-%d: %w", lo, hi-1, err)
+			return fmt.Errorf("eval: %s windows %d-%d: %w", fe.Split, lo, hi-1, err)
 		}
 		for i, ex := range exs {
 			last := te.Start(lo+i) + L - 1
@@ -149,7 +169,7 @@ func (t *exampleTask) eachForecast(m *rnn.Model[float32], fe *ForecastEval, ar *
 					for mi, name := range fe.Methods {
 						switch name {
 						case MethodModel:
-							preds[mi] = t.norm.Inverse(float64(out[i*t.outputs+j]), c)
+							preds[mi] = t.norm.Inverse(t.forecastValue(out[i*t.outputs+j], ex.Input.Values, j), c)
 						case MethodPersistence:
 							preds[mi] = s.At(last, c)
 						case MethodSeasonal:

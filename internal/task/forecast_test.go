@@ -4,11 +4,15 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/recur-ml/recur/internal/job"
 	"github.com/recur-ml/recur/pkg/rnn"
@@ -308,5 +312,267 @@ func TestForecastInputsSubset(t *testing.T) {
 	sc, err := ForecastScaling(j)
 	if err != nil || fmt.Sprint(sc.Inputs, sc.Targets) != "[1 2] [1 2]" {
 		t.Fatalf("scaling %+v, %v", sc, err)
+	}
+}
+
+// textSeriesCSV is n rows of a date string, a value and a text label.
+func textSeriesCSV(n int) string {
+	var b strings.Builder
+	b.WriteString("date,value,label\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "%s-1-%d,%.3f,%s\n", time.Month(i%12 + 1).String()[:3], 1990+i/12, 50+10*math.Sin(float64(i)/2), []string{"low", "high"}[i%2])
+	}
+	return b.String()
+}
+
+// A column the model would read that is not all numbers is an error
+// naming file:line, the column and the key that leaves it out; columns it
+// does not read may hold text; a time column is never a target.
+func TestForecastNonNumericColumns(t *testing.T) {
+	j := forecastJob(t, 10)
+	j.Data.Train, j.Data.Seq = writeFile(t, "text.csv", textSeriesCSV(120)), 6
+	for _, tc := range []struct {
+		inputs, targets string
+		want            []string
+	}{
+		{"", "", []string{`config data.train: text.csv:2: column "date": expected a finite number, got "Jan-1-1990"`,
+			"unless data.inputs lists the ones to read", "set data.inputs to numeric columns (here: value)", `"date" is skipped`, "time axis"}},
+		{"", "value", []string{`config data.train: text.csv:2: column "date"`, "set data.inputs"}},
+		{"value,label", "value", []string{`config data.inputs: text.csv:2: column "label": expected a finite number, got "low"`,
+			`"label" is listed in data.inputs`, "leave it out of data.inputs and data.targets"}},
+		{"date,value", "", []string{`config data.inputs: text.csv:2: column "date"`, "need not be read"}},
+		{"value", "date", []string{`config data.targets: column "date" is a time axis`}},
+		{"value,date", "date", []string{`config data.targets: column "date" is a time axis`}},
+	} {
+		j.Data.Inputs, j.Data.Targets = tc.inputs, tc.targets
+		_, err := Open(j)
+		for _, w := range tc.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("inputs %q targets %q: %v, want %q", tc.inputs, tc.targets, err, w)
+			}
+		}
+	}
+	j.Data.Inputs, j.Data.Targets = "value", ""
+	d, err := DescribeForecast(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "inputs value; targets value; not read: date,label; rows: training 0-97, validation 98-107, test 108-119"; d.String() != want {
+		t.Errorf("got %q, want %q", d, want)
+	}
+	m := newModel(t, j)
+	var out strings.Builder
+	if err := Predict(j, m, j.Data.Train, &out); err != nil || !strings.Contains(out.String(), `"forecast"`) {
+		t.Errorf("predict from a CSV with text columns: %q %v", out.String(), err)
+	}
+	bad := writeFile(t, "bad.csv", strings.Replace(textSeriesCSV(20), "Mar-1-1990,", "Mar-1-1990,n/a", 1))
+	if err := Predict(j, m, bad, io.Discard); err == nil || !strings.HasPrefix(err.Error(), `bad.csv:4: column "value": expected a finite number, got "n/a`) ||
+		!strings.HasSuffix(err.Error(), `(the model reads column "value")`) {
+		t.Errorf("predict from a CSV whose input has text: %v", err)
+	}
+	sc, err := ForecastScaling(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := json.Marshal(sc); err != nil || sc.Mean[0] != 0 || sc.Std[0] != 1 || sc.Std[1] <= 1 {
+		t.Errorf("scaling %+v: %v", sc, err)
+	}
+}
+
+func newModel(t *testing.T, j job.Config) *rnn.Model[float32] {
+	t.Helper()
+	mc, err := Model(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := rnn.New[float32](mc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// With data.residual the network learns a baseline's error: its training
+// targets are the values less the baseline's forecast, and a network that
+// outputs zero forecasts exactly what the baseline does, in eval, in
+// predict and in the loss (the forecast's error either way).
+func TestForecastResidual(t *testing.T) {
+	base := forecastJob(t, 300)
+	base.Data.Seq, base.Data.Horizon, base.Data.Season, base.Data.Inputs, base.Data.Targets = 12, 3, 12, "value,other", "other,value"
+	plain := openForecast(t, base)
+	for _, tc := range []struct {
+		residual, method string
+	}{{job.ResidualLast, MethodPersistence}, {job.ResidualAR, MethodLinearAR}} {
+		t.Run(tc.residual, func(t *testing.T) {
+			j := base
+			j.Data.Residual = tc.residual
+			et := openForecast(t, j)
+			// Training targets: the plain ones less the baseline.
+			for _, set := range []int{0, 1} {
+				if err := et.SetRing(set, 2); err != nil {
+					t.Fatal(err)
+				}
+				if err := plain.SetRing(set, 2); err != nil {
+					t.Fatal(err)
+				}
+				for step := int64(0); step < 3; step++ {
+					rb, _, _, err := et.Batch(step)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got := append([]float32(nil), rb.Y...)
+					pb, _, _, err := plain.Batch(step)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for r := 0; r < pb.B; r++ {
+						x := make([]float32, 0, pb.T*et.dim)
+						for s := 0; s < pb.T; s++ {
+							x = append(x, pb.X[(s*pb.B+r)*et.dim:(s*pb.B+r+1)*et.dim]...)
+						}
+						for k := 0; k < et.outputs; k++ {
+							want := pb.Y[r*et.outputs+k] - float32(et.residual.predict(x, k))
+							if d := got[r*et.outputs+k] - want; d > 1e-5 || d < -1e-5 {
+								t.Fatalf("rank %d step %d row %d output %d: target %v, want %v", set, step, r, k, got[r*et.outputs+k], want)
+							}
+						}
+					}
+				}
+			}
+			m := newModel(t, j)
+			clear(m.Params.Value) // outputs 0: the forecast is the baseline's
+			r, err := EvaluateReport(j, m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fe := r.Forecast
+			bi := slices.Index(fe.Methods, tc.method)
+			for k := range fe.Targets {
+				for h := 0; h < fe.Horizon; h++ {
+					if got, want := fe.RMSE[0][k][h], fe.RMSE[bi][k][h]; math.Abs(got-want) > 1e-4*max(1, want) {
+						t.Errorf("%s step %d: model RMSE %v, %s %v", fe.Targets[k], h+1, got, tc.method, want)
+					}
+				}
+			}
+			// The normalised loss is the forecast's MSE, not the residual's
+			// scale: the same for the baseline as the plain model's
+			// figures computed from the RMSE.
+			var want float64
+			for k, c := range et.testWindows().TargetColumns() {
+				for h := 0; h < fe.Horizon; h++ {
+					e := fe.RMSE[bi][k][h] / et.norm.Std[c]
+					want += e * e
+				}
+			}
+			want /= float64(len(fe.Targets) * fe.Horizon)
+			if got := r.Metrics["loss"]; math.Abs(got-want) > 1e-4*max(1, want) {
+				t.Errorf("loss %v, want the baseline's normalised MSE %v", got, want)
+			}
+			var out strings.Builder
+			if err := Predict(j, m, j.Data.Train, &out); err != nil {
+				t.Fatal(err)
+			}
+			var got struct{ Forecast []float64 }
+			if err := json.Unmarshal([]byte(out.String()), &got); err != nil {
+				t.Fatal(err)
+			}
+			s := et.testWindows().Series()
+			win := et.window(s, s.Rows-j.Data.Seq)
+			for i, v := range got.Forecast {
+				c := et.testWindows().TargetColumns()[i%2]
+				if want := et.norm.Inverse(et.residual.predict(win.X, i), c); math.Abs(v-want) > 1e-6*max(1, math.Abs(want)) {
+					t.Errorf("predict output %d: %v, the baseline's %v", i, v, want)
+				}
+			}
+			sc, err := ForecastScaling(j)
+			if err != nil || sc.Residual != tc.residual || (sc.AR != nil) != (tc.residual == job.ResidualAR) {
+				t.Fatalf("scaling residual %q ar %v: %v", sc.Residual, sc.AR, err)
+			}
+		})
+	}
+}
+
+func openForecast(t *testing.T, j job.Config) *exampleTask {
+	t.Helper()
+	tk, err := Open(j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tk.(*exampleTask)
+}
+
+// FuzzForecastCSV: any CSV and column choice opens as a forecast or is an
+// error naming its key (a text column the model would read names its
+// file:line), never a panic; what opens reads only numeric columns.
+func FuzzForecastCSV(f *testing.F) {
+	f.Add("date,v\nJan,1\nFeb,2\nMar,3\nApr,4\nMay,5\nJun,6\nJul,7\n", "v", "")
+	f.Add("date,v\nJan,1\nFeb,2\nMar,3\nApr,4\nMay,5\nJun,6\nJul,7\n", "", "")
+	f.Add("a,b\n1,x\n2,\n3,4\n4,5\n5,6\n6,7\n7,8\n", "a,b", "a")
+	f.Add(textSeriesCSV(30), "value", "value")
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, text, inputs, targets string) {
+		p := filepath.Join(dir, "f.csv")
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		j := job.Default()
+		j.Task.Kind, j.Data.Train, j.Data.Seq, j.Data.Batch, j.Data.Inputs, j.Data.Targets = job.TaskForecast, p, 2, 2, inputs, targets
+		j.Data.TrainFraction, j.Model.Hidden, j.Model.Layers, j.Cluster.MemoryLimit = 0.5, 4, 1, "8GB"
+		tk, err := Open(j)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "config data") {
+				t.Fatalf("error names no key: %v", err)
+			}
+			return
+		}
+		et := tk.(*exampleTask)
+		s := et.trainWindows().Series()
+		for _, c := range et.trainWindows().InputColumns() {
+			if !s.Numeric(c) {
+				t.Fatalf("opened with text column %q as an input", s.Names[c])
+			}
+		}
+	})
+}
+
+// EvaluateForecast on the validation split measures the validation
+// windows (where configurations are compared) with the same methods, and
+// its loss is the validation loss training reports; other splits and
+// tasks are refused.
+func TestEvaluateForecastValidation(t *testing.T) {
+	j := forecastJob(t, 300)
+	j.Data.Seq, j.Data.Horizon, j.Data.Season = 12, 2, 12
+	m := newModel(t, j)
+	r, err := EvaluateForecast(j, m, SplitValidation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	et := openForecast(t, j)
+	va := et.valWindows()
+	fe := r.Forecast
+	if fe.Split != SplitValidation || fe.Windows != va.Len() || fe.Windows == et.testWindows().Len() {
+		t.Fatalf("split %q, %d windows; validation has %d, test %d", fe.Split, fe.Windows, va.Len(), et.testWindows().Len())
+	}
+	s, c := va.Series(), va.TargetColumns()
+	var se float64
+	for w := 0; w < va.Len(); w++ {
+		last := va.Start(w) + j.Data.Seq - 1
+		d := s.At(last, c[0]) - s.At(last+2, c[0])
+		se += d * d
+	}
+	pi := slices.Index(fe.Methods, MethodPersistence)
+	if got, want := fe.RMSE[pi][0][1], math.Sqrt(se/float64(va.Len())); math.Abs(got-want) > 1e-9 {
+		t.Errorf("persistence at step 2 on validation: %v, want %v", got, want)
+	}
+	sum, count, _, err := et.Validate(m, 0, 1, 0)
+	if err != nil || math.Abs(r.Metrics["loss"]-sum/count) > 1e-12 {
+		t.Errorf("loss %v, validation loss %v (%v)", r.Metrics["loss"], sum/count, err)
+	}
+	if _, err := EvaluateForecast(j, m, "train"); err == nil {
+		t.Error("split train accepted")
+	}
+	tr, err := EvaluateForecast(j, m, SplitTest)
+	if err != nil || tr.Forecast.Split != SplitTest || tr.Forecast.Windows != et.testWindows().Len() {
+		t.Errorf("test split: %+v %v", tr, err)
 	}
 }

@@ -90,13 +90,18 @@ func softmax(v []float32) []float64 {
 // predictCSV forecasts the horizon after the last window of a CSV file with
 // the training series' columns.
 func (t *exampleTask) predictCSV(m *rnn.Model[float32], path string, enc *json.Encoder) error {
-	s, err := shard.LoadCSV(path, shard.CSVConfig{})
+	s, err := shard.LoadCSV(path, shard.CSVConfig{Lenient: true})
 	if err != nil {
 		return err
 	}
 	L, cols := t.job.Data.Seq, len(t.norm.Mean)
 	if s.Cols != cols {
 		return fmt.Errorf("%s has %d columns, the model was trained on %d", path, s.Cols, cols)
+	}
+	for _, c := range t.trainWindows().InputColumns() {
+		if !s.Numeric(c) {
+			return fmt.Errorf("%w (the model reads column %q)", s.NonNumeric[c], s.Names[c])
+		}
 	}
 	if s.Rows < L {
 		return fmt.Errorf("%s has %d rows, the model reads windows of %d", path, s.Rows, L)
@@ -109,7 +114,7 @@ func (t *exampleTask) predictCSV(m *rnn.Model[float32], path string, enc *json.E
 	targets := t.trainWindows().TargetColumns()
 	out := make([]float64, len(pred))
 	for i, v := range pred {
-		out[i] = t.norm.Inverse(float64(v), targets[i%len(targets)])
+		out[i] = t.norm.Inverse(t.forecastValue(v, b.X, i), targets[i%len(targets)])
 	}
 	return enc.Encode(map[string]any{"forecast": out, "columns": targets})
 }
@@ -146,7 +151,7 @@ func PredictTestSet(jc job.Config, m *rnn.Model[float32], w io.Writer) error {
 	}
 	defer t.Close()
 	et := t.(*exampleTask)
-	fe, ar := et.forecastMethods()
+	fe, ar := et.forecastMethods(SplitTest)
 	cw := csv.NewWriter(w)
 	if err := cw.Write(append([]string{"origin", "row", "step", "column", "actual"}, fe.Methods...)); err != nil {
 		return err

@@ -33,6 +33,12 @@ type CSVConfig struct {
 	Comma rune
 	// Columns selects columns by name, in this order; nil keeps all.
 	Columns []string
+	// Lenient keeps a column that holds a field which is not a finite
+	// number (a date string, a label, an empty field) instead of failing:
+	// such a field reads as NaN, and Series.NonNumeric records the column's
+	// first one. For a caller that uses only some columns and reports the
+	// others only when it needs them.
+	Lenient bool
 }
 
 // Validate reports whether the configuration is usable.
@@ -52,7 +58,16 @@ type Series struct {
 	Rows  int       // number of rows
 	Cols  int       // number of columns
 	Data  []float64 // Data[r*Cols+c]
+	// NonNumeric is set by a lenient read (CSVConfig.Lenient) of a
+	// table with a column that is not all finite numbers: NonNumeric[c]
+	// is then the error of column c's first such field (an *InputError
+	// naming file:line and the column), nil for a numeric column. A nil
+	// slice: every column is numeric.
+	NonNumeric []error
 }
+
+// Numeric reports whether every field of column c is a finite number.
+func (s *Series) Numeric(c int) bool { return s.NonNumeric == nil || s.NonNumeric[c] == nil }
 
 // At returns the value at row r, column c.
 func (s *Series) At(r, c int) float64 { return s.Data[r*s.Cols+c] }
@@ -77,7 +92,8 @@ func LoadCSV(path string, cfg CSVConfig) (*Series, error) {
 }
 
 // ReadCSV parses a numeric CSV table; name labels errors as name:line.
-// Every data field must be a finite number. A blank line between two data
+// Every data field must be a finite number (CSVConfig.Lenient: or its
+// column is marked in Series.NonNumeric). A blank line between two data
 // rows is an error: the rows are a series, and skipping the line (as
 // encoding/csv does) would join the values on both sides of a gap, a
 // missing value most likely. Blank lines before the first data row and
@@ -119,10 +135,20 @@ func ReadCSV(r io.Reader, name string, cfg CSVConfig) (*Series, error) {
 				"a missing value? fill it in or remove the line", lastRow, line)
 		}
 		lastRow = end
-		for _, c := range pick {
+		for i, c := range pick {
 			v, err := strconv.ParseFloat(strings.TrimSpace(rec[c]), 64)
 			if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, inputErr(name, line, ErrSyntax, "column %q: expected a finite number, got %q", s.Names[len(s.Data)%s.Cols], rec[c])
+				ferr := inputErr(name, line, ErrSyntax, "column %q: expected a finite number, got %q", s.Names[i], rec[c])
+				if !cfg.Lenient {
+					return nil, ferr
+				}
+				if s.NonNumeric == nil {
+					s.NonNumeric = make([]error, s.Cols)
+				}
+				if s.NonNumeric[i] == nil {
+					s.NonNumeric[i] = ferr
+				}
+				v = math.NaN()
 			}
 			s.Data = append(s.Data, v)
 		}
@@ -202,13 +228,19 @@ type Normalizer struct {
 	Std  []float64 `json:"std"` // population std; 1 for constant columns
 }
 
-// FitNormalizer computes the statistics of rows [0, rows) of s.
+// FitNormalizer computes the statistics of rows [0, rows) of s. A column
+// that is not numeric (Series.Numeric) gets mean 0 and std 1: it holds
+// nothing to normalise, and nothing may read it.
 func FitNormalizer(s *Series, rows int) (*Normalizer, error) {
 	if rows <= 0 || rows > s.Rows {
 		return nil, configErr("fit on %d rows of %d", rows, s.Rows)
 	}
 	n := &Normalizer{Mean: make([]float64, s.Cols), Std: make([]float64, s.Cols)}
 	for c := 0; c < s.Cols; c++ {
+		if !s.Numeric(c) {
+			n.Std[c] = 1
+			continue
+		}
 		// Welford's update: no overflowing sum, stable for large offsets.
 		var mean, m2 float64
 		for r := 0; r < rows; r++ {

@@ -61,6 +61,45 @@ func TestReadCSVErrors(t *testing.T) {
 	}
 }
 
+// A lenient read keeps a column that is not all numbers, records its
+// first bad field (file:line and column), and gives it mean 0 and std 1;
+// the numeric columns read as before.
+func TestReadCSVLenient(t *testing.T) {
+	s, err := ReadCSV(strings.NewReader("date,v,w\nJan-1,1,5\nFeb-1,2,\nMar-1,3,7\n"), "s.csv", CSVConfig{Lenient: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Rows != 3 || s.Cols != 3 || s.Numeric(0) || !s.Numeric(1) || s.Numeric(2) {
+		t.Fatalf("rows %d cols %d non-numeric %v", s.Rows, s.Cols, s.NonNumeric)
+	}
+	for c, want := range map[int]string{0: `s.csv:2: column "date": expected a finite number, got "Jan-1"`, 2: `s.csv:3: column "w": expected a finite number, got ""`} {
+		var ie *InputError
+		if err := s.NonNumeric[c]; !errors.As(err, &ie) || !errors.Is(err, ErrSyntax) || err.Error() != want {
+			t.Errorf("column %d: %v, want %q", c, err, want)
+		}
+	}
+	if s.At(1, 1) != 2 || s.At(2, 2) != 7 || !math.IsNaN(s.At(0, 0)) || !math.IsNaN(s.At(1, 2)) {
+		t.Errorf("values %v", s.Data)
+	}
+	n, err := FitNormalizer(s, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.Mean[0] != 0 || n.Std[0] != 1 || n.Mean[1] != 2 || n.Mean[2] != 0 || n.Std[2] != 1 {
+		t.Errorf("normaliser %+v", n)
+	}
+	if _, err := json.Marshal(n); err != nil {
+		t.Errorf("normaliser of a non-numeric column does not marshal: %v", err)
+	}
+	all, err := ReadCSV(strings.NewReader("a\n1\n"), "s.csv", CSVConfig{Lenient: true})
+	if err != nil || all.NonNumeric != nil || !all.Numeric(0) {
+		t.Errorf("all numeric: %v %v", all.NonNumeric, err)
+	}
+	if _, err := ReadCSV(strings.NewReader("date,v\nJan-1,1\n"), "s.csv", CSVConfig{}); err == nil || err.Error() != `s.csv:2: column "date": expected a finite number, got "Jan-1"` {
+		t.Errorf("strict read: %v", err)
+	}
+}
+
 // series of rows r: column 0 = r, column 1 = 10*r.
 func rampSeries(rows int) *Series {
 	s := &Series{Names: []string{"a", "b"}, Rows: rows, Cols: 2}
@@ -151,8 +190,10 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add("x\n\"unterminated\n", uint8(2))
 	f.Add("v\n1\n\n2\n", uint8(0))
 	f.Add("v\n\"1\n\"\n\n2\n", uint8(1))
+	f.Add("date,v\nJan-1,1\nFeb-1,x\n", uint8(3))
 	f.Fuzz(func(t *testing.T, text string, mode uint8) {
-		s, err := ReadCSV(strings.NewReader(text), "f.csv", CSVConfig{Header: HeaderMode(mode % 3)})
+		lenient := mode/3%2 == 1
+		s, err := ReadCSV(strings.NewReader(text), "f.csv", CSVConfig{Header: HeaderMode(mode % 3), Lenient: lenient})
 		if err != nil {
 			if !errors.Is(err, ErrSyntax) && !errors.Is(err, ErrEmpty) {
 				t.Fatalf("unexpected error kind: %v", err)
@@ -161,6 +202,20 @@ func FuzzReadCSV(f *testing.F) {
 		}
 		if s.Rows*s.Cols != len(s.Data) || s.Cols != len(s.Names) {
 			t.Fatalf("inconsistent series %d x %d with %d values", s.Rows, s.Cols, len(s.Data))
+		}
+		if s.NonNumeric != nil && (!lenient || len(s.NonNumeric) != s.Cols) {
+			t.Fatalf("non-numeric columns %v from a read with lenient %v", s.NonNumeric, lenient)
+		}
+		for i, v := range s.Data {
+			if c := i % s.Cols; (math.IsNaN(v) || math.IsInf(v, 0)) && s.Numeric(c) {
+				t.Fatalf("value %v in numeric column %d", v, c)
+			}
+		}
+		for _, e := range s.NonNumeric {
+			var ie *InputError
+			if e != nil && (!errors.As(e, &ie) || !errors.Is(e, ErrSyntax) || ie.Line <= 0) {
+				t.Fatalf("non-numeric column error %v: want an input error with a line", e)
+			}
 		}
 		n, err := FitNormalizer(s, s.Rows)
 		if err != nil {

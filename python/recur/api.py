@@ -23,7 +23,8 @@ class Meta:
     vocab    a Vocab (charlm), else None
     job      the job config (dict), as job.json
     step     the checkpoint's step
-    scaling  forecast only: {"columns", "mean", "std", "inputs", "targets", "seq", "horizon"}
+    scaling  forecast only: {"columns", "mean", "std", "inputs", "targets", "seq", "horizon",
+             and with data.residual "residual" ("last" or "ar") and, for "ar", "ar": {"order", "weights"}}
     metadata the raw safetensors metadata
     """
 
@@ -202,6 +203,22 @@ def _tensor_input(model, ex):
     return a[:, None, :]
 
 
+def _residual_base(s, x):
+    """The baseline a data.residual model's outputs are the error of, for
+    the normalised window x [seq, inputs], in normalised units (0 without
+    data.residual)."""
+    res = s.get("residual", "")
+    if res == "last":
+        pos = [s["inputs"].index(c) for c in s["targets"]]
+        return np.array([x[-1, pos[i % len(pos)]] for i in range(s["horizon"] * len(pos))])
+    if res == "ar":
+        p, w = s["ar"]["order"], np.asarray(s["ar"]["weights"])
+        return np.append(x[-p:].reshape(-1), 1.0) @ w
+    if res:
+        raise ValueError(f"predict: unknown data.residual {res!r}")
+    return 0.0
+
+
 @torch.no_grad()
 def predict(model, meta, inputs, max_len=None):
     """Applies a classify, forecast or seq2seq model, as `recur predict`:
@@ -230,6 +247,7 @@ def predict(model, meta, inputs, max_len=None):
         x = (a[-s["seq"]:] - np.asarray(s["mean"])) / np.asarray(s["std"])
         x = x[:, s.get("inputs", list(range(a.shape[1])))]
         out = model(torch.as_tensor(x, dtype=torch.float32, device=dev)[:, None, :])[0].double().cpu().numpy()
+        out = out + _residual_base(s, x.astype(np.float32).astype(np.float64))
         cols = s["targets"]
         return {"forecast": [float(v * s["std"][cols[i % len(cols)]] + s["mean"][cols[i % len(cols)]]) for i, v in enumerate(out)],
                 "columns": cols}
