@@ -763,17 +763,29 @@ func (c *Coordinator) resume() error {
 
 // checkData opens the job's data once: it must exist, parse, and fit the
 // batch. A text corpus's vocabulary is saved beside the checkpoints for
-// sampling and evaluation.
+// sampling and evaluation; a forecast's columns and row split are logged.
 func (c *Coordinator) checkData() error {
 	vocab, err := task.Check(c.cfg.Job)
 	if err != nil {
 		return fmt.Errorf("coordinator: %w", err)
+	}
+	if c.cfg.Job.Task.Kind == job.TaskForecast {
+		d, err := task.DescribeForecast(c.cfg.Job)
+		if err != nil {
+			return fmt.Errorf("coordinator: %w", err)
+		}
+		c.log.Info("forecast data", zap.Strings("inputs", d.Inputs), zap.Strings("targets", d.Targets), zap.Strings("not_read", d.Unread),
+			zap.String("training_rows", rowRange(0, d.ValStart)), zap.String("validation_rows", rowRange(d.ValStart, d.TestStart)),
+			zap.String("test_rows", rowRange(d.TestStart, d.Rows)), zap.String("residual", c.cfg.Job.Data.Residual))
 	}
 	if vocab == nil {
 		return nil
 	}
 	return writeFileAtomic(filepath.Join(c.cfg.Dir, "vocab.json"), vocab)
 }
+
+// rowRange names rows [lo, hi) as "lo-last".
+func rowRange(lo, hi int) string { return fmt.Sprintf("%d-%d", lo, hi-1) }
 
 // ringRecord is the last generation and its members, persisted beside the
 // checkpoints so that a restarted coordinator never reuses a generation
@@ -1318,6 +1330,11 @@ func (c *Coordinator) ownValidation(ctx context.Context, step int64, wait bool) 
 	warned := start
 	var ended time.Time
 	for wait && !c.validated[step] {
+		if h := c.p.History(); len(h) > 0 && h[len(h)-1].Step >= step {
+			// The step ran and its reports came without a validation (an
+			// empty validation set): none will come.
+			break
+		}
 		if o, _ := c.p.Outcome(); o != planner.Ongoing {
 			if ended.IsZero() {
 				ended = time.Now()
