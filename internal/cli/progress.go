@@ -73,20 +73,6 @@ func (p *progress) event(e events.Event) {
 	}
 }
 
-// throughput is global tokens over wall time across the rate window
-// (waits for generations included), and steps per second likewise.
-func throughput(steps []events.Event) (tokens, stepsPerSec float64, ok bool) {
-	if len(steps) < 2 {
-		return 0, 0, false
-	}
-	a, b := steps[0], steps[len(steps)-1]
-	dt := b.Time.Sub(a.Time).Seconds()
-	if dt <= 0 || b.Step <= a.Step {
-		return 0, 0, false
-	}
-	return (b.TotalTokens - a.TotalTokens) / dt, float64(b.Step-a.Step) / dt, true
-}
-
 // eta is the wall time left: by the step budget at the current rate, or
 // by the time budget, whichever ends first.
 func (p *progress) eta(last events.Event, stepsPerSec float64) (time.Duration, bool) {
@@ -141,7 +127,7 @@ func (p *progress) bar(force bool) {
 	if p.hasVal {
 		fmt.Fprintf(&b, "  val %.3f (sample)", p.val)
 	}
-	tps, sps, ok := throughput(p.steps)
+	tps, sps, ok := events.Throughput(p.steps)
 	if ok {
 		fmt.Fprintf(&b, "  %6.0f tok/s", tps)
 	}
@@ -173,7 +159,7 @@ func (p *progress) meanThroughput() (tps float64, from, to int64, ok bool) {
 	if len(p.steps) == 0 {
 		return 0, 0, 0, false
 	}
-	t, _, ok := throughput([]events.Event{p.first, p.steps[len(p.steps)-1]})
+	t, _, ok := events.Throughput([]events.Event{p.first, p.steps[len(p.steps)-1]})
 	return t, p.first.Step, p.steps[len(p.steps)-1].Step, ok
 }
 

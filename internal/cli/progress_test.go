@@ -23,7 +23,7 @@ func TestProgressThroughputAndETA(t *testing.T) {
 		p.event(events.Event{Kind: events.EventStep, Time: t0.Add(time.Duration(i) * 400 * time.Millisecond), Step: int64(10 + i),
 			Loss: 2, Tokens: 3200, TotalTokens: float64(3200 * (10 + i)), StepSeconds: 0.1, Members: 2, Elapsed: 10})
 	}
-	tps, sps, ok := throughput(p.steps)
+	tps, sps, ok := events.Throughput(p.steps)
 	if !ok || tps != 8000 || sps != 2.5 {
 		t.Fatalf("throughput %v tokens/s, %v steps/s, want 8000 and 2.5", tps, sps)
 	}

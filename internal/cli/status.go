@@ -160,7 +160,7 @@ func summarize(ev []events.Event) string {
 	}
 	if state == "running" {
 		fmt.Fprintf(&b, "workers:     %d in generation %d (%d known)\n", s.lastStep.Members, s.lastGen.Generation, len(s.workers))
-		if tps, _, ok := throughput(s.steps); ok {
+		if tps, _, ok := events.Throughput(s.steps); ok {
 			fmt.Fprintf(&b, "throughput:  %.0f tokens/s (global tokens over wall time, last %v)\n", tps, rateWindow)
 		}
 	}

@@ -231,7 +231,7 @@ func (r *Recorder) Status(l Live) Status {
 		v, b := r.val.ValLoss, r.val.BestValLoss
 		s.ValLoss, s.ValStep, s.BestValLoss = &v, r.val.Step, &b
 	}
-	if tps, sps, ok := throughput(r.rate); ok && !over {
+	if tps, sps, ok := events.Throughput(r.rate); ok && !over {
 		s.TokensPerSecond, s.StepsPerSecond = tps, sps
 		if eta, ok := r.eta(s.Step, s.Elapsed, sps); ok {
 			s.ETA = &eta
@@ -294,19 +294,6 @@ func (r *Recorder) members(l Live) []Member {
 		add(id, -1)
 	}
 	return out
-}
-
-// throughput is global tokens and steps over wall time across steps.
-func throughput(steps []events.Event) (tokens, stepsPerSec float64, ok bool) {
-	if len(steps) < 2 {
-		return 0, 0, false
-	}
-	a, b := steps[0], steps[len(steps)-1]
-	dt := b.Time.Sub(a.Time).Seconds()
-	if dt <= 0 || b.Step <= a.Step {
-		return 0, 0, false
-	}
-	return (b.TotalTokens - a.TotalTokens) / dt, float64(b.Step-a.Step) / dt, true
 }
 
 // eta is the wall time left in seconds: by the step budget at the recent

@@ -297,3 +297,19 @@ func ReadEventsFile(path string) ([]Event, int, error) {
 	}
 	return ev, bad, err
 }
+
+// Throughput is the global tokens and steps per second of wall time
+// between the first and the last of steps (step events in order; waits
+// for generations included); ok is false with fewer than two steps or no
+// time or steps between them.
+func Throughput(steps []Event) (tokens, stepsPerSec float64, ok bool) {
+	if len(steps) < 2 {
+		return 0, 0, false
+	}
+	a, b := steps[0], steps[len(steps)-1]
+	dt := b.Time.Sub(a.Time).Seconds()
+	if dt <= 0 || b.Step <= a.Step {
+		return 0, 0, false
+	}
+	return (b.TotalTokens - a.TotalTokens) / dt, float64(b.Step-a.Step) / dt, true
+}
