@@ -58,9 +58,11 @@ RULES=(
 	'^make test-stress'                         skip     'the ring tests 20 times under -race, which .ci/run runs before this check'
 	'^make readme-check'                        skip     'this check itself'
 	'^make test-cluster'                        skip     'the kill -9 tests and the soak, which .ci/run runs after this check'
+	'^make test-netns'                          skip     'the cluster in network namespaces (root, about 2 minutes), which .ci/run runs after this check'
 	'^make bench BENCH='                        env      'BENCHTIME=1x'
 	'^make bench-scaling'                       env      'ROUNDS=1 STEPS=20'
 	'recur train '                              env      'RECUR_TRAIN_STEPS=20'
+	'scripts/forecast_seeds\.sh '               env      'RECUR_TRAIN_STEPS=20'
 	'^curl .*tinyshakespeare'                   supply   'runs/tinyshakespeare.txt'
 	'recur (coordinator|worker) .*10\.0\.0\.'   skip     'machines of a real network (10.0.0.x); the same processes on loopback are what make test (internal/cli TestProcesses*) and make compose-test run'
 	'^docker'                                   skip     'needs the image (make image) and Docker: .ci/run runs this cluster as make compose-test'
@@ -77,6 +79,7 @@ block_timeout=${READMECHECK_BLOCK_TIMEOUT:-600}
 
 # ---- extract: $work/cmds/N holds command N's text, $work/index its block and line
 work=$(mktemp -d "${TMPDIR:-/tmp}/readme-check.XXXXXX")
+trap 'rm -rf "$work"' EXIT # until the clone runs: then kept when the check fails
 mkdir -p "$work/cmds" "$work/logs" "$work/blocks"
 : >"$work/index"
 n=0 block=0 lineno=0 kind="" cmd="" start=0 indent=""
@@ -144,11 +147,11 @@ if [ -n "${READMECHECK_LIST:-}" ]; then
 		printf '%s:%s (block %s) [%s%s]\n' "$readme" "$l" "$b" "${action[$c]}" "${arg[$c]:+ ${arg[$c]}}"
 		sed 's/^/    /' "$work/cmds/$c"; echo
 	done <"$work/index"
-	rm -rf "$work"
 	exit 0
 fi
 
 # ---- the clone
+trap - EXIT
 clone=$work/recur
 rev=$(git -C "$src" stash create 2>/dev/null || true)
 git clone -q --shared "$src" "$clone"
