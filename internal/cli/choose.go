@@ -132,8 +132,13 @@ func (c *chosen) note() string {
 		}
 	default:
 		s = fmt.Sprintf("using the checkpoint of step %d%s", c.ck.Step, valText(self))
-		if c.isBest() {
+		switch {
+		case c.isBest() && c.isNewest():
+			s += ", the best by validation loss and the newest"
+		case c.isBest():
 			s += ", the best by validation loss"
+		case c.isNewest():
+			s += ", the newest"
 		}
 	}
 	return "recur: " + s

@@ -107,6 +107,8 @@ func TestCheckpointChoice(t *testing.T) {
 			"the best by validation loss is step 20 (validation loss 1.5000): --checkpoint best (the default)"}, false, false, true},
 		{"40", 40, "", []string{"using the checkpoint of step 40 (validation loss 1.9000)"}, false, true, false},
 		{"45", 45, "", []string{"step 45 (validation loss 1.5000)"}, false, true, false}, // a tie: the earlier is the best
+		{"50", 50, "the newest checkpoint", []string{"using the checkpoint of step 50 (not validated), the newest"}, false, false, true},
+		{"20", 20, "the best checkpoint", []string{"using the checkpoint of step 20 (validation loss 1.5000), the best by validation loss"}, true, true, false},
 	} {
 		t.Run(tt.which, func(t *testing.T) {
 			r, err := openRun(dir, tt.which, t.Output())

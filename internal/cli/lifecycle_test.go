@@ -264,15 +264,16 @@ func TestCheckpointsReadableWhileTraining(t *testing.T) {
 	}
 	var last string
 	for _, l := range strings.Split(o, "\n") {
-		// "final:       checkpoint of step N (...)"
+		// "final:       checkpoint of step N, validation loss X (--checkpoint latest)"
 		if f := strings.Fields(l); len(f) >= 5 && f[0] == "final:" && f[3] == "step" {
-			last = f[4]
+			last = strings.TrimSuffix(f[4], ",")
 		}
 	}
 	if last == "" {
 		t.Fatalf("status names no checkpoint:\n%s", o)
 	}
-	if code, o := recur("eval", "--run", dir, "--checkpoint", last); code != 0 || !strings.Contains(o, "step "+last+":") {
+	// "step N: loss ...", or "step N (the newest checkpoint): loss ..."
+	if code, o := recur("eval", "--run", dir, "--checkpoint", last); code != 0 || !strings.Contains(o, "step "+last+":") && !strings.Contains(o, "step "+last+" (") {
 		t.Fatalf("eval --checkpoint %s after the run: exit %d\n%s", last, code, o)
 	}
 
