@@ -65,6 +65,7 @@ var knownEnv = map[string]string{
 	"RECUR_ENV_FILE":               "deploy/compose: the env file",
 	"RECUR_IMAGE":                  "deploy/compose: the image",
 	"RECUR_METRICS_PORT":           "deploy/compose: the metrics port",
+	"RECUR_REQUIRE_CHROMIUM":       "CI: the dashboard's browser test must run, not skip",
 }
 
 // checkEnv refuses a RECUR_ variable in env (KEY=VALUE lines) that is

@@ -316,3 +316,19 @@ func FuzzRecorder(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkObserveStep is what the coordinator spends on the dashboard
+// per step: a step event and two workers' reports.
+func BenchmarkObserveStep(b *testing.B) {
+	r := NewRecorder()
+	now := t0
+	r.Observe(events.Event{Kind: events.EventStart, Time: now})
+	b.ReportAllocs()
+	for i := range b.N {
+		now = now.Add(10 * time.Millisecond)
+		s := int64(i + 1)
+		r.Observe(events.Event{Kind: events.EventStep, Time: now, Step: s, Loss: 1, LR: 1e-3, TotalTokens: float64(s) * 512})
+		r.Report("w1", s, 0.01, 0.002, 0.001, now)
+		r.Report("w2", s, 0.01, 0.002, 0.001, now)
+	}
+}
