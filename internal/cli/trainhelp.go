@@ -37,11 +37,12 @@ var taskHelps = []taskHelp{
 	},
 	{
 		kind: job.TaskForecast, learns: "the next data.horizon rows of a series from the data.seq rows before",
-		reads: "data.train: CSV of numeric columns (header optional), split in time: training,\n" +
-			"validation (the last data.val_fraction before the test part), test (the rows after\n" +
-			"the first data.train_fraction, read only by recur eval); normalised by the training rows",
+		reads: "data.train: CSV (header optional; the columns read must be numeric), split in time:\n" +
+			"training, validation (the last data.val_fraction before the test part), test (the rows\n" +
+			"after the first data.train_fraction, read only by recur eval); normalised by the training\n" +
+			"rows; data.residual last|ar: learn the error of persistence or of the validated AR",
 		keys: []string{"data.train", "data.inputs", "data.targets", "data.seq", "data.horizon", "data.season", "data.batch",
-			"data.train_fraction", "data.val_fraction", "model.bidirectional"},
+			"data.train_fraction", "data.val_fraction", "data.residual", "model.bidirectional"},
 		after: []string{"predict", "eval", "export"},
 	},
 	{
