@@ -30,9 +30,9 @@ import (
 //	overlap   gradient buckets reduced while backward runs (cluster.overlap)
 //
 // It reports each mode's mean and fastest step time, their ratios to the
-// ceiling's, the communication each mode waited for after backward
-// (exposed_ms) and its ring calls' wall time (ring_ms, which includes
-// waiting for slower peers). Every step begins with a barrier on the ring
+// ceiling's, rank 0's time to the end of backward (compute_ms), the
+// communication each mode waited for after backward (exposed_ms) and its
+// ring calls' wall time (ring_ms, which includes waiting for slower peers). Every step begins with a barrier on the ring
 // (outside the timing). On a machine shared with other work the fastest
 // steps (_min) are the ones to compare.
 //
@@ -332,6 +332,7 @@ func (sb *benchSetup) close() {
 // modeStats accumulates one mode's steps.
 type modeStats struct {
 	wall, exposed, ring time.Duration
+	compute             time.Duration // to the end of backward
 	min                 time.Duration // the fastest step: the least disturbed by other load
 	steps               int
 }
@@ -401,6 +402,7 @@ func (sb *benchSetup) measure(b *testing.B, comp string) {
 				s.min = d
 			}
 			s.exposed += res.allreduce
+			s.compute += res.compute
 			rt, _ := res.ringTime()
 			s.ring += rt
 			s.steps++
@@ -411,6 +413,7 @@ func (sb *benchSetup) measure(b *testing.B, comp string) {
 	for m, s := range stats {
 		b.ReportMetric(ms(s.wall, s.steps), m+"_ms")
 		b.ReportMetric(ms(s.min, 1), m+"_min_ms")
+		b.ReportMetric(ms(s.compute, s.steps), m+"_compute_ms")
 		if m != "ceiling" {
 			b.ReportMetric(ms(s.exposed, s.steps), m+"_exposed_ms")
 			b.ReportMetric(ms(s.ring, s.steps), m+"_ring_ms")
