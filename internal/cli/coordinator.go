@@ -223,6 +223,7 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	joinTimeout := fs.Duration("join-timeout", 10*time.Minute, "give up (exit 75) when the coordinator does not answer for this long")
 	health := fs.String("health", "", `serve /healthz here: 200 while the worker works in a ring generation, else 503 (readiness; "" disables)`)
 	metrics := fs.String("metrics", "", `serve Prometheus /metrics (and /healthz) here: step, compute and allreduce times, the wait on each ring neighbour, bytes ("" disables)`)
+	metricsOptional := fs.Bool("metrics-optional", false, "when --metrics cannot listen (its port taken), warn and train on without it instead of exiting (recur train sets it: it picks the ports before the workers start)")
 	var lf logFlags
 	lf.register(fs)
 	var sf securityFlags
@@ -278,11 +279,15 @@ func Worker(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *metrics != "" {
 		srv, err := serveMetrics(*metrics, w.Metrics.Handler(), nil, ready)
-		if err != nil {
+		switch {
+		case err != nil && *metricsOptional:
+			log.Warn("worker metrics not served: training goes on without them", zap.String("address", *metrics), zap.Error(err))
+		case err != nil:
 			return err
+		default:
+			defer srv.Close()
+			log.Info("metrics", zap.String("url", "http://"+srv.Addr+"/metrics"))
 		}
-		defer srv.Close()
-		log.Info("metrics", zap.String("url", "http://"+srv.Addr+"/metrics"))
 	}
 	if *health != "" && *health != *metrics {
 		srv, err := serveMetrics(*health, nil, nil, ready)

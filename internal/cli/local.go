@@ -168,7 +168,7 @@ Exit codes: %s.
 	pins := workerCPUs(*workers, job.Train.Threads, *pin)
 	for i := 0; i < *workers && !exited; i++ {
 		w := exec.Command(exe, "worker", "--id", fmt.Sprintf("worker-%d", i+1), "--coordinator", control, "--gossip", gossip,
-			"--metrics", workerMetrics[i], "--log-format", "console", "--log-level", *logLevel)
+			"--metrics", workerMetrics[i], "--metrics-optional", "--log-format", "console", "--log-level", *logLevel)
 		w.Args = append(w.Args, sf.args()...)
 		if pins != nil {
 			w.Args = append(w.Args, "--cpus", affinity.Format(pins[i]))
